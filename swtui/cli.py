@@ -1,0 +1,132 @@
+"""Command line: `swtui [MODEL]` opens the inspector; subcommands run headless.
+
+Bad input never shows a traceback: SwtuiError subclasses print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from swtui import __version__
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (like every other swtui error) and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"swtui: invalid input: {message} (see `{self.prog} --help`)\n")
+
+
+SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "export", "open", "report")
+
+
+def _model_options(p: argparse.ArgumentParser, model_positional: bool = True) -> None:
+    if model_positional:
+        p.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                       help="a local HF directory, a hub id in the local cache, a .gguf file, "
+                            "or tiny:ARCH; default: the demo model (SmolLM2-135M-Instruct)")
+    g = p.add_argument_group("loading")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
+    g.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (default: auto)")
+    g.add_argument("--device-map", default=None, choices=["auto"], help="accelerate big-model dispatch")
+    g.add_argument("--revision", default=None, help="hub revision (resolved from the local cache)")
+    g.add_argument("--trust-remote-code", action="store_true", help="allow model code from the repo (off)")
+    g.add_argument("--allow-pickle", action="store_true",
+                   help="load .bin pickle checkpoints (with weights_only=True); refused by default")
+    g.add_argument("--down-proj", default=None, metavar="PATTERN",
+                   help="fnmatch pattern naming the down projections, e.g. 'model.layers.*.mlp.down_proj'")
+
+
+def _detect_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("detection")
+    g.add_argument("--prompt", default=None, help='probe prompt (default: "Apple Inc. is a worldwide tech company.")')
+    g.add_argument("--ratio", type=float, default=50.0,
+                   help="a layer spikes when its max |down_proj output| ≥ RATIO × the median over layers (50)")
+    g.add_argument("--min-abs", type=float, default=0.0, help="and at least this absolute value (0)")
+    g.add_argument("--max-rounds", type=int, default=8, help="prune-and-reprobe rounds at most (8)")
+    g.add_argument("--impact-threshold", type=float, default=1.5,
+                   help="ppl(pruned)/ppl(base) at which a candidate counts as a super weight (1.5)")
+    g.add_argument("--no-impact", action="store_true", help="skip the per-candidate perplexity check")
+
+
+def _metric_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("metrics")
+    g.add_argument("--eval-file", default=None, help="plain-text file for perplexity (default: bundled text)")
+    g.add_argument("--gen-prompt", default="The capital of France is", help="prompt for the greedy generation")
+    g.add_argument("--max-new-tokens", type=int, default=24, help="tokens to generate (24)")
+
+
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    if command is None:
+        p = Parser(
+            prog="swtui", description="Inspect the super weights of a language model in the terminal. "
+            f"Headless subcommands: {', '.join(SUBCOMMANDS)} (swtui SUBCOMMAND --help).")
+        p.add_argument("--version", action="version", version=f"swtui {__version__}")
+        _model_options(p)
+        p.add_argument("--theme", default=None, help="theme name from themes/ (default: swtui-dark)")
+        p.add_argument("--prompt", default=None, help="generation prompt shown in the comparison panel")
+        p.add_argument("--max-new-tokens", type=int, default=24)
+        return p
+    p = Parser(prog=f"swtui {command}")
+    if command in ("scan", "ablate", "quant", "quant-sweep", "export"):
+        _model_options(p)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    if command == "scan":
+        _detect_options(p)
+    elif command == "ablate":
+        p.add_argument("--prune", action="append", default=[], metavar="L,R,C", help="zero W[L][R, C] (repeatable)")
+        p.add_argument("--scale", action="append", default=[], metavar="L,R,C=F", help="multiply W[L][R, C] by F")
+        p.add_argument("--restore-sa", action="store_true", help="restore the super activation of each pruned weight")
+        p.add_argument("--nonsw-control", type=int, default=None, metavar="K",
+                       help="also zero the K largest non-super weights of the decoder linears (control)")
+        p.add_argument("--sa-prompt", default="Apple Inc. is a worldwide tech company.",
+                       help="prompt used to measure the super activation for --restore-sa")
+        _metric_options(p)
+    elif command in ("quant", "quant-sweep"):
+        from swtui.cli_quant import add_quant_options
+
+        add_quant_options(p, sweep=command == "quant-sweep")
+        _metric_options(p)
+    elif command == "export":
+        from swtui.cli_snapshot import add_export_options
+
+        add_export_options(p)
+        _metric_options(p)
+    elif command in ("open", "report"):
+        p.add_argument("snapshot", metavar="SNAPSHOT", help="a snapshot folder or its findings.json")
+        if command == "open":
+            _model_options(p, model_positional=False)
+            p.add_argument("--model", default=None, help="load this model instead of the one named in the snapshot")
+            p.add_argument("--force", action="store_true", help="open even if the weight hash does not match")
+            p.add_argument("--headless", action="store_true", help="print the re-applied state instead of the TUI")
+            p.add_argument("--json", action="store_true")
+            p.add_argument("--theme", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    parser = build_parser(command)
+    args = parser.parse_args(argv[1:] if command else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    from swtui.core.errors import SwtuiError
+
+    try:
+        if command is None:
+            from swtui.tui.app import run_app
+
+            return run_app(args)
+        from swtui import headless
+
+        return headless.dispatch(command, args)
+    except SwtuiError as err:
+        print(f"swtui: {err.title.lower()}: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("swtui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

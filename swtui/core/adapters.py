@@ -1,0 +1,155 @@
+"""Architecture adapters: find each decoder layer's MLP down projection and residual stream.
+
+A super weight is always addressed as (layer, row, col) with row = output channel (hidden
+dimension, D) and col = input channel (intermediate dimension, H), whatever the storage:
+`nn.Linear` stores weight as [out, in] = D×H, GPT-2's `Conv1D` stores it transposed, [in, out].
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+
+from swtui.core.errors import UnsupportedArchitecture, UserInputError
+
+#: decoder-layer lists, tried in order (Llama/Mistral/Qwen/Gemma/OLMo/Phi-3, GPT-2/Falcon,
+#: GPT-NeoX, OPT, multimodal Gemma3 wrappers)
+LAYER_LISTS = (
+    "model.layers",
+    "model.language_model.layers",
+    "language_model.model.layers",
+    "transformer.h",
+    "gpt_neox.layers",
+    "model.decoder.layers",
+    "transformer.layers",
+)
+#: the down projection, relative to a decoder layer
+DOWN_PROJ_NAMES = ("mlp.down_proj", "mlp.c_proj", "mlp.dense_4h_to_h", "fc2", "mlp.fc2", "feed_forward.w2")
+
+
+@dataclass
+class LayerSite:
+    index: int
+    layer_name: str
+    layer: object
+    down_name: str
+    down: object
+    transposed: bool  # True for Conv1D: weight is [in, out]
+
+    @property
+    def weight_name(self) -> str:
+        return f"{self.down_name}.weight"
+
+    @property
+    def out_features(self) -> int:
+        w = self.down.weight
+        return w.shape[0] if not self.transposed else w.shape[1]
+
+    @property
+    def in_features(self) -> int:
+        w = self.down.weight
+        return w.shape[1] if not self.transposed else w.shape[0]
+
+    def index_of(self, row: int, col: int) -> tuple[int, int]:
+        """Storage index of the (row=out, col=in) element."""
+        return (col, row) if self.transposed else (row, col)
+
+
+def _is_conv1d(module) -> bool:
+    return type(module).__name__ == "Conv1D"
+
+
+def _has_weight(module) -> bool:
+    w = getattr(module, "weight", None)
+    return w is not None and getattr(w, "ndim", 0) == 2
+
+
+class ModelAdapter:
+    """Per-layer sites of a causal LM. `down_proj` is an fnmatch pattern over module names."""
+
+    def __init__(self, model, down_proj: str | None = None):
+        self.model = model
+        self.arch = type(model).__name__
+        modules = dict(model.named_modules())
+        self.sites = self._from_pattern(modules, down_proj) if down_proj else self._discover(modules)
+        if not self.sites:
+            raise UnsupportedArchitecture(self._explain())
+
+    def _discover(self, modules: dict) -> list[LayerSite]:
+        for list_name in LAYER_LISTS:
+            layers = modules.get(list_name)
+            if layers is None or not hasattr(layers, "__len__") or len(layers) == 0:
+                continue
+            sites = []
+            for i, layer in enumerate(layers):
+                layer_name = f"{list_name}.{i}"
+                for rel in DOWN_PROJ_NAMES:
+                    down = modules.get(f"{layer_name}.{rel}")
+                    if down is not None and _has_weight(down):
+                        sites.append(LayerSite(i, layer_name, layer, f"{layer_name}.{rel}", down, _is_conv1d(down)))
+                        break
+                else:
+                    return []
+            return sites
+        return []
+
+    def _from_pattern(self, modules: dict, pattern: str) -> list[LayerSite]:
+        found = []
+        for name, module in modules.items():
+            if fnmatch.fnmatchcase(name, pattern) and _has_weight(module):
+                m = re.search(r"^(.*?\.(\d+))\.", name)
+                if not m:
+                    continue
+                layer_name = m.group(1)
+                found.append((int(m.group(2)), layer_name, name, module))
+        if not found:
+            raise UnsupportedArchitecture(
+                f"--down-proj {pattern!r} matched no module with a 2-D weight under a numbered layer "
+                f"(example names: {', '.join(list(modules)[1:6])})"
+            )
+        found.sort()
+        return [LayerSite(i, ln, modules[ln], n, m, _is_conv1d(m)) for i, (_, ln, n, m) in enumerate(found)]
+
+    def _explain(self) -> str:
+        return (
+            f"{self.arch}: no decoder layers with an MLP down projection found. Looked for layer lists "
+            f"{', '.join(LAYER_LISTS)} holding {', '.join(DOWN_PROJ_NAMES)}. "
+            "Pass --down-proj PATTERN (e.g. 'model.layers.*.mlp.down_proj') to name them."
+        )
+
+    # -- queries ---------------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return len(self.sites)
+
+    def site(self, layer: int) -> LayerSite:
+        if not 0 <= layer < len(self.sites):
+            raise UserInputError(f"layer {layer} is out of range (0..{len(self.sites) - 1})")
+        return self.sites[layer]
+
+    def check_coords(self, layer: int, row: int, col: int) -> LayerSite:
+        site = self.site(layer)
+        if not 0 <= row < site.out_features:
+            raise UserInputError(f"row {row} is out of range for layer {layer} (0..{site.out_features - 1})")
+        if not 0 <= col < site.in_features:
+            raise UserInputError(f"col {col} is out of range for layer {layer} (0..{site.in_features - 1})")
+        return site
+
+    def weight_value(self, layer: int, row: int, col: int) -> float:
+        site = self.check_coords(layer, row, col)
+        return float(site.down.weight[site.index_of(row, col)])
+
+    def coord_label(self, layer: int, row: int, col: int) -> str:
+        return f"{self.site(layer).weight_name}[{row}, {col}]"
+
+    def decoder_linears(self) -> list[tuple[str, object]]:
+        """Every 2-D-weight linear (Linear or Conv1D) inside the decoder layers, by name."""
+        import torch
+
+        out = []
+        for site in self.sites:
+            for rel, mod in site.layer.named_modules():
+                if rel and (isinstance(mod, torch.nn.Linear) or _is_conv1d(mod)) and _has_weight(mod):
+                    out.append((f"{site.layer_name}.{rel}", mod))
+        return out

@@ -1,0 +1,198 @@
+"""Load a causal LM from the demo wheel, a local directory, the local HF cache, or a GGUF file.
+
+Nothing here downloads: hub ids resolve from the local cache only (`local_files_only=True`).
+GGUF files are dequantized once and cached as safetensors (see `gguf_cache`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from swtui.core.errors import ModelLoadError, UserInputError
+
+#: progress(stage, fraction or None when unknown)
+ProgressFn = Callable[[str, "float | None"], None]
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _no_progress(stage: str, fraction: float | None) -> None:
+    pass
+
+
+@dataclass
+class LoadOptions:
+    device: str = "auto"
+    dtype: str = "auto"
+    device_map: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    down_proj: str | None = None
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    source: str
+    name: str
+    kind: str  # "gguf" | "dir" | "hub" | "tiny"
+    device: str
+    dtype: str
+    revision: str | None = None
+    file_hash: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserInputError(f"--device {device}: CUDA is not available on this machine")
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise UserInputError(f"--device {device}: no such CUDA device")
+        return device
+    raise UserInputError(f"--device must be auto, cpu or cuda[:N], not {device!r}")
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype not in DTYPES:
+        raise UserInputError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def load_model(source: str | None, opts: LoadOptions | None = None,
+               progress: ProgressFn | None = None) -> LoadedModel:
+    """Load `source` (None = the demo model). Raises SwtuiError subclasses on bad input."""
+    opts = opts or LoadOptions()
+    progress = progress or _no_progress
+    if opts.device_map not in (None, "auto"):
+        raise UserInputError("--device-map only accepts 'auto'")
+    device = resolve_device(opts.device)
+    dtype = resolve_dtype(opts.dtype, device)
+
+    if source is None:
+        from swtui.core.demo import DEMO_NAME, demo_model_path
+
+        loaded = _load_gguf(demo_model_path(), opts, device, dtype, progress)
+        loaded.name = DEMO_NAME
+        loaded.source = "demo"
+        return loaded
+    if source.startswith("tiny:"):
+        from swtui.core.tiny import load_tiny
+
+        return load_tiny(source, device=device, dtype=dtype)
+    path = Path(source).expanduser()
+    if path.exists():
+        if path.is_file():
+            if path.suffix.lower() == ".gguf":
+                return _load_gguf(path, opts, device, dtype, progress)
+            raise ModelLoadError(f"{path} is a file but not .gguf; pass a model directory or a .gguf file")
+        return _load_dir(path, opts, device, dtype, progress, kind="dir", name=path.name)
+    if source.startswith((".", "/", "~")) or os.sep in source and source.count("/") > 1:
+        raise ModelLoadError(f"no such file or directory: {source}")
+    return _load_hub(source, opts, device, dtype, progress)
+
+
+def _check_weights_files(path: Path, allow_pickle: bool) -> None:
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} has no config.json: not a Hugging Face model directory")
+    if any(path.glob("*.safetensors")):
+        return
+    if any(path.glob("*.bin")) or any(path.glob("*.pt")):
+        if not allow_pickle:
+            raise ModelLoadError(
+                f"{path} holds only pickle checkpoints (.bin); pickles can run code when loaded. "
+                "Convert to safetensors, or pass --allow-pickle to load them with weights_only=True"
+            )
+        return
+    raise ModelLoadError(f"{path} has no weights (*.safetensors)")
+
+
+def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_file: str | None = None):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    else:
+        kwargs["use_safetensors"] = not opts.allow_pickle or any(path.glob("*.safetensors"))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+        model_kwargs = dict(kwargs, dtype=dtype)
+        if opts.device_map == "auto":
+            model_kwargs["device_map"] = "auto"
+        model = AutoModelForCausalLM.from_pretrained(str(path), **model_kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError, EnvironmentError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path}: {first}") from exc
+    if opts.device_map != "auto":
+        model.to(device)
+    model.eval()
+    torch.set_grad_enabled(False)
+    return model, tokenizer
+
+
+def _load_dir(path: Path, opts: LoadOptions, device: str, dtype, progress: ProgressFn,
+              kind: str, name: str) -> LoadedModel:
+    _check_weights_files(path, opts.allow_pickle)
+    progress("loading weights", None)
+    model, tokenizer = _from_pretrained(path, opts, device, dtype)
+    progress("loaded", 1.0)
+    return LoadedModel(model, tokenizer, source=str(path), name=name, kind=kind,
+                       device=device, dtype=str(dtype).removeprefix("torch."), revision=opts.revision)
+
+
+def _load_hub(repo_id: str, opts: LoadOptions, device: str, dtype, progress: ProgressFn) -> LoadedModel:
+    try:
+        from huggingface_hub import snapshot_download
+
+        progress("resolving from the local Hugging Face cache", None)
+        local = snapshot_download(repo_id, revision=opts.revision, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - hub raises many types; all mean "not cached"
+        raise ModelLoadError(
+            f"{repo_id!r} is not a local path and is not in the local Hugging Face cache "
+            "(swtui never downloads; fetch it with `huggingface-cli download` first)"
+        ) from exc
+    return _load_dir(Path(local), opts, device, dtype, progress, kind="hub", name=repo_id)
+
+
+def _load_gguf(path: Path, opts: LoadOptions, device: str, dtype, progress: ProgressFn) -> LoadedModel:
+    from swtui.core import gguf_cache
+
+    file_hash = gguf_cache.file_sha256(path, progress)
+    cached = gguf_cache.cached_dir(file_hash)
+    if cached is None:
+        progress("dequantizing GGUF (first open only; cached afterwards)", None)
+        gguf_cache.check_gguf_header(path)
+        model, tokenizer = _from_pretrained(path.parent, LoadOptions(trust_remote_code=False), "cpu",
+                                            None, gguf_file=path.name)
+        progress("writing the safetensors cache", None)
+        cached = gguf_cache.store(file_hash, model, tokenizer, path)
+        del model, tokenizer
+    progress("loading weights", None)
+    model, tokenizer = _from_pretrained(cached, opts, device, dtype)
+    progress("loaded", 1.0)
+    return LoadedModel(model, tokenizer, source=str(path), name=path.stem, kind="gguf", device=device,
+                       dtype=str(dtype).removeprefix("torch."), file_hash=file_hash)

@@ -1,0 +1,193 @@
+"""Perplexity, stopword probability mass and greedy generation, for one or both variants.
+
+Every metric takes `variants` ("base", "current"); `Session.run_variants` decides whether they run
+as rows of one batch or as separate passes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from swtui.core.errors import Cancelled, UserInputError
+from swtui.core.session import VARIANTS, Session
+
+
+def bundled_text(name: str) -> str:
+    return resources.files("swtui.core").joinpath("data", name).read_text(encoding="utf-8")
+
+
+def eval_text(path: str | None = None) -> str:
+    if path is None:
+        return bundled_text("eval.txt")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"--eval-file {path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+    if not text.strip():
+        raise UserInputError(f"--eval-file {path} is empty")
+    return text
+
+
+def stopword_prompts() -> list[str]:
+    return [line.strip() for line in bundled_text("prompts.txt").splitlines() if line.strip()]
+
+
+def stopword_list() -> list[str]:
+    return [w.strip() for w in bundled_text("stopwords.txt").splitlines() if w.strip() and not w.startswith("#")]
+
+
+# -- perplexity ------------------------------------------------------------------------------
+def perplexity(session: Session, text: str | None = None, variants=VARIANTS, window: int = 512) -> dict[str, float]:
+    """exp(mean next-token NLL) over `text` in non-overlapping windows, per variant."""
+    import torch
+
+    text = eval_text() if text is None else text
+    ids = session.tokenizer(text, return_tensors="pt").input_ids.to(session.device)
+    window = min(window, session.context_length)
+    chunks = [ids[:, i:i + window] for i in range(0, ids.shape[-1], window)]
+    chunks = [c for c in chunks if c.shape[-1] > 1]
+    if not chunks:
+        raise UserInputError("the evaluation text is too short (needs at least two tokens)")
+
+    def run(n: int) -> list[float]:
+        nll = torch.zeros(n, dtype=torch.float64)
+        count = 0
+        with torch.no_grad():
+            for chunk in chunks:
+                batch = chunk.expand(n, -1)
+                logits = session.model(input_ids=batch, use_cache=False).logits[:, :-1].float()
+                target = batch[:, 1:]
+                loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+                nll += loss.sum(dim=1).double().cpu()
+                count += target.shape[-1]
+        return [math.exp(v / count) for v in nll.tolist()]
+
+    return session.run_variants(run, variants)
+
+
+# -- stopwords -------------------------------------------------------------------------------
+def stopword_ids(tokenizer) -> dict[int, str]:
+    """Token ids that are a whole stopword (with or without a leading space / capital)."""
+    ids: dict[int, str] = {}
+    for word in stopword_list():
+        for form in {word, " " + word, word.capitalize(), " " + word.capitalize()}:
+            enc = tokenizer.encode(form, add_special_tokens=False)
+            if len(enc) == 1:
+                ids.setdefault(enc[0], form)
+    return ids
+
+
+@dataclass
+class TokenShift:
+    token: str
+    base: float
+    current: float
+
+    @property
+    def ratio(self) -> float:
+        return self.current / self.base if self.base > 0 else float("inf")
+
+
+@dataclass
+class StopwordReport:
+    mass: dict[str, float]
+    top_stopwords: list[TokenShift] = field(default_factory=list)
+    top_other: list[TokenShift] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"mass": self.mass, "top_stopwords": [asdict(t) for t in self.top_stopwords],
+                "top_other": [asdict(t) for t in self.top_other]}
+
+
+def stopword_mass(session: Session, prompts: list[str] | None = None, variants=VARIANTS, top: int = 8) -> StopwordReport:
+    """Mean next-token probability mass on stopwords over the prompt set, per variant."""
+    import torch
+
+    prompts = prompts or stopword_prompts()
+    sw = stopword_ids(session.tokenizer)
+    sw_index = torch.tensor(sorted(sw), dtype=torch.long)
+
+    def run(n: int):
+        total = None
+        with torch.no_grad():
+            for prompt in prompts:
+                ids = session.encode(prompt).expand(n, -1)
+                logits = session.model(input_ids=ids, use_cache=False).logits[:, -1].float()
+                probs = torch.softmax(logits, dim=-1).cpu()
+                total = probs if total is None else total + probs
+        avg = total / len(prompts)
+        return list(avg)
+
+    probs = session.run_variants(run, variants)
+    mass = {v: float(p[sw_index].sum()) for v, p in probs.items()}
+    report = StopwordReport(mass=mass)
+    if "base" in probs and "current" in probs:
+        base, cur = probs["base"], probs["current"]
+        is_sw = torch.zeros_like(base, dtype=torch.bool)
+        is_sw[sw_index] = True
+        score = torch.maximum(base, cur)
+        for mask, target in ((is_sw, report.top_stopwords), (~is_sw, report.top_other)):
+            ranked = torch.where(mask, score, torch.full_like(score, -1.0)).topk(top).indices.tolist()
+            for tid in ranked:
+                target.append(TokenShift(session.tokenizer.decode([tid]), float(base[tid]), float(cur[tid])))
+    return report
+
+
+# -- generation ------------------------------------------------------------------------------
+#: on_token(variant, token_id, text_so_far) -> None
+TokenFn = Callable[[str, int, str], None]
+
+
+def generate(session: Session, prompt: str, max_new_tokens: int = 24, variants=VARIANTS,
+             cancel: threading.Event | None = None, on_token: TokenFn | None = None) -> dict[str, str]:
+    """Greedy continuation of `prompt` per variant, streaming through `on_token`; cancellable."""
+    import torch
+
+    if not 0 < max_new_tokens <= 4096:
+        raise UserInputError("the number of new tokens must be between 1 and 4096")
+    ids = session.encode(prompt, max_tokens=max(1, session.context_length - max_new_tokens))
+    eos = session.tokenizer.eos_token_id
+
+    def run(n: int, names: tuple[str, ...]) -> list[str]:
+        out_ids: list[list[int]] = [[] for _ in range(n)]
+        done = [False] * n
+        past = None
+        step_ids = ids.expand(n, -1)
+        with torch.no_grad():
+            for _ in range(max_new_tokens):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("generation cancelled")
+                out = session.model(input_ids=step_ids, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                nxt = out.logits[:, -1].argmax(dim=-1)
+                for i, tid in enumerate(nxt.tolist()):
+                    if done[i]:
+                        continue
+                    out_ids[i].append(tid)
+                    if on_token is not None:
+                        on_token(names[i], tid, session.tokenizer.decode(out_ids[i], skip_special_tokens=True))
+                    if tid == eos:
+                        done[i] = True
+                if all(done):
+                    break
+                step_ids = nxt[:, None]
+        return [session.tokenizer.decode(o, skip_special_tokens=True) for o in out_ids]
+
+    result: dict[str, str] = {}
+    for names, ctx in session.variant_runs(variants):
+        with ctx:
+            result.update(zip(names, run(len(names), names)))
+    return result
+
+
+def first_divergence(a: list[int] | str, b: list[int] | str) -> int | None:
+    """Index of the first differing element, or None when equal."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))

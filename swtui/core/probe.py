@@ -1,0 +1,101 @@
+"""One forward pass with hooks that record, per decoder layer, the spikes of the down projection.
+
+For every layer: max |down_proj input| (→ the super weight's col), max |down_proj output|
+(→ its row) with their token positions, and max |residual stream| after the layer with its
+channel. Reductions stay on the device; only a few numbers per layer reach the host, in two copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from swtui.core.hooks import HookSet, _first_tensor
+
+
+@dataclass
+class LayerStats:
+    layer: int
+    in_max: float
+    in_channel: int
+    in_token: int
+    out_max: float
+    out_channel: int
+    out_token: int
+    out_value: float  # signed value at the output spike
+    resid_max: float
+    resid_channel: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ProbeResult:
+    prompt: str
+    tokens: list[str]
+    layers: list[LayerStats]
+
+    def to_dict(self) -> dict:
+        return {"prompt": self.prompt, "tokens": self.tokens, "layers": [s.to_dict() for s in self.layers]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProbeResult":
+        return cls(data["prompt"], list(data["tokens"]), [LayerStats(**d) for d in data["layers"]])
+
+
+def _amax(t):
+    """(max |t|, flat argmax, signed value) as 0-d device tensors, over (batch, token, channel)."""
+    flat = t.detach().reshape(-1)
+    idx = flat.abs().argmax()
+    val = flat[idx]
+    return val.abs().float(), idx, val.float()
+
+
+def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str = "", tokens=None) -> ProbeResult:
+    """Run one forward pass of `input_ids` ([1, T]) and return per-layer spike statistics."""
+    import torch
+
+    found: dict[int, list] = {}
+
+    def down_hook(i: int):
+        def hook(module, args, output):
+            x, y = args[0], _first_tensor(output)
+            found.setdefault(i, [None, None, None, None])
+            found[i][0], found[i][1] = _amax(x), x.shape[-1]
+            found[i][2] = _amax(y)
+        return hook
+
+    def layer_hook(i: int):
+        def hook(module, args, output):
+            h = _first_tensor(output)
+            found.setdefault(i, [None, None, None, None])
+            found[i][3] = _amax(h), h.shape[-1]
+        return hook
+
+    with HookSet() as hooks, torch.no_grad():
+        for site in adapter.sites:
+            hooks.add(site.down.register_forward_hook(down_hook(site.index)))
+            hooks.add(site.layer.register_forward_hook(layer_hook(site.index)))
+        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+
+    seq = input_ids.shape[-1]
+    values, indices, widths = [], [], []
+    for i in range(adapter.n_layers):
+        (in_abs, in_idx, _), in_w, (out_abs, out_idx, out_val), ((r_abs, r_idx, _), r_w) = found[i]
+        values.append(torch.stack([in_abs, out_abs, out_val, r_abs]))
+        indices.append(torch.stack([in_idx, out_idx, r_idx]))
+        widths.append((in_w, adapter.site(i).out_features, r_w))
+    # two device->host copies for the whole table (float values, int64 flat indices)
+    vals = torch.stack(values).cpu().double().tolist()
+    idxs = torch.stack(indices).cpu().tolist()
+    layers = []
+    for i, ((in_abs, out_abs, out_val, r_abs), (in_idx, out_idx, r_idx), (in_w, out_w, r_w)) in enumerate(
+            zip(vals, idxs, widths)):
+        layers.append(LayerStats(
+            layer=i,
+            in_max=in_abs, in_channel=in_idx % in_w, in_token=(in_idx // in_w) % seq,
+            out_max=out_abs, out_channel=out_idx % out_w, out_token=(out_idx // out_w) % seq,
+            out_value=out_val,
+            resid_max=r_abs, resid_channel=r_idx % r_w,
+        ))
+    return ProbeResult(prompt=prompt, tokens=list(tokens or []), layers=layers)

@@ -1,0 +1,87 @@
+"""Rich renderings shared by the headless commands and `swtui report`."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+
+def fmt(value, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.{digits}e}"
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def compact(value, digits: int = 1) -> str:
+    """24021.9 -> '24.0k': numbers that fit narrow columns."""
+    if value is None:
+        return "—"
+    for bound, unit, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= bound:
+            return f"{value / unit:.{digits}f}{suffix}"
+    return f"{value:.{digits}f}"
+
+
+def layer_table(layers: list[dict], threshold: float | None = None, title: str = "down_proj spikes per layer") -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for col in ("layer", "max|in|", "ch→col", "tok", "max|out|", "ch→row", "tok", "max|resid|", "ch"):
+        t.add_column(col, justify="right")
+    for s in layers:
+        spike = threshold is not None and s["out_max"] >= threshold
+        style = "bold red" if spike else None
+        t.add_row(str(s["layer"]), compact(s["in_max"]), str(s["in_channel"]), str(s["in_token"]),
+                  compact(s["out_max"]), str(s["out_channel"]), str(s["out_token"]),
+                  compact(s["resid_max"]), str(s["resid_channel"]), style=style)
+    return t
+
+
+def super_weight_table(candidates: list[dict], title: str = "super weight candidates") -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for col in ("layer", "row", "col", "value", "z", "|out|", "persist", "ppl", "pruned", "verdict"):
+        t.add_column(col, justify="right")
+    for c in candidates:
+        verdict = {True: Text("SUPER", style="bold red"), False: Text("harmless", style="dim"),
+                   None: Text("unmeasured", style="yellow")}[c.get("is_super")]
+        persist = c.get("persist_layers")
+        t.add_row(str(c["layer"]), str(c["row"]), str(c["col"]), f"{c['value']:.3g}", fmt(c.get("zscore"), 1),
+                  compact(c.get("out_act")), fmt(persist),
+                  fmt(c.get("ppl_base")), fmt(c.get("ppl_pruned")), verdict)
+    return t
+
+
+def comparison_table(base: dict, edited: dict, title: str = "baseline vs edited") -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    t.add_column("metric")
+    t.add_column("baseline", justify="right")
+    t.add_column("edited", justify="right")
+    t.add_column("ratio", justify="right")
+    for key, label in (("perplexity", "perplexity"), ("stopword_mass", "stopword mass")):
+        b, e = base.get(key), edited.get(key)
+        ratio = f"{e / b:.2f}×" if b and e is not None else "—"
+        t.add_row(label, fmt(b, 3), fmt(e, 3), ratio)
+    return t
+
+
+def stopword_shift_table(rows: list[dict], title: str) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    t.add_column("token")
+    t.add_column("baseline p", justify="right")
+    t.add_column("edited p", justify="right")
+    t.add_column("change", justify="right")
+    for r in rows:
+        ratio = r["current"] / r["base"] if r["base"] > 0 else float("inf")
+        style = "red" if ratio > 1.5 else ("green" if ratio < 0.67 else None)
+        t.add_row(repr(r["token"]), f"{r['base']:.4f}", f"{r['current']:.4f}", f"{ratio:.2f}×", style=style)
+    return t
+
+
+def generation_table(prompt: str, base: str, edited: str) -> Table:
+    t = Table(title=f"greedy generation: {prompt!r}", title_justify="left", header_style="bold", show_lines=True)
+    t.add_column("baseline", ratio=1)
+    t.add_column("edited", ratio=1)
+    t.add_row(Text(base), Text(edited))
+    return t

@@ -1,0 +1,111 @@
+"""Integration tests on the real demo model, SmolLM2-135M-Instruct (GGUF Q4_1), loaded once."""
+
+import json
+
+import pytest
+
+from swtui.core import metrics
+from swtui.core.ablation import enable_sa_restore
+from swtui.core.detect import DetectOptions, detect
+from swtui.core.ledger import weights_hash
+
+SW = (11, 507, 1229)
+pytestmark = pytest.mark.demo
+
+
+@pytest.fixture(scope="module")
+def detection(demo_session):
+    return detect(demo_session, DetectOptions())
+
+
+def test_architecture(demo):
+    assert demo.adapter.arch == "LlamaForCausalLM" and demo.adapter.n_layers == 30
+
+
+def test_detects_the_super_weight(demo, detection):
+    first = detection.candidates[0]
+    assert first.key == SW
+    assert demo.adapter.coord_label(*SW) == "model.layers.11.mlp.down_proj.weight[507, 1229]"
+    assert first.is_super is True and first.ppl_pruned / first.ppl_base >= 3
+    # the output spike is at layer 11, and channel 507 stays the residual max for most later layers
+    stats = detection.probe.layers[11]
+    assert (stats.out_channel, stats.in_channel) == (507, 1229)
+    assert first.first_layer == 11 and first.persist_layers >= 0.6 * (30 - 11)
+    later = [s.resid_channel for s in detection.probe.layers[11:]]
+    assert later.count(507) / len(later) > 0.6
+    # the other candidates are reported, and called harmless, not super weights
+    assert all(c.is_super is False for c in detection.candidates[1:])
+    assert [c.key for c in detection.super_weights] == [SW]
+
+
+def test_scan_json_cli(capsys):
+    from swtui.cli import main
+
+    assert main(["scan", "--json", "--no-impact", "--max-rounds", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    layer = report["layers"][11]
+    assert {"layer", "in_max", "in_channel", "in_token", "out_max", "out_channel", "out_token", "resid_max",
+            "resid_channel"} <= set(layer)
+    sw = report["super_weights"][0]
+    assert (sw["layer"], sw["row"], sw["col"]) == SW
+    assert sw["name"] == "model.layers.11.mlp.down_proj.weight[507, 1229]"
+    assert "SmolLM2-135M-Instruct" in sw["catalog"]
+
+
+def test_ablate_prune_breaks_the_model(demo):
+    h0 = weights_hash(demo.model)
+    demo.ledger.prune(*SW)
+    ppl = metrics.perplexity(demo)
+    assert ppl["current"] / ppl["base"] >= 3
+    gen = metrics.generate(demo, "The capital of France is", 16)
+    assert "Paris" in gen["base"] and "Paris" not in gen["current"]
+    sw = metrics.stopword_mass(demo)
+    assert sw.mass["current"] != pytest.approx(sw.mass["base"], abs=1e-3)
+    assert sw.top_stopwords and sw.top_other
+    demo.ledger.restore_all()
+    assert weights_hash(demo.model) == h0
+
+
+def test_restore_super_activation_recovers(demo):
+    demo.name_super_weight(*SW)
+    enable_sa_restore(demo, SW, "Apple Inc. is a worldwide tech company.")
+    demo.ledger.prune(*SW)
+    with_sa = metrics.perplexity(demo)
+    demo.sa_restore.clear()
+    without = metrics.perplexity(demo, variants=("current",))["current"]
+    base = with_sa["base"]
+    recovered = (without - with_sa["current"]) / (without - base)
+    assert recovered > 0.5, (base, without, with_sa)
+
+
+def test_scale_curve(demo):
+    curve = {}
+    for f in (0.0, 0.5, 1.0, 2.0, 3.0):
+        demo.ledger.scale(*SW, f)
+        curve[f] = metrics.perplexity(demo, variants=("current",))["current"]
+    demo.ledger.restore_all()
+    assert curve[0.0] > curve[0.5] > curve[1.0]
+    assert len(set(round(v, 3) for v in curve.values())) == 5
+
+
+def test_ablate_cli_json(capsys):
+    from swtui.cli import main
+
+    assert main(["ablate", "--prune", "11,507,1229", "--json", "--max-new-tokens", "8"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["edited"]["perplexity"] / report["baseline"]["perplexity"] >= 3
+    assert report["baseline"]["generation"] != report["edited"]["generation"]
+    assert report["restored_exactly"] is True and report["batched_ab"] is True
+
+
+def test_nonsw_control_is_mild(demo):
+    from swtui.core.ablation import prune_nonsw
+
+    h0 = weights_hash(demo.model)
+    ctl = prune_nonsw(demo, 20, keep={SW})
+    assert len(ctl.pruned) == 20
+    assert all(idx != (507, 1229) or name != "model.layers.11.mlp.down_proj.weight" for name, idx in ctl.pruned)
+    ppl = metrics.perplexity(demo)
+    assert ppl["current"] / ppl["base"] < 3
+    demo.ledger.restore_all()
+    assert weights_hash(demo.model) == h0

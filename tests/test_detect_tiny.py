@@ -1,0 +1,54 @@
+"""The detector finds a planted super weight in every architecture, whatever the storage layout."""
+
+import pytest
+
+from swtui.core.detect import DetectOptions, detect
+from swtui.core.tiny import TINY_ARCHS, Plant
+
+from conftest import tiny_session
+
+P = Plant()
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_planted_super_weight_is_found(arch):
+    session = tiny_session(arch)
+    before = session.current_hash()
+    result = detect(session, DetectOptions(impact=False))
+    assert result.candidates, result.rounds
+    first = result.candidates[0]
+    assert first.key == (P.layer, P.row, P.col)
+    assert first.value == pytest.approx(P.value)
+    assert first.first_layer == P.layer
+    assert first.persist_layers >= 2  # the super activation stays the residual max after its layer
+    assert result.stop_reason
+    assert session.current_hash() == before  # detection's temporary zeroing is undone exactly
+    assert session.ledger.count == 0
+
+
+def test_no_plant_no_super_weight():
+    session = tiny_session("llama", plant=False)
+    result = detect(session, DetectOptions(impact=False))
+    assert result.candidates == []
+    assert result.stop_reason == "no spike left above the threshold"
+
+
+def test_impact_is_measured_per_candidate(tiny):
+    result = detect(tiny, DetectOptions(impact=True, impact_threshold=0.0))
+    cand = result.candidates[0]
+    assert cand.ppl_base > 0 and cand.ppl_pruned > 0 and cand.ppl_pruned != cand.ppl_base
+    assert cand.is_super is True  # threshold 0: any candidate counts
+    strict = detect(tiny, DetectOptions(impact=True, impact_threshold=1e9))
+    assert strict.candidates[0].is_super is False and strict.super_weights == []
+
+
+def test_detection_does_not_read_the_catalog(monkeypatch):
+    import swtui.core.catalog as catalog
+
+    def boom(*a, **k):
+        raise AssertionError("detection consulted the catalog")
+
+    monkeypatch.setattr(catalog, "entries", boom)
+    monkeypatch.setattr(catalog, "lookup", boom)
+    session = tiny_session("llama")
+    assert detect(session, DetectOptions(impact=False)).candidates[0].key == (P.layer, P.row, P.col)

@@ -6,6 +6,7 @@ as rows of one batch or as separate passes.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from dataclasses import asdict, dataclass, field
@@ -152,6 +153,8 @@ def generate(session: Session, prompt: str, max_new_tokens: int = 24, variants=V
         raise UserInputError("the number of new tokens must be between 1 and 4096")
     ids = session.encode(prompt, max_tokens=max(1, session.context_length - max_new_tokens))
     eos = session.tokenizer.eos_token_id
+    # transformers 5.x calls the KV cache `cache`; 4.x called it `past_key_values`
+    cache_kw = "cache" if "cache" in inspect.signature(session.model.forward).parameters else "past_key_values"
 
     def run(n: int, names: tuple[str, ...]) -> list[str]:
         out_ids: list[list[int]] = [[] for _ in range(n)]
@@ -162,8 +165,8 @@ def generate(session: Session, prompt: str, max_new_tokens: int = 24, variants=V
             for _ in range(max_new_tokens):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("generation cancelled")
-                out = session.model(input_ids=step_ids, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = session.model(input_ids=step_ids, use_cache=True, **{cache_kw: past})
+                past = out.get("cache", None) if cache_kw == "cache" else out.past_key_values
                 nxt = out.logits[:, -1].argmax(dim=-1)
                 for i, tid in enumerate(nxt.tolist()):
                     if done[i]:

@@ -36,7 +36,7 @@ def byte_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=TINY_EOS, pad_token=TINY_EOS,
-                                   bos_token=TINY_EOS, model_max_length=256)
+                                   bos_token=TINY_EOS, model_max_length=1 << 20)
 
 
 def _config(arch: str, vocab: int):
@@ -115,6 +115,12 @@ def plant_super_weight(model, plant: Plant) -> None:
         if c_fc is not None:  # GPT-2 Conv1D: weight is [in, out]
             c_fc.weight[:, c] = plant.gain * direction
             c_fc.bias[c] = plant.gain
+        # the rest of column `col` stays small (as in real models), so only W[row, col] turns the
+        # outlier input into a super activation
+        if site.transposed:
+            site.down.weight[c, :] *= 1e-4
+        else:
+            site.down.weight[:, c] *= 1e-4
         site.down.weight[site.index_of(plant.row, plant.col)] = plant.value
 
 

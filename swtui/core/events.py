@@ -1,0 +1,170 @@
+"""Requests to the inference thread and the events it emits: plain data, no tensors.
+
+The TUI wraps each event in a Textual message; tests can collect them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+# -- requests (UI -> inference thread) -------------------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    pass
+
+
+@dataclass(frozen=True)
+class Detect(Request):
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class Refresh(Request):
+    """Probe, generate and measure stopwords for the current state."""
+    generate: bool = True
+
+
+@dataclass(frozen=True)
+class SetPrompt(Request):
+    prompt: str
+
+
+@dataclass(frozen=True)
+class NameSpike(Request):
+    layer: int
+    row: int
+    col: int
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Prune(Request):
+    key: tuple[int, int, int]
+    on: bool = True  # False: unprune (restore)
+
+
+@dataclass(frozen=True)
+class Scale(Request):
+    key: tuple[int, int, int]
+    factor: object
+
+
+@dataclass(frozen=True)
+class Restore(Request):
+    key: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class RestoreAll(Request):
+    pass
+
+
+@dataclass(frozen=True)
+class ToggleSA(Request):
+    key: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Quantize(Request):
+    config: dict | None  # None: back to full precision
+
+
+@dataclass(frozen=True)
+class Export(Request):
+    out_dir: str
+    svg: str | None = None  # screenshot provided by the UI
+
+
+@dataclass(frozen=True)
+class Call(Request):
+    """Run fn(session) in the inference thread (tests, fault injection, extensions)."""
+    fn: object
+    refresh: bool = False
+
+
+@dataclass(frozen=True)
+class Stop(Request):
+    pass
+
+
+# -- events (inference thread -> UI) -------------------------------------------------------
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    stage: str
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class Busy(Event):
+    busy: bool
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded(Event):
+    info: dict
+
+
+@dataclass(frozen=True)
+class ProbeDone(Event):
+    layers: list[dict]
+    threshold: float
+    tokens: list[str]
+    prompt: str
+
+
+@dataclass(frozen=True)
+class DetectionDone(Event):
+    candidates: list[dict]
+    stop_reason: str
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    super_weights: list[dict]
+    edit_count: int
+    quant_mode: str
+    batched_ab: bool
+    prompt: str
+
+
+@dataclass(frozen=True)
+class TokenStreamed(Event):
+    variant: str
+    text: str
+
+
+@dataclass(frozen=True)
+class GenerationDone(Event):
+    texts: dict
+    diverge_at: int | None
+    batched: bool
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class StopwordsDone(Event):
+    report: dict
+    perplexity: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    title: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    message: str
+
+
+@dataclass(frozen=True)
+class Exported(Event):
+    path: str

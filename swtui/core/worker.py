@@ -1,0 +1,267 @@
+"""The inference thread: the only thread that touches the model.
+
+The UI calls `submit(request)`; the thread emits `events.*` through `emit` (which must be
+thread-safe, e.g. Textual's `post_message`). Requests queued while the thread is busy cancel the
+stale refresh (a new regenerate cancels the old one); consecutive edits are applied in order and
+followed by a single refresh. Any exception becomes a `Failed` event and the thread lives on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import traceback
+from typing import Callable
+
+from swtui.core import events as ev
+from swtui.core.errors import Cancelled, SwtuiError
+
+EDIT_REQUESTS = (ev.Prune, ev.Scale, ev.Restore, ev.RestoreAll, ev.ToggleSA, ev.NameSpike, ev.Quantize, ev.SetPrompt)
+
+
+class InferenceWorker:
+    def __init__(self, emit: Callable[[ev.Event], None], source: str | None, load_options=None,
+                 prompt: str = "The capital of France is", max_new_tokens: int = 24,
+                 detect_on_load: bool = True, session=None):
+        self.emit = emit
+        self.source = source
+        self.load_options = load_options
+        self.prompt = prompt
+        self.max_new_tokens = max_new_tokens
+        self.detect_on_load = detect_on_load
+        self.session = session
+        self.detection = None
+        self.last_generation: dict = {}
+        self.last_stopwords: dict = {}
+        self.last_probe = None
+        self.quant_mode = "full precision"
+        self._queue: queue.Queue = queue.Queue()
+        self._cancel = threading.Event()
+        self._busy = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="swtui-inference", daemon=True)
+
+    # -- UI side --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, request: ev.Request) -> None:
+        if self._busy.is_set():
+            self._cancel.set()  # whatever runs now is stale
+        self._queue.put(request)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Ask the thread to finish; True if it ended within `timeout` seconds."""
+        self._cancel.set()
+        self._queue.put(ev.Stop())
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- thread side ----------------------------------------------------------------------------
+    def _progress(self, stage: str, fraction: float | None) -> None:
+        self.emit(ev.Progress(stage, fraction))
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("cancelled")
+
+    def _run(self) -> None:
+        if not self._guard(self._load, "loading"):
+            return
+        if self.detect_on_load:
+            self._queue.put(ev.Detect())
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            while True:  # drain: coalesce everything already waiting
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if any(isinstance(r, ev.Stop) for r in batch):
+                return
+            self._cancel.clear()
+            needs_refresh = False
+            for request in batch:
+                needs_refresh |= bool(self._guard(lambda r=request: self._handle(r), type(request).__name__))
+            if needs_refresh and self._queue.empty():
+                self._guard(self._refresh, "refresh")
+
+    def _guard(self, fn, what: str):
+        """Run fn, turning every failure into a Failed event; returns fn's result or None."""
+        self._busy.set()
+        self.emit(ev.Busy(True, what))
+        try:
+            return fn()
+        except Cancelled:
+            self.emit(ev.Notice(f"{what}: cancelled"))
+        except SwtuiError as err:
+            self.emit(ev.Failed(err.title, str(err)))
+        except MemoryError:
+            self.emit(ev.Failed("Out of memory", f"{what} ran out of host memory; the model state is unchanged"))
+        except Exception as err:  # noqa: BLE001 - the thread must survive anything
+            title = "Out of memory" if "out of memory" in str(err).lower() else f"{what} failed"
+            self.emit(ev.Failed(title, f"{type(err).__name__}: {err}"))
+            traceback.print_exc()
+        finally:
+            self._busy.clear()
+            self.emit(ev.Busy(False, ""))
+        return None
+
+    def _load(self) -> bool:
+        if self.session is None:
+            from swtui.core.loading import load_model
+            from swtui.core.session import Session
+
+            loaded = load_model(self.source, self.load_options, self._progress)
+            self.session = Session(loaded, down_proj=getattr(self.load_options, "down_proj", None))
+        s = self.session
+        self.emit(ev.Loaded({"name": s.loaded.name, "source": s.loaded.source, "arch": s.adapter.arch,
+                             "layers": s.adapter.n_layers, "params": s.loaded.n_params,
+                             "device": str(s.device), "dtype": s.loaded.dtype}))
+        self._emit_state()
+        return True
+
+    def _handle(self, r: ev.Request) -> bool:
+        """Apply one request; returns True when the view needs a refresh."""
+        s = self.session
+        if s is None:
+            raise SwtuiError("no model is loaded")
+        if isinstance(r, ev.Detect):
+            self._detect(r.prompt)
+            return True
+        if isinstance(r, ev.Refresh):
+            return True
+        if isinstance(r, ev.Call):
+            r.fn(s)
+            self._emit_state()
+            return r.refresh
+        if isinstance(r, ev.SetPrompt):
+            s.encode(r.prompt)  # validates
+            self.prompt = r.prompt
+        elif isinstance(r, ev.NameSpike):
+            sw = s.name_super_weight(r.layer, r.row, r.col, label=r.label, source="user")
+            if sw.sa_magnitude is None and self.last_probe is not None:
+                sw.sa_magnitude = self.last_probe.layers[r.layer].out_max
+        elif isinstance(r, ev.Prune):
+            if r.on:
+                s.ledger.prune(*r.key)
+            else:
+                s.ledger.restore(*r.key)
+        elif isinstance(r, ev.Scale):
+            s.ledger.scale(*r.key, r.factor)
+        elif isinstance(r, ev.Restore):
+            s.ledger.restore(*r.key)
+            s.sa_restore.discard(r.key)
+        elif isinstance(r, ev.RestoreAll):
+            self._restore_all()
+        elif isinstance(r, ev.ToggleSA):
+            on = r.key not in s.sa_restore
+            if on and (s.find_super_weight(r.key) is None or s.find_super_weight(r.key).sa_magnitude is None):
+                from swtui.core.ablation import enable_sa_restore
+                from swtui.core.detect import DEFAULT_PROMPT
+
+                enable_sa_restore(s, r.key, DEFAULT_PROMPT)
+            else:
+                s.set_sa_restore(*r.key, on=on)
+        elif isinstance(r, ev.Quantize):
+            self._quantize(r.config)
+        elif isinstance(r, ev.Export):
+            self._export(r)
+            return False
+        self._emit_state()
+        return True
+
+    def _restore_all(self) -> None:
+        s = self.session
+        s.ledger.restore_all()
+        s.sa_restore.clear()
+        s.current_hook_factories.clear()
+        s.quant_config = None
+        self.quant_mode = "full precision"
+
+    def _quantize(self, config: dict | None) -> None:
+        from swtui.core.quant_session import apply_quant_config
+
+        self.quant_mode = apply_quant_config(self.session, config, self._progress, self._cancel)
+
+    def _export(self, r: ev.Export) -> None:
+        from swtui.core.snapshot import build_snapshot, write_snapshot
+
+        data = build_snapshot(self.session, detection=self.detection, probe=self.last_probe,
+                              generation=self.last_generation, stopwords=self.last_stopwords,
+                              prompt=self.prompt, max_new_tokens=self.max_new_tokens)
+        path = write_snapshot(data, r.out_dir, svg=r.svg)
+        self.emit(ev.Exported(str(path)))
+
+    def _detect(self, prompt: str | None) -> None:
+        from swtui.core.detect import DetectOptions, adopt, detect
+
+        opts = DetectOptions(prompt=prompt) if prompt else DetectOptions()
+        self.detection = detect(self.session, opts, self._progress, self._cancel)
+        adopt(self.session, self.detection)
+        self.emit(ev.DetectionDone([c.to_dict() for c in self.detection.candidates], self.detection.stop_reason))
+        self._emit_state()
+
+    def _emit_state(self) -> None:
+        s = self.session
+        rows = []
+        for sw in s.super_weights:
+            row = sw.to_dict()
+            row["state"] = s.state_of(sw.key)
+            row["current"] = s.ledger.current_value(*sw.key) if not s.ledger.modules else None
+            row["pruned"] = s.ledger.elements.get(sw.key) is not None and s.ledger.elements[sw.key].op == "prune"
+            row["sa_restored"] = sw.key in s.sa_restore
+            rows.append(row)
+        self.emit(ev.StateChanged(rows, s.ledger.count + len(s.sa_restore), self.quant_mode, s.batchable,
+                                  self.prompt))
+
+    def _refresh(self) -> None:
+        from swtui.core import metrics
+        from swtui.core.detect import DEFAULT_PROMPT, run_probe, spike_threshold
+
+        s = self.session
+        prompt = self.detection.probe.prompt if self.detection else DEFAULT_PROMPT
+        probe = run_probe(s, prompt)
+        self.last_probe = probe
+        threshold = self.detection.threshold if self.detection else spike_threshold(probe, 50.0, 0.0)
+        layers = []
+        for st in probe.layers:
+            row = st.to_dict()
+            try:
+                row["weight"] = s.ledger.current_value(st.layer, st.out_channel, st.in_channel)
+            except SwtuiError:
+                row["weight"] = None
+            layers.append(row)
+        self.emit(ev.ProbeDone(layers, threshold, probe.tokens, prompt))
+        self._check_cancel()
+        cancelled = False
+        texts: dict = {}
+
+        def on_token(variant: str, tid: int, text: str) -> None:
+            texts[variant] = text
+            self.emit(ev.TokenStreamed(variant, text))
+
+        try:
+            texts = metrics.generate(s, self.prompt, self.max_new_tokens, cancel=self._cancel, on_token=on_token)
+        except Cancelled:
+            cancelled = True
+        self.last_generation = dict(texts)
+        base, cur = texts.get("base", ""), texts.get("current", "")
+        self.emit(ev.GenerationDone(dict(texts), metrics.first_divergence(base, cur), s.batchable, cancelled))
+        if cancelled:
+            raise Cancelled("generation cancelled")
+        report = metrics.stopword_mass(s)
+        self.last_stopwords = report.to_dict()
+        self.emit(ev.StopwordsDone(self.last_stopwords))
+        self._check_cancel()
+        ppl = metrics.perplexity(s)
+        self.last_stopwords["perplexity"] = ppl
+        self.emit(ev.StopwordsDone(self.last_stopwords, ppl))

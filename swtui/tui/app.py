@@ -1,0 +1,310 @@
+"""SwtuiApp: wires the widgets to the inference thread. All model work happens in that thread."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, ProgressBar
+
+from swtui.core import events as ev
+from swtui.core.worker import InferenceWorker
+from swtui.tui.commands import SwtuiCommands
+from swtui.tui.messages import EngineEvent
+from swtui.tui.screens.ask import AskDialog, validate_factor, validate_prompt
+from swtui.tui.screens.help import HelpScreen
+from swtui.tui.themes import DEFAULT_THEME, load_themes
+from swtui.tui.widgets.chart import VIEWS, LayerSpikeChart
+from swtui.tui.widgets.compare import ComparisonPanel, GenerationDiff, StopwordTable
+from swtui.tui.widgets.detail import LayerDetail
+from swtui.tui.widgets.status import StatusBar
+from swtui.tui.widgets.sw_table import SuperWeightTable
+
+
+class SwtuiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "swtui"
+    COMMANDS = App.COMMANDS | {SwtuiCommands}
+    BINDINGS = [
+        Binding("d", "detect", "detect"),
+        Binding("n", "name_spike", "name"),
+        Binding("p", "toggle_prune", "prune"),
+        Binding("s", "scale", "scale"),
+        Binding("r", "restore", "restore"),
+        Binding("R", "restore_all", "restore all"),
+        Binding("a", "toggle_sa", "SA"),
+        Binding("g", "regenerate", "regen"),
+        Binding("e", "edit_prompt", "prompt"),
+        Binding("Q", "quantize", "quant"),
+        Binding("x", "export", "export"),
+        Binding("h", "chart_move(-1)", "◀", show=False),
+        Binding("l", "chart_move(1)", "▶", show=False),
+        Binding("j", "table_move(1)", "down", show=False),
+        Binding("k", "table_move(-1)", "up", show=False),
+        Binding("L", "toggle_log", "log", show=False),
+        Binding("v", "toggle_view", "view", show=False),
+        Binding("escape", "cancel", "cancel", show=False),
+        Binding("t", "next_theme", "theme", show=False),
+        Binding("question_mark,f1", "help", "help"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, source: str | None = None, load_options=None, prompt: str | None = None,
+                 max_new_tokens: int = 24, theme: str | None = None, session=None, detect_on_load: bool = True,
+                 snapshot: dict | None = None):
+        super().__init__()
+        self.worker = InferenceWorker(self._emit, source, load_options,
+                                      prompt=prompt or "The capital of France is", max_new_tokens=max_new_tokens,
+                                      detect_on_load=detect_on_load, session=session)
+        self.requested_theme = theme
+        self.snapshot = snapshot
+        self.events_seen: list[ev.Event] = []  # for tests and debugging
+        self.sw_rows: list[dict] = []
+        self.layers: list[dict] = []
+        self.tokens: list[str] = []
+        self.threshold = 0.0
+        self.busy_with = "starting"
+        self._theme_names: list[str] = []
+
+    # -- layout -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield ProgressBar(id="progress", show_eta=False)
+        chart = LayerSpikeChart(id="chart")
+        chart.border_title = "down_proj max |in| (pale) / |out| (bright), log"
+        yield chart
+        with Horizontal(id="middle"):
+            yield LayerDetail(id="detail")
+            table = SuperWeightTable(id="sw-table")
+            table.border_title = "super weights"
+            yield table
+        yield ComparisonPanel(id="compare")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        themes, problems = load_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        self._theme_names = [t.name for t in themes] or ["textual-dark"]
+        wanted = self.requested_theme or DEFAULT_THEME
+        if wanted in self._theme_names:
+            self.theme = wanted
+        else:
+            problems.append(f"theme {wanted!r} does not exist; available: {', '.join(self._theme_names)}")
+            self.theme = self._theme_names[0]
+        for p in problems:
+            self.notify(p, severity="warning")
+        self.query_one(ComparisonPanel).set_prompt(self.worker.prompt)
+        self.query_one("#chart").focus()
+        self.worker.start()
+
+    # -- the inference thread's events ---------------------------------------------------------
+    def _emit(self, event: ev.Event) -> None:
+        """Called from the inference thread: post_message is thread-safe."""
+        self.post_message(EngineEvent(event))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        self.events_seen.append(event)
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None:
+            handler(event)
+
+    def _on_Progress(self, e: ev.Progress) -> None:
+        bar = self.query_one("#progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None if e.fraction is None else 100, progress=(e.fraction or 0) * 100)
+        self.query_one(StatusBar).busy = e.stage
+
+    def _on_Busy(self, e: ev.Busy) -> None:
+        self.busy_with = e.what if e.busy else ""
+        self.query_one(StatusBar).busy = e.what if e.busy else ""
+        if not e.busy:
+            self.query_one("#progress", ProgressBar).display = False
+
+    def _on_Loaded(self, e: ev.Loaded) -> None:
+        self.query_one(StatusBar).info = e.info
+        self.sub_title = e.info.get("name", "")
+
+    def _on_ProbeDone(self, e: ev.ProbeDone) -> None:
+        self.layers, self.tokens, self.threshold = e.layers, e.tokens, e.threshold
+        chart = self.query_one(LayerSpikeChart)
+        chart.threshold = e.threshold
+        chart.layers = e.layers
+        chart.border_subtitle = f"spike ≥ {e.threshold:,.0f} · prompt {e.prompt!r}"
+        self._show_layer(chart.selected)
+
+    def _on_DetectionDone(self, e: ev.DetectionDone) -> None:
+        supers = [c for c in e.candidates if c.get("is_super") is not False]
+        if e.candidates:
+            first = (supers or e.candidates)[0]
+            self.query_one(LayerSpikeChart).selected = first["layer"]
+            self._show_layer(first["layer"])
+        if supers:
+            first = supers[0]
+            self.notify(f"super weight: layer {first['layer']} [{first['row']}, {first['col']}]"
+                        f" ({len(e.candidates)} candidates, {len(supers)} super)")
+        else:
+            self.notify(f"no super weight found: {len(e.candidates)} harmless candidates ({e.stop_reason})",
+                        severity="warning")
+
+    def _on_StateChanged(self, e: ev.StateChanged) -> None:
+        self.sw_rows = e.super_weights
+        self.query_one(SuperWeightTable).show(e.super_weights)
+        status = self.query_one(StatusBar)
+        status.edits, status.quant_mode = e.edit_count, e.quant_mode
+        mode = "A/B in one batch" if e.batched_ab else "A/B in two passes (quantized weights)"
+        self.query_one(ComparisonPanel).set_prompt(e.prompt, mode)
+
+    def _on_TokenStreamed(self, e: ev.TokenStreamed) -> None:
+        self.query_one(f"#gen-{e.variant}", GenerationDiff).show(e.text)
+
+    def _on_GenerationDone(self, e: ev.GenerationDone) -> None:
+        for variant in ("base", "current"):
+            if variant in e.texts:
+                self.query_one(f"#gen-{variant}", GenerationDiff).show(e.texts[variant], e.diverge_at)
+
+    def _on_StopwordsDone(self, e: ev.StopwordsDone) -> None:
+        self.query_one(StopwordTable).show(e.report, e.perplexity)
+
+    def _on_Failed(self, e: ev.Failed) -> None:
+        self.notify(e.message, title=e.title, severity="error", timeout=8)
+
+    def _on_Notice(self, e: ev.Notice) -> None:
+        self.notify(e.message, timeout=3)
+
+    def _on_Exported(self, e: ev.Exported) -> None:
+        self.notify(f"snapshot written to {e.path}", title="Exported")
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _show_layer(self, layer: int) -> None:
+        detail = self.query_one(LayerDetail)
+        detail.tokens, detail.threshold = self.tokens, self.threshold
+        detail.stats = self.layers[layer] if 0 <= layer < len(self.layers) else None
+
+    def on_layer_spike_chart_layer_selected(self, message: LayerSpikeChart.LayerSelected) -> None:
+        self._show_layer(message.layer)
+
+    def _selected_key(self) -> tuple[int, int, int] | None:
+        key = self.query_one(SuperWeightTable).selected_key()
+        if key is None:
+            self.notify("no super weight selected: detect (d) or name a spike (n) first", severity="warning")
+        return key
+
+    def submit(self, request: ev.Request) -> None:
+        self.worker.submit(request)
+
+    # -- actions --------------------------------------------------------------------------------
+    def action_detect(self) -> None:
+        self.submit(ev.Detect())
+
+    def action_regenerate(self) -> None:
+        self.submit(ev.Refresh())
+
+    def action_cancel(self) -> None:
+        self.worker.cancel()
+
+    def action_chart_move(self, step: int) -> None:
+        self.query_one(LayerSpikeChart).action_move(step)
+
+    def action_table_move(self, step: int) -> None:
+        table = self.query_one(SuperWeightTable)
+        table.action_cursor_down() if step > 0 else table.action_cursor_up()
+
+    def action_name_spike(self) -> None:
+        chart = self.query_one(LayerSpikeChart)
+        if not self.layers:
+            self.notify("no probe yet", severity="warning")
+            return
+        s = self.layers[chart.selected]
+
+        def done(label: str | None) -> None:
+            if label is not None:
+                self.submit(ev.NameSpike(s["layer"], s["out_channel"], s["in_channel"], label.strip()))
+
+        self.push_screen(AskDialog(f"Label for layer {s['layer']} [{s['out_channel']}, {s['in_channel']}] "
+                                   "(enter to accept):", "", None), done)
+
+    def action_toggle_prune(self) -> None:
+        key = self._selected_key()
+        if key is not None:
+            row = next((r for r in self.sw_rows if (r["layer"], r["row"], r["col"]) == key), {})
+            self.submit(ev.Prune(key, on=not row.get("pruned", False)))
+
+    def action_scale(self) -> None:
+        key = self._selected_key()
+        if key is not None:
+            self.push_screen(AskDialog(f"Scale W{list(key)} by:", "2", validate_factor),
+                             lambda f: f is not None and self.submit(ev.Scale(key, float(f))))
+
+    def action_restore(self) -> None:
+        key = self._selected_key()
+        if key is not None:
+            self.submit(ev.Restore(key))
+
+    def action_restore_all(self) -> None:
+        self.submit(ev.RestoreAll())
+
+    def action_toggle_sa(self) -> None:
+        key = self._selected_key()
+        if key is not None:
+            self.submit(ev.ToggleSA(key))
+
+    def action_edit_prompt(self) -> None:
+        self.push_screen(AskDialog("Prompt:", self.worker.prompt, validate_prompt),
+                         lambda p: p is not None and self.submit(ev.SetPrompt(p)))
+
+    def action_quantize(self) -> None:
+        from swtui.tui.screens.quant import QuantDialog
+
+        self.push_screen(QuantDialog(), lambda cfg: cfg is not None and self.submit(ev.Quantize(cfg or None)))
+
+    def action_full_precision(self) -> None:
+        self.submit(ev.Quantize(None))
+
+    def action_export(self, out_dir: str = "snapshots") -> None:
+        self.submit(ev.Export(out_dir, svg=self.export_screenshot()))
+
+    def action_toggle_log(self) -> None:
+        chart = self.query_one(LayerSpikeChart)
+        chart.log_scale = not chart.log_scale
+        self._retitle_chart()
+
+    def action_toggle_view(self) -> None:
+        chart = self.query_one(LayerSpikeChart)
+        chart.view = VIEWS[(VIEWS.index(chart.view) + 1) % len(VIEWS)]
+        self._retitle_chart()
+
+    def _retitle_chart(self) -> None:
+        chart = self.query_one(LayerSpikeChart)
+        what = "down_proj max |in| (pale) / |out| (bright)" if chart.view == "down_proj" else "residual stream max |h|"
+        chart.border_title = f"{what}, {'log' if chart.log_scale else 'linear'}"
+
+    def action_next_theme(self) -> None:
+        names = self._theme_names
+        self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        self.worker.stop(timeout=2.0)
+        self.exit()
+
+
+def run_app(args) -> int:
+    from swtui.headless import load_options
+
+    app = SwtuiApp(args.model, load_options(args), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+                   theme=args.theme)
+    signal.signal(signal.SIGTERM, lambda *_: app.call_later(app.exit))
+    app.run()
+    app.worker.stop(timeout=2.0)
+    return 0
+
+
+TCSS = Path(__file__).with_name("app.tcss")

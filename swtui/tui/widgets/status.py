@@ -1,0 +1,30 @@
+"""StatusBar: model, device, dtype, size, quantization mode, edit count, inference state."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+
+class StatusBar(Static):
+    info: reactive[dict] = reactive(dict, always_update=True)
+    quant_mode: reactive[str] = reactive("full precision")
+    edits: reactive[int] = reactive(0)
+    busy: reactive[str] = reactive("starting")
+
+    def render(self) -> Text:
+        info = self.info
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(" swtui ", style="bold reverse")
+        state = self.busy or "idle"
+        t.append(f" {'◐' if self.busy else '●'} {state[:28]:<12}", style="bold" if self.busy else "")
+        t.append(f"│ {self.quant_mode} · {self.edits} edit{'s' if self.edits != 1 else ''} │")
+        if info:
+            params = info.get("params", 0)
+            size = f"{params / 1e9:.2f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
+            t.append(f" {info.get('name', '?')}", style="bold")
+            t.append(f" · {info.get('device', '?')} · {info.get('dtype', '?')} · {size} · {info.get('layers', '?')} layers")
+        else:
+            t.append(" loading model…")
+        return t

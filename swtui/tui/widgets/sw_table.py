@@ -1,0 +1,52 @@
+"""SuperWeightTable: named super weights with value, z-score, state and impact."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from swtui.render import fmt
+
+COLUMNS = ("layer", "row", "col", "state", "value", "impact", "z", "label")
+
+
+class SuperWeightTable(DataTable):
+    """j/k or ↑/↓ move; the selected row is what p, s, r and a act on."""
+
+    BINDINGS = [("j", "cursor_down", "down"), ("k", "cursor_up", "up")]
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.add_columns(*COLUMNS)
+        self.rows_data: list[dict] = []
+
+    def show(self, rows: list[dict]) -> None:
+        keep = self.selected_key()
+        self.rows_data = rows
+        self.clear()
+        for r in rows:
+            impact = "—"
+            if r.get("ppl_base") and r.get("ppl_pruned"):
+                ratio = r["ppl_pruned"] / r["ppl_base"]
+                impact = Text(f"ppl×{ratio:.1f}", style="bold" if r.get("is_super") else "dim")
+            state = Text(r["state"], style="reverse" if r["state"] != "original" else "")
+            z = fmt(r.get("zscore"), 1)
+            self.add_row(str(r["layer"]), str(r["row"]), str(r["col"]), state, f"{r['value']:.4g}", impact, z,
+                         r.get("label") or ("" if r.get("is_super") is not False else "harmless"),
+                         key=f"{r['layer']},{r['row']},{r['col']}")
+        if keep is not None:
+            for i, r in enumerate(rows):
+                if (r["layer"], r["row"], r["col"]) == keep:
+                    self.move_cursor(row=i)
+
+    def selected_key(self) -> tuple[int, int, int] | None:
+        rows = getattr(self, "rows_data", [])
+        if not rows or self.cursor_row is None or not 0 <= self.cursor_row < len(rows):
+            return None
+        r = rows[self.cursor_row]
+        return (r["layer"], r["row"], r["col"])
+
+    def selected_row(self) -> dict | None:
+        key = self.selected_key()
+        return next((r for r in self.rows_data if (r["layer"], r["row"], r["col"]) == key), None)

@@ -1,0 +1,148 @@
+"""Pilot tests on a tiny planted model: keys, clicks, edits, cancel, errors; state via the ledger."""
+
+import pytest
+
+from swtui.core import events as ev
+from swtui.core.hooks import count_hooks
+from swtui.tui.app import SwtuiApp
+from swtui.tui.widgets.chart import LayerSpikeChart
+from swtui.tui.widgets.detail import LayerDetail
+from swtui.tui.widgets.sw_table import SuperWeightTable
+from tui_helpers import settle, wait_for
+
+SW = (1, 5, 17)
+
+
+def make_app(**kw):
+    return SwtuiApp("tiny:llama", max_new_tokens=kw.pop("max_new_tokens", 6), **kw)
+
+
+async def test_detect_select_name_prune_restore():
+    app = make_app()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        session = app.worker.session
+        h0 = session.current_hash()
+        chart = app.query_one(LayerSpikeChart)
+        assert len(chart.layers) == 4
+        # detection selected the planted layer; move away and back by keys
+        assert chart.selected == 1
+        await pilot.press("h")
+        assert chart.selected == 0
+        await pilot.press("l", "enter")
+        assert app.query_one(LayerDetail).stats["layer"] == 1
+        assert app.query_one(LayerDetail).stats["out_channel"] == 5
+        # the detected weight is in the table
+        table = app.query_one(SuperWeightTable)
+        assert table.selected_key() == SW
+        # prune with p
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert session.ledger.elements[SW].op == "prune"
+        assert session.ledger.current_value(*SW) == 0.0
+        assert any(isinstance(e, ev.GenerationDone) for e in app.events_seen)
+        # p again unprunes
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert SW not in session.ledger.elements
+        # scale with s: invalid input is refused in the dialog, a valid one applied
+        await pilot.press("s")
+        await pilot.press("end", "backspace", "n", "a", "n", "enter")
+        await pilot.pause(0.1)
+        assert SW not in session.ledger.elements
+        for _ in range(3):
+            await pilot.press("backspace")
+        await pilot.press("0", ".", "5", "enter")
+        await settle(pilot, app)
+        assert session.ledger.elements[SW].factor == 0.5
+        # r restores the selected, R everything, bit-exact
+        await pilot.press("r")
+        await settle(pilot, app)
+        assert session.ledger.count == 0
+        await pilot.press("p")
+        await settle(pilot, app)
+        await pilot.press("R")
+        await settle(pilot, app)
+        assert session.ledger.count == 0 and session.current_hash() == h0
+        assert count_hooks(session.model) == 0
+
+
+async def test_click_selects_a_layer_and_n_names_it():
+    app = make_app(detect_on_load=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("g")  # a refresh gives the first probe
+        await settle(pilot, app)
+        chart = app.query_one(LayerSpikeChart)
+        per = chart.size.width // 4
+        await pilot.click("#chart", offset=(1 + 3 * per + 1, 3))  # 1 = the border
+        assert chart.selected == 3
+        await pilot.click("#chart", offset=(1 + 1 * per + 1, 3))
+        assert chart.selected == 1
+        await pilot.press("n")
+        await pilot.press("m", "y", "enter")
+        await settle(pilot, app)
+        sw = app.worker.session.find_super_weight(SW)
+        assert sw is not None and sw.label == "my" and sw.source == "user"
+        assert app.query_one(SuperWeightTable).selected_key() == SW
+
+
+async def test_cancel_generation_and_keys_stay_responsive():
+    app = make_app(detect_on_load=False, max_new_tokens=400)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: any(isinstance(e, ev.TokenStreamed) for e in app.events_seen))
+        chart = app.query_one(LayerSpikeChart)
+        before = chart.selected
+        await pilot.press("l")  # keys work while tokens stream
+        assert chart.selected == min(before + 1, 3)
+        await pilot.press("escape")
+        await settle(pilot, app)
+        done = [e for e in app.events_seen if isinstance(e, ev.GenerationDone)]
+        assert done and done[-1].cancelled
+        assert count_hooks(app.worker.session.model) == 0
+
+
+async def test_error_in_inference_thread_is_shown_and_state_kept():
+    app = make_app()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        session = app.worker.session
+        h0 = session.current_hash()
+
+        def explode(s):
+            s.ledger.prune(*SW)
+            s.ledger.restore(*SW)
+            raise RuntimeError("injected failure")
+
+        app.submit(ev.Call(explode))
+        await settle(pilot, app)
+        failed = [e for e in app.events_seen if isinstance(e, ev.Failed)]
+        assert failed and "injected failure" in failed[-1].message
+        assert session.current_hash() == h0
+        # out-of-range coordinates through the UI path: a notification, nothing changes
+        app.submit(ev.Prune((9, 0, 0)))
+        await settle(pilot, app)
+        assert "out of range" in [e for e in app.events_seen if isinstance(e, ev.Failed)][-1].message
+        # still usable
+        await pilot.press("p")
+        await settle(pilot, app)
+        assert session.ledger.elements[SW].op == "prune"
+
+
+async def test_help_palette_theme_and_quit():
+    app = make_app(detect_on_load=False, theme="no-such-theme")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        assert app.theme == "solarized-dark" or app.theme.startswith("swtui")
+        await pilot.press("t")
+        await pilot.press("question_mark")
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        assert type(app.screen).__name__ != "HelpScreen"
+        await pilot.press("L")
+        assert app.query_one(LayerSpikeChart).log_scale is False
+        await pilot.press("v")
+        assert app.query_one(LayerSpikeChart).view == "residual"
+        await pilot.press("q")
+    assert not app.worker.alive

@@ -1,0 +1,33 @@
+"""Snapshot tests (pytest-textual-snapshot) on the deterministic tiny planted model."""
+
+from swtui.tui.app import SwtuiApp
+from tui_helpers import settle
+
+
+def make_app():
+    # the same factory the CLI uses, on a model that is identical on every run
+    return SwtuiApp("tiny:llama", max_new_tokens=6, theme="swtui-dark")
+
+
+async def _after_detection(pilot):
+    await settle(pilot, pilot.app)
+    pilot.app.clear_notifications()
+    await pilot.pause(0.1)
+
+
+async def _help(pilot):
+    await _after_detection(pilot)
+    await pilot.press("f1")
+    await pilot.pause(0.2)
+
+
+def test_main_screen_after_detection(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(100, 32), run_before=_after_detection)
+
+
+def test_main_screen_80x24(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=_after_detection)
+
+
+def test_help_screen(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(100, 32), run_before=_help)

@@ -109,3 +109,27 @@ def test_nonsw_control_is_mild(demo):
     assert ppl["current"] / ppl["base"] < 3
     demo.ledger.restore_all()
     assert weights_hash(demo.model) == h0
+
+
+def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys):
+    from swtui.cli import main
+
+    assert main(["quant-sweep", "--blocks", "256,65536,tensor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["super_weights"] == [list(SW)]
+    rows = {r["block"]: r for r in report["rows"]}
+    for big in (65536, "tensor"):
+        assert rows[big]["sw_aware"] * 5 < rows[big]["naive"]  # holding out matters a lot here
+        assert rows[big]["sw_aware"] < rows[big]["clip"]  # clipping alone destroys the super weight
+    assert rows[256]["naive"] < 2 * report["baseline_perplexity"]
+
+
+def test_quant_command_returns_exactly(capsys):
+    from swtui.cli import main
+
+    assert main(["quant", "--method", "bnb-nf4", "--keep-super-weights", "--json", "--max-new-tokens", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["restored_exactly"] is True and report["held_out"] == [list(SW)]
+    assert report["edited"]["perplexity"] < 2 * report["baseline"]["perplexity"]
+    layer11 = report["spikes"][11]
+    assert layer11["quant_channel"] == 507  # the super activation survives NF4 with the SW held out

@@ -25,3 +25,21 @@ def test_tui_has_no_torch_imports():
             if stripped.startswith(("import torch", "from torch", "import transformers", "from transformers")):
                 offenders.append(f"{path.name}: {stripped}")
     assert offenders == []
+
+
+def test_tui_starts_without_torch():
+    """The first frame can appear before torch is imported: the app module does not import it."""
+    code = "import sys, swtui.cli, swtui.tui.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+def test_palette_lists_every_action():
+    from swtui.tui.app import SwtuiApp
+    from swtui.tui.commands import ACTIONS
+
+    for _, action, _ in ACTIONS:
+        assert hasattr(SwtuiApp, f"action_{action}") or action in ("quit", "help"), action
+    bound = {b.action.split("(")[0] for b in SwtuiApp.BINDINGS}
+    listed = {a for _, a, _ in ACTIONS}
+    assert bound - {"chart_move", "table_move"} <= listed

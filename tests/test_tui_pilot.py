@@ -146,3 +146,30 @@ async def test_help_palette_theme_and_quit():
         assert app.query_one(LayerSpikeChart).view == "residual"
         await pilot.press("q")
     assert not app.worker.alive
+
+
+async def test_quantization_selector_and_exact_return():
+    app = make_app()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        session = app.worker.session
+        h0 = session.current_hash()
+        await pilot.press("Q")
+        await pilot.press("down", "enter")  # RTN W4, blocks of 4096
+        await settle(pilot, app)
+        assert session.ledger.tensors and session.quant_config["method"] == "rtn"
+        assert "RTN W4" in app.query_one("#status").quant_mode
+        done = [e for e in app.events_seen if isinstance(e, ev.GenerationDone)][-1]
+        assert done.batched is False  # quantized weights: two passes
+        await pilot.press("Q", "enter")  # full precision
+        await settle(pilot, app)
+        assert session.ledger.count == 0 and session.current_hash() == h0
+        await pilot.press("Q", *["down"] * 7, "enter")  # LLM.int8
+        await settle(pilot, app)
+        assert session.ledger.modules
+        await pilot.press("p")  # packed weights: refused with a message, state intact
+        await settle(pilot, app)
+        assert "packed" in [e for e in app.events_seen if isinstance(e, ev.Failed)][-1].message
+        await pilot.press("R")
+        await settle(pilot, app)
+        assert session.current_hash() == h0

@@ -34,22 +34,23 @@ class LayerSite:
     layer_name: str
     layer: object
     down_name: str
-    down: object
+    root: object  # the model: `down` is looked up by name, so module swaps (bitsandbytes) are seen
     transposed: bool  # True for Conv1D: weight is [in, out]
+    out_features: int = 0
+    in_features: int = 0
+
+    def __post_init__(self) -> None:
+        w = self.down.weight
+        rows, cols = w.shape
+        self.out_features, self.in_features = (cols, rows) if self.transposed else (rows, cols)
+
+    @property
+    def down(self):
+        return self.root.get_submodule(self.down_name)
 
     @property
     def weight_name(self) -> str:
         return f"{self.down_name}.weight"
-
-    @property
-    def out_features(self) -> int:
-        w = self.down.weight
-        return w.shape[0] if not self.transposed else w.shape[1]
-
-    @property
-    def in_features(self) -> int:
-        w = self.down.weight
-        return w.shape[1] if not self.transposed else w.shape[0]
 
     def index_of(self, row: int, col: int) -> tuple[int, int]:
         """Storage index of the (row=out, col=in) element."""
@@ -87,7 +88,8 @@ class ModelAdapter:
                 for rel in DOWN_PROJ_NAMES:
                     down = modules.get(f"{layer_name}.{rel}")
                     if down is not None and _has_weight(down):
-                        sites.append(LayerSite(i, layer_name, layer, f"{layer_name}.{rel}", down, _is_conv1d(down)))
+                        sites.append(LayerSite(i, layer_name, layer, f"{layer_name}.{rel}", self.model,
+                                               _is_conv1d(down)))
                         break
                 else:
                     return []
@@ -109,7 +111,7 @@ class ModelAdapter:
                 f"(example names: {', '.join(list(modules)[1:6])})"
             )
         found.sort()
-        return [LayerSite(i, ln, modules[ln], n, m, _is_conv1d(m)) for i, (_, ln, n, m) in enumerate(found)]
+        return [LayerSite(i, ln, modules[ln], n, self.model, _is_conv1d(m)) for i, (_, ln, n, m) in enumerate(found)]
 
     def _explain(self) -> str:
         return (

@@ -25,6 +25,8 @@ class HookSet:
         while self._handles:
             self._handles.pop().remove()
 
+    remove = close  # a HookSet can hold other HookSets
+
     def __enter__(self) -> "HookSet":
         return self
 

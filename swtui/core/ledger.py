@@ -112,6 +112,8 @@ class EditLedger:
         site = self.adapter.check_coords(layer, row, col)
         if site.weight_name in self.tensors:
             return float(self.tensors[site.weight_name][site.index_of(row, col)])
+        if site.down_name in self.modules:  # swapped out for a packed module: read the original
+            return float(self.modules[site.down_name].weight[site.index_of(row, col)])
         return self.current_value(layer, row, col)
 
     # -- tensor edits -----------------------------------------------------------------------

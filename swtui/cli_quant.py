@@ -1,0 +1,163 @@
+"""`swtui quant` and `swtui quant-sweep`: full precision vs quantized, super outliers held out or not."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from swtui.core.errors import UserInputError
+
+DEFAULT_SWEEP_BLOCKS = "64,256,1024,4096,16384,65536,tensor"
+
+
+def add_quant_options(p, sweep: bool = False) -> None:
+    g = p.add_argument_group("quantization")
+    if not sweep:
+        g.add_argument("--method", default="rtn", choices=["rtn", "bnb-int8", "bnb-nf4", "bnb-fp4"])
+    g.add_argument("--bits", type=int, default=4, help="RTN bits, 2..8 (4)")
+    if sweep:
+        g.add_argument("--blocks", default=DEFAULT_SWEEP_BLOCKS,
+                       help=f"comma-separated 1-D block sizes, or 'tensor' ({DEFAULT_SWEEP_BLOCKS})")
+    else:
+        g.add_argument("--group", default=None, choices=["tensor", "channel", "block", "tile"],
+                       help="RTN grouping (default: block when --block is given, else tensor)")
+        g.add_argument("--block", type=int, default=None, help="1-D block size (or tile side with --group tile)")
+        g.add_argument("--keep-super-weights", action="store_true",
+                       help="hold the detected super weights out of quantization")
+        g.add_argument("--act-bits", type=int, default=None, help="also fake-quantize down_proj activations")
+        g.add_argument("--act-site", default="input", choices=["input", "output"])
+        g.add_argument("--keep-super-activation", action="store_true",
+                       help="with --act-bits: replace the super activation by the median, restore it after")
+    g.add_argument("--clip-z", type=float, default=None if not sweep else 9.0,
+                   help="clip weights beyond this z-score of |W| before quantizing" + (" (9)" if sweep else ""))
+
+
+def _session_with_detection(args, progress):
+    from swtui.core.detect import DetectOptions, adopt, detect
+    from swtui.headless import open_session
+
+    session = open_session(args, progress)
+    progress("detecting super weights", None)
+    adopt(session, detect(session, DetectOptions(max_rounds=2), progress))
+    return session
+
+
+def _config_from_args(args) -> dict:
+    group = args.group or ("block" if args.block else "tensor")
+    return {"method": args.method, "bits": args.bits, "group": group, "block": args.block, "clip_z": args.clip_z,
+            "keep_super_weights": args.keep_super_weights, "act_bits": args.act_bits, "act_site": args.act_site,
+            "act_sa": args.keep_super_activation}
+
+
+def cmd_quant(args) -> int:
+    from swtui.core import metrics
+    from swtui.core.detect import run_probe
+    from swtui.core.quant_session import apply_quant_config, parse_config
+    from swtui.headless import emit_json, model_info, out_console, progress_display
+    from swtui.render import comparison_table, generation_table, stopword_shift_table
+
+    config = _config_from_args(args)
+    parse_config(config)  # bad options fail before the model loads
+    with progress_display() as progress:
+        session = _session_with_detection(args, progress)
+        before = session.current_hash()
+        base_probe = run_probe(session, "Apple Inc. is a worldwide tech company.")
+        label = apply_quant_config(session, config, progress)
+        progress("measuring full precision vs quantized", None)
+        ppl = metrics.perplexity(session, metrics.eval_text(args.eval_file))
+        sw = metrics.stopword_mass(session)
+        gen = metrics.generate(session, args.gen_prompt, args.max_new_tokens)
+        q_probe = run_probe(session, "Apple Inc. is a worldwide tech company.")
+        apply_quant_config(session, None)
+        restored = session.current_hash() == before
+    held = [list(s.key) for s in session.super_weights if s.is_super is not False]
+    report = {
+        "model": model_info(session), "config": config, "label": label, "held_out": held if args.keep_super_weights else [],
+        "baseline": {"perplexity": ppl["base"], "stopword_mass": sw.mass["base"], "generation": gen["base"]},
+        "edited": {"perplexity": ppl["current"], "stopword_mass": sw.mass["current"], "generation": gen["current"]},
+        "stopwords": sw.to_dict(),
+        "spikes": [{"layer": a.layer, "full_out_max": a.out_max, "quant_out_max": b.out_max,
+                    "full_channel": a.out_channel, "quant_channel": b.out_channel}
+                   for a, b in zip(base_probe.layers, q_probe.layers)],
+        "restored_exactly": restored,
+    }
+    if args.json:
+        emit_json(report)
+        return 0
+    out_console.print(f"[bold]{label}[/bold] vs full precision"
+                      + (f" — super weights held out: {held}" if args.keep_super_weights else ""))
+    out_console.print(comparison_table(report["baseline"], report["edited"], "full precision vs quantized"))
+    out_console.print(stopword_shift_table(report["stopwords"]["top_stopwords"], "stopwords that moved"))
+    out_console.print(generation_table(args.gen_prompt, gen["base"], gen["current"]))
+    t = Table(title="does the super activation survive? (max |down_proj out| per layer)", title_justify="left")
+    for col in ("layer", "full", "quantized", "channel"):
+        t.add_column(col, justify="right")
+    for row in report["spikes"]:
+        t.add_row(str(row["layer"]), f"{row['full_out_max']:.1f}", f"{row['quant_out_max']:.1f}",
+                  f"{row['full_channel']} → {row['quant_channel']}")
+    out_console.print(t)
+    out_console.print(f"back to full precision gives the original weights: {restored}")
+    return 0
+
+
+def parse_blocks(text: str) -> list[int | None]:
+    blocks: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "tensor":
+            blocks.append(None)
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise UserInputError(f"--blocks takes integers or 'tensor', not {part!r}") from None
+        if value < 2:
+            raise UserInputError(f"block size {value} does not fit: it must be ≥ 2")
+        blocks.append(value)
+    return blocks
+
+
+def cmd_quant_sweep(args) -> int:
+    from swtui.core import metrics
+    from swtui.core.quant import check_bits
+    from swtui.core.quant_session import apply_quant_config
+    from swtui.headless import emit_json, model_info, out_console, progress_display
+
+    blocks = parse_blocks(args.blocks)
+    check_bits(args.bits)
+    rows = []
+    with progress_display() as progress:
+        session = _session_with_detection(args, progress)
+        text = metrics.eval_text(args.eval_file)
+        base = metrics.perplexity(session, text, variants=("current",))["current"]
+        variants = (("naive", None, False), ("keep_sw", None, True), ("clip", args.clip_z, False),
+                    ("sw_aware", args.clip_z, True))
+        for i, block in enumerate(blocks):
+            row = {"block": block or "tensor"}
+            for name, clip, keep in variants:
+                progress(f"block {row['block']}: {name}", i / len(blocks))
+                cfg = {"method": "rtn", "bits": args.bits, "group": "block" if block else "tensor", "block": block,
+                       "clip_z": clip, "keep_super_weights": keep}
+                apply_quant_config(session, cfg)
+                row[name] = metrics.perplexity(session, text, variants=("current",))["current"]
+            apply_quant_config(session, None)
+            rows.append(row)
+    held = [list(s.key) for s in session.super_weights if s.is_super is not False]
+    report = {"model": model_info(session), "bits": args.bits, "clip_z": args.clip_z, "baseline_perplexity": base,
+              "super_weights": held, "rows": rows,
+              "columns": {"naive": "RTN", "keep_sw": "RTN with the super weights held out (no clipping)",
+                          "clip": f"RTN after clipping |W| at z={args.clip_z:g}",
+                          "sw_aware": f"clip z={args.clip_z:g}, RTN, restore the super weights"}}
+    if args.json:
+        emit_json(report)
+        return 0
+    t = Table(title=f"W{args.bits} RTN perplexity by 1-D block size (full precision: {base:.2f}); "
+                    f"super weights {held}", title_justify="left")
+    for col in ("block", "naive", "keep SW", f"clip z{args.clip_z:g}", "clip+keep SW", "naive/SW-aware"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(str(r["block"]), f"{r['naive']:.2f}", f"{r['keep_sw']:.2f}", f"{r['clip']:.2f}",
+                  f"{r['sw_aware']:.2f}", f"{r['naive'] / r['sw_aware']:.2f}×")
+    out_console.print("[dim]keep SW: super weights left out of MIN/MAX and restored; clip: |W| clamped at "
+                      "z·std+mean per block; SW-aware (the paper's): clip, quantize, restore the super weights[/dim]")
+    out_console.print(t)
+    return 0

@@ -133,3 +133,16 @@ def test_quant_command_returns_exactly(capsys):
     assert report["edited"]["perplexity"] < 2 * report["baseline"]["perplexity"]
     layer11 = report["spikes"][11]
     assert layer11["quant_channel"] == 507  # the super activation survives NF4 with the SW held out
+
+
+def test_snapshot_round_trip(tmp_path, capsys):
+    from swtui.cli import main
+
+    assert main(["export", "--prune", "11,507,1229", "--out", str(tmp_path), "--no-svg", "--json",
+                 "--max-new-tokens", "8"]) == 0
+    path = json.loads(capsys.readouterr().out)["path"]
+    saved = json.loads((tmp_path / path.split("/")[-1] / "findings.json").read_text())
+    assert saved["edits"][0]["op"] == "prune" and saved["metrics"]["perplexity"]["current"] > 50
+    assert main(["open", path, "--headless", "--json"]) == 0
+    reopened = json.loads(capsys.readouterr().out)
+    assert reopened["matches"] == {"edits": True, "generation": True, "perplexity": True}

@@ -173,3 +173,22 @@ async def test_quantization_selector_and_exact_return():
         await pilot.press("R")
         await settle(pilot, app)
         assert session.current_hash() == h0
+
+
+async def test_export_key_writes_a_snapshot(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("p")
+        await settle(pilot, app)
+        await pilot.press("x")
+        await settle(pilot, app)
+        exported = [e for e in app.events_seen if isinstance(e, ev.Exported)]
+        assert exported
+    folder = tmp_path / exported[-1].path
+    assert {p.name for p in folder.iterdir()} == {"findings.json", "report.md", "screen.svg"}
+    from swtui.core.snapshot import load_snapshot
+
+    data = load_snapshot(folder)
+    assert data["edits"][0]["op"] == "prune" and data["metrics"]["generation"]["current"]

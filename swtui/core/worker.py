@@ -22,7 +22,7 @@ EDIT_REQUESTS = (ev.Prune, ev.Scale, ev.Restore, ev.RestoreAll, ev.ToggleSA, ev.
 class InferenceWorker:
     def __init__(self, emit: Callable[[ev.Event], None], source: str | None, load_options=None,
                  prompt: str = "The capital of France is", max_new_tokens: int = 24,
-                 detect_on_load: bool = True, session=None):
+                 detect_on_load: bool = True, session=None, snapshot: dict | None = None):
         self.emit = emit
         self.source = source
         self.load_options = load_options
@@ -30,6 +30,8 @@ class InferenceWorker:
         self.max_new_tokens = max_new_tokens
         self.detect_on_load = detect_on_load
         self.session = session
+        self.snapshot = snapshot
+        self.snapshot_force = False
         self.detection = None
         self.last_generation: dict = {}
         self.last_stopwords: dict = {}
@@ -75,8 +77,12 @@ class InferenceWorker:
     def _run(self) -> None:
         if not self._guard(self._load, "loading"):
             return
-        if self.detect_on_load:
+        if self.snapshot is not None:
+            self._queue.put(ev.Call(lambda s: self.apply_snapshot(s, force=self.snapshot_force), refresh=True))
+        elif self.detect_on_load:
             self._queue.put(ev.Detect())
+        else:
+            self._queue.put(ev.Refresh())
         while True:
             first = self._queue.get()
             batch = [first]
@@ -178,6 +184,14 @@ class InferenceWorker:
             return False
         self._emit_state()
         return True
+
+    def apply_snapshot(self, session, force: bool = False) -> None:
+        """Re-apply the snapshot given at start (raises HashMismatch unless `force`)."""
+        from swtui.core.snapshot import apply_snapshot
+
+        for note in apply_snapshot(session, self.snapshot, force=force):
+            self.emit(ev.Notice(note))
+        self.prompt = self.snapshot["prompts"].get("generation") or self.prompt
 
     def _restore_all(self) -> None:
         s = self.session

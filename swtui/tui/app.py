@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -58,7 +57,7 @@ class SwtuiApp(App):
         super().__init__()
         self.worker = InferenceWorker(self._emit, source, load_options,
                                       prompt=prompt or "The capital of France is", max_new_tokens=max_new_tokens,
-                                      detect_on_load=detect_on_load, session=session)
+                                      detect_on_load=detect_on_load, session=session, snapshot=snapshot)
         self.requested_theme = theme
         self.snapshot = snapshot
         self.events_seen: list[ev.Event] = []  # for tests and debugging
@@ -152,6 +151,10 @@ class SwtuiApp(App):
                         severity="warning")
 
     def _on_StateChanged(self, e: ev.StateChanged) -> None:
+        if e.super_weights and not self.sw_rows:  # first super weights known: show their layer
+            chart = self.query_one(LayerSpikeChart)
+            chart.selected = e.super_weights[0]["layer"]
+            self._show_layer(chart.selected)
         self.sw_rows = e.super_weights
         self.query_one(SuperWeightTable).show(e.super_weights)
         status = self.query_one(StatusBar)
@@ -171,7 +174,21 @@ class SwtuiApp(App):
         self.query_one(StopwordTable).show(e.report, e.perplexity)
 
     def _on_Failed(self, e: ev.Failed) -> None:
+        if e.title == "Weight hash mismatch":
+            self._ask_open_anyway(e.message)
+            return
         self.notify(e.message, title=e.title, severity="error", timeout=8)
+
+    def _ask_open_anyway(self, message: str) -> None:
+        def answer(text: str | None) -> None:
+            if text and text.strip().lower().startswith("y"):
+                self.submit(ev.Call(lambda s: self.worker.apply_snapshot(s, force=True), refresh=True))
+            else:
+                self.exit(message="snapshot not opened: weight hash mismatch")
+
+        self.push_screen(AskDialog(f"{message.split(';')[0]}. Open the snapshot anyway? (y/n)", "n",
+                                   lambda t: None if t.strip().lower()[:1] in ("y", "n") else "answer y or n"),
+                         answer)
 
     def _on_Notice(self, e: ev.Notice) -> None:
         self.notify(e.message, timeout=3)
@@ -307,4 +324,17 @@ def run_app(args) -> int:
     return 0
 
 
-TCSS = Path(__file__).with_name("app.tcss")
+def run_snapshot_app(args, data: dict) -> int:
+    """`swtui open SNAPSHOT`: the inspector with the snapshot's state re-applied."""
+    from swtui.core.snapshot import model_source
+    from swtui.headless import load_options
+
+    source = args.model or model_source(data)
+    app = SwtuiApp(source, load_options(args), theme=args.theme, snapshot=data,
+                   max_new_tokens=data["prompts"].get("max_new_tokens") or 24)
+    if args.force:
+        app.worker.snapshot_force = True
+    signal.signal(signal.SIGTERM, lambda *_: app.call_later(app.exit))
+    app.run()
+    app.worker.stop(timeout=2.0)
+    return 0

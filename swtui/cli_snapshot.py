@@ -1,0 +1,142 @@
+"""`swtui export`, `swtui open`, `swtui report`."""
+
+from __future__ import annotations
+
+from swtui.core.errors import SwtuiError
+
+
+def add_export_options(p) -> None:
+    g = p.add_argument_group("export")
+    g.add_argument("--out", default="snapshots", help="folder for the snapshot (snapshots/)")
+    g.add_argument("--prune", action="append", default=[], metavar="L,R,C")
+    g.add_argument("--scale", action="append", default=[], metavar="L,R,C=F")
+    g.add_argument("--restore-sa", action="store_true")
+    g.add_argument("--nonsw-control", type=int, default=None, metavar="K")
+    g.add_argument("--sa-prompt", default="Apple Inc. is a worldwide tech company.")
+    g.add_argument("--quant", default=None, metavar="JSON", help='quantization config, e.g. \'{"method": "bnb-nf4"}\'')
+    g.add_argument("--no-svg", action="store_true", help="skip the SVG screenshot (it renders the TUI offscreen)")
+
+
+def render_svg(session, prompt: str, max_new_tokens: int, size=(120, 40), detection=None) -> str:
+    """Render the inspector offscreen on this session and return its SVG screenshot."""
+    import asyncio
+    import time
+
+    from swtui.tui.app import SwtuiApp
+
+    app = SwtuiApp(session=session, prompt=prompt, max_new_tokens=max_new_tokens, detect_on_load=False)
+    app.worker.detection = detection  # keep detection's spike threshold in the chart
+    result = {}
+
+    async def drive():
+        async with app.run_test(size=size) as pilot:
+            deadline = time.monotonic() + 600
+            quiet = 0
+            while time.monotonic() < deadline and quiet < 4:
+                await pilot.pause(0.1)
+                w = app.worker
+                idle = not w._busy.is_set() and w._queue.empty() and w.last_stopwords.get("perplexity")
+                quiet = quiet + 1 if idle else 0
+            app.clear_notifications()
+            await pilot.pause(0.2)
+            result["svg"] = app.export_screenshot(title=f"swtui — {session.loaded.name}")
+            app.worker.stop()
+
+    asyncio.run(drive())
+    return result["svg"]
+
+
+def cmd_export(args) -> int:
+    import json
+
+    from swtui.core.detect import DetectOptions, adopt, detect
+    from swtui.core.quant_session import apply_quant_config
+    from swtui.core.snapshot import build_snapshot, write_snapshot
+    from swtui.headless import ablate_report, apply_ablation_args, emit_json, open_session, out_console, progress_display
+
+    notices: list[str] = []
+    quant = None
+    if args.quant:
+        try:
+            quant = json.loads(args.quant)
+        except ValueError:
+            raise SwtuiError("--quant must be a JSON object, e.g. '{\"method\": \"rtn\", \"bits\": 4}'") from None
+    with progress_display() as progress:
+        session = open_session(args, progress)
+        detection = detect(session, DetectOptions(), progress)
+        adopt(session, detection)
+        if args.prune or args.scale or args.nonsw_control:
+            apply_ablation_args(session, args, notices)
+        if quant is not None:
+            apply_quant_config(session, quant, progress)
+        progress("measuring baseline vs current", None)
+        report = ablate_report(session, args, notices)
+        svg = None if args.no_svg else render_svg(session, args.gen_prompt, args.max_new_tokens, detection=detection)
+        stopwords = dict(report["stopwords"], perplexity={"base": report["baseline"]["perplexity"],
+                                                          "current": report["edited"]["perplexity"]})
+        generation = {"base": report["baseline"]["generation"], "current": report["edited"]["generation"]}
+        data = build_snapshot(session, detection=detection, generation=generation, stopwords=stopwords,
+                              prompt=args.gen_prompt, max_new_tokens=args.max_new_tokens)
+        path = write_snapshot(data, args.out, svg=svg)
+    if args.json:
+        emit_json({"path": str(path)})
+    else:
+        out_console.print(f"snapshot written to [bold]{path}[/bold]")
+    return 0
+
+
+def reopen(args, data):
+    """Load the snapshot's model (or --model), check the hash, re-apply; returns (session, notes)."""
+    from swtui.core.snapshot import apply_snapshot, model_source
+    from swtui.headless import open_session, progress_display
+
+    args.model = args.model or model_source(data)
+    with progress_display() as progress:
+        session = open_session(args, progress)
+        notes = apply_snapshot(session, data, force=args.force)
+    return session, notes
+
+
+def cmd_open(args) -> int:
+    from swtui.core.snapshot import load_snapshot
+
+    data = load_snapshot(args.snapshot)
+    if not args.headless:
+        from swtui.tui.app import run_snapshot_app
+
+        return run_snapshot_app(args, data)
+    from swtui.core import metrics
+    from swtui.headless import emit_json, out_console
+
+    session, notes = reopen(args, data)
+    prompt = data["prompts"].get("generation") or "The capital of France is"
+    n = data["prompts"].get("max_new_tokens") or 24
+    gen = metrics.generate(session, prompt, n)
+    ppl = metrics.perplexity(session)
+    saved = data["metrics"] or {}
+    result = {"notes": notes, "edits": session.ledger.summary(), "quantization": session.quant_config,
+              "generation": gen, "perplexity": ppl,
+              "matches": {"edits": session.ledger.summary() == data["edits"],
+                          "generation": gen == (saved.get("generation") or gen),
+                          "perplexity": all(abs(ppl[k] - v) <= 1e-6 * max(1.0, abs(v))
+                                            for k, v in (saved.get("perplexity") or {}).items())}}
+    if args.json:
+        emit_json(result)
+    else:
+        for note in notes:
+            out_console.print(f"[yellow]{note}[/yellow]")
+        out_console.print(f"re-applied {len(result['edits'])} edit(s); quantization: {session.quant_config or 'none'}")
+        out_console.print(f"perplexity {ppl['base']:.2f} → {ppl['current']:.2f}; matches the snapshot: {result['matches']}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from rich.markdown import Markdown
+
+    from swtui.core.report import markdown_report
+    from swtui.core.snapshot import load_snapshot
+    from swtui.headless import out_console
+
+    data = load_snapshot(args.snapshot)
+    out_console.print(Markdown(markdown_report(data)))
+    return 0

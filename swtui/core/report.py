@@ -1,0 +1,87 @@
+"""The Markdown report of a snapshot: key numbers and tables that read well on a code host."""
+
+from __future__ import annotations
+
+
+def _num(v, digits: int = 2) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(headers))) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |")
+    return "\n".join(out)
+
+
+def markdown_report(data: dict, has_svg: bool = False) -> str:
+    m = data["model"]
+    lines = [f"# swtui findings: {m['name']}", "",
+             f"*{data['created']}* · {m.get('arch')} · {m.get('layers')} layers · {_num(m.get('params', 0) / 1e6, 1)}M "
+             f"parameters · {m.get('dtype')} on {m.get('device')}", ""]
+    if has_svg:
+        lines += ["![screen at export time](screen.svg)", ""]
+    lines += ["## Model", "", _table(["field", "value"], [
+        ["source", f"`{m['source']}`"], ["revision", m.get("revision") or "—"],
+        ["weights sha256", f"`{m['weights_sha256']}`"], ["file sha256", f"`{m.get('file_sha256') or '—'}`"]]), ""]
+    sws = data["super_weights"]
+    lines += ["## Super weights", ""]
+    if sws:
+        rows = []
+        for s in sws:
+            ratio = s["ppl_pruned"] / s["ppl_base"] if s.get("ppl_base") and s.get("ppl_pruned") else None
+            verdict = {True: "**super weight**", False: "harmless", None: "not measured"}[s.get("is_super")]
+            rows.append([f"`layers.{s['layer']}.down_proj[{s['row']}, {s['col']}]`", _num(s.get("value"), 4),
+                         _num(s.get("zscore"), 1), _num(s.get("out_act"), 1), _num(s.get("persist_layers")),
+                         f"{_num(s.get('ppl_base'))} → {_num(s.get('ppl_pruned'))}" + (f" ({ratio:.2f}×)" if ratio else ""),
+                         verdict, s.get("label") or ""])
+        lines += [_table(["weight (row, col)", "value", "z", "super act.", "resid. max layers",
+                          "ppl when pruned", "verdict", "label"], rows), ""]
+    else:
+        lines += ["None named.", ""]
+    lines += ["## State at export", ""]
+    edits = data["edits"]
+    lines.append("Edits: " + (", ".join(
+        f"{e['op']} ({e['layer']}, {e['row']}, {e['col']})" + (f" ×{e['factor']:g}" if e["op"] == "scale" else "")
+        for e in edits) if edits else "none") + ".")
+    lines.append("Super activation restored for: " + (", ".join(str(tuple(k)) for k in data["sa_restored"]) or "none") + ".")
+    q = data.get("quantization")
+    lines += [f"Quantization: {q if q else 'full precision'}.", ""]
+    metrics = data.get("metrics") or {}
+    ppl, sw, gen = metrics.get("perplexity") or {}, metrics.get("stopwords") or {}, metrics.get("generation") or {}
+    if ppl or sw:
+        rows = []
+        if ppl:
+            rows.append(["perplexity (bundled text)", _num(ppl.get("base")), _num(ppl.get("current")),
+                         f"{ppl['current'] / ppl['base']:.2f}×" if ppl.get("base") else "—"])
+        mass = sw.get("mass") or {}
+        if mass:
+            rows.append(["stopword probability mass", _num(mass.get("base"), 3), _num(mass.get("current"), 3),
+                         f"{mass['current'] / mass['base']:.2f}×" if mass.get("base") else "—"])
+        lines += ["## Baseline vs current", "", _table(["metric", "baseline", "current", "ratio"], rows), ""]
+        movers = (sw.get("top_stopwords") or []) + (sw.get("top_other") or [])
+        if movers:
+            movers = sorted(movers, key=lambda r: -abs(r["current"] - r["base"]))[:10]
+            lines += ["Tokens that moved most (mean next-token probability over the prompt set):", "",
+                      _table(["token", "baseline", "current"],
+                             [[f"`{r['token']!r}`", f"{r['base']:.4f}", f"{r['current']:.4f}"] for r in movers]), ""]
+    if gen:
+        prompt = data["prompts"].get("generation")
+        lines += [f"## Greedy generation: “{prompt}”", "",
+                  _table(["baseline", "current"], [[gen.get("base", ""), gen.get("current", "")]]), ""]
+    layers = data["probe"].get("layers") or []
+    if layers:
+        thr = data["probe"].get("threshold")
+        lines += [f"## Per-layer down_proj spikes (prompt “{data['prompts'].get('probe')}”"
+                  + (f", threshold {thr:,.1f})" if thr else ")"), "",
+                  _table(["layer", "max |in|", "in ch (col)", "max |out|", "out ch (row)", "max |resid|", "resid ch"],
+                         [[("**%d**" % s["layer"]) if thr and s["out_max"] >= thr else s["layer"],
+                           _num(s["in_max"], 1), s["in_channel"], _num(s["out_max"], 1), s["out_channel"],
+                           _num(s["resid_max"], 1), s["resid_channel"]] for s in layers]), ""]
+    v = data["versions"]
+    lines += ["## Versions", "", ", ".join(f"{k} {val}" for k, val in v.items() if val), ""]
+    return "\n".join(lines)

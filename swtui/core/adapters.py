@@ -7,7 +7,6 @@ dimension, D) and col = input channel (intermediate dimension, H), whatever the 
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
 
@@ -67,7 +66,11 @@ def _has_weight(module) -> bool:
 
 
 class ModelAdapter:
-    """Per-layer sites of a causal LM. `down_proj` is an fnmatch pattern over module names."""
+    """Per-layer sites of a causal LM.
+
+    `down_proj` is a glob over dotted module names in which `*` stays inside one segment:
+    'model.layers.*.mlp.down_proj' matches layer 3's down_proj but not 'model.layers.3.x.mlp.down_proj'.
+    """
 
     def __init__(self, model, down_proj: str | None = None):
         self.model = model
@@ -98,8 +101,9 @@ class ModelAdapter:
 
     def _from_pattern(self, modules: dict, pattern: str) -> list[LayerSite]:
         found = []
+        regex = re.compile("^" + re.escape(pattern).replace(r"\*", "[^.]*").replace(r"\?", "[^.]") + "$")
         for name, module in modules.items():
-            if fnmatch.fnmatchcase(name, pattern) and _has_weight(module):
+            if regex.match(name) and _has_weight(module):
                 m = re.search(r"^(.*?\.(\d+))\.", name)
                 if not m:
                     continue
@@ -111,6 +115,11 @@ class ModelAdapter:
                 f"(example names: {', '.join(list(modules)[1:6])})"
             )
         found.sort()
+        layers = [ln for _, ln, _, _ in found]
+        dup = next((ln for ln in layers if layers.count(ln) > 1), None)
+        if dup is not None:
+            raise UnsupportedArchitecture(f"--down-proj {pattern!r} matches several modules in {dup}; "
+                                          "make it match one per layer")
         return [LayerSite(i, ln, modules[ln], n, self.model, _is_conv1d(m)) for i, (_, ln, n, m) in enumerate(found)]
 
     def _explain(self) -> str:

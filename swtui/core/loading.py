@@ -144,9 +144,9 @@ def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_fil
         if opts.device_map == "auto":
             model_kwargs["device_map"] = "auto"
         model = AutoModelForCausalLM.from_pretrained(str(path), **model_kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError, EnvironmentError) as exc:
+    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; all mean "cannot load"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path}: {first}") from exc
+        raise ModelLoadError(f"{gguf_file or path}: {first[:300]}") from exc
     if opts.device_map != "auto":
         model.to(device)
     model.eval()

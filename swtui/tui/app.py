@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 from textual.app import App, ComposeResult
@@ -309,8 +310,18 @@ class SwtuiApp(App):
         self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        self.worker.stop(timeout=2.0)
+        self.worker.stop(timeout=0)  # signal only: the UI never waits on the model
         self.exit()
+
+
+def _exit_on_signals(app: SwtuiApp) -> None:
+    """SIGTERM and SIGINT end the app cleanly (the inference thread is told to stop)."""
+    def handler(signum, frame):
+        app.worker.cancel()
+        app.call_later(app.exit)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def run_app(args) -> int:
@@ -318,9 +329,9 @@ def run_app(args) -> int:
 
     app = SwtuiApp(args.model, load_options(args), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
                    theme=args.theme)
-    signal.signal(signal.SIGTERM, lambda *_: app.call_later(app.exit))
-    app.run()
-    app.worker.stop(timeout=2.0)
+    _exit_on_signals(app)
+    app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
+    app.worker.stop(timeout=1.0)  # a daemon thread: whatever it still does ends with the process
     return 0
 
 
@@ -334,7 +345,7 @@ def run_snapshot_app(args, data: dict) -> int:
                    max_new_tokens=data["prompts"].get("max_new_tokens") or 24)
     if args.force:
         app.worker.snapshot_force = True
-    signal.signal(signal.SIGTERM, lambda *_: app.call_later(app.exit))
-    app.run()
-    app.worker.stop(timeout=2.0)
+    _exit_on_signals(app)
+    app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
+    app.worker.stop(timeout=1.0)  # a daemon thread: whatever it still does ends with the process
     return 0

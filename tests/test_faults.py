@@ -1,0 +1,160 @@
+"""Faults in the inference thread: exceptions, out-of-memory, cancel, quit, signals; no hook left."""
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+
+from swtui.core import events as ev
+from swtui.core.hooks import count_hooks
+from swtui.core.worker import InferenceWorker
+
+from conftest import tiny_session
+
+
+class Collector:
+    def __init__(self):
+        self.events = []
+        self.cond = threading.Condition()
+
+    def __call__(self, event):
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not any(pred(e) for e in self.events):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = collections.Counter(type(e).__name__ for e in self.events)
+                    raise AssertionError(f"no such event; got {dict(seen)}")
+                self.cond.wait(left)
+        return [e for e in self.events if pred(e)][-1]
+
+
+def idle_worker(session, **kw):
+    out = Collector()
+    w = InferenceWorker(out, None, session=session, detect_on_load=False, max_new_tokens=kw.pop("tokens", 8), **kw)
+    w.start()
+    out.wait_for(lambda e: isinstance(e, ev.StopwordsDone) and e.perplexity)
+    return w, out
+
+
+def test_out_of_memory_during_generation_is_reported_and_state_kept():
+    s = tiny_session("llama")
+    s.ledger.prune(1, 5, 17)
+    h = s.current_hash()
+    w, out = idle_worker(s)
+    real = s.model.forward
+    calls = {"n": 0}
+
+    def oom(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3:  # after the probe, inside generation
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*a, **k)
+
+    s.model.forward = oom
+    try:
+        w.submit(ev.Refresh())
+        failed = out.wait_for(lambda e: isinstance(e, ev.Failed))
+        assert failed.title == "Out of memory"
+    finally:
+        s.model.forward = real
+    assert s.current_hash() == h and s.ledger.verify() == []
+    assert count_hooks(s.model) == 0
+    w.submit(ev.Refresh())  # still usable afterwards
+    out.wait_for(lambda e: isinstance(e, ev.GenerationDone) and not e.cancelled)
+    assert w.stop(timeout=5)
+
+
+def test_exception_in_a_hook_leaves_no_hook_behind():
+    s = tiny_session("llama")
+    w, out = idle_worker(s)
+
+    def bad_factory(session, rows):
+        from swtui.core.hooks import HookSet
+
+        hooks = HookSet()
+        hooks.add(session.adapter.site(2).down.register_forward_hook(lambda *a: 1 / 0))
+        return hooks
+
+    s.current_hook_factories.append(bad_factory)
+    w.submit(ev.Refresh())
+    failed = out.wait_for(lambda e: isinstance(e, ev.Failed))
+    assert "ZeroDivisionError" in failed.message
+    assert count_hooks(s.model) == 0
+    s.current_hook_factories.clear()
+    assert w.stop(timeout=5)
+
+
+def test_cancel_mid_generation_and_stop():
+    s = tiny_session("llama")
+    w, out = idle_worker(s, tokens=200)
+    out.events.clear()
+    w.submit(ev.Refresh())
+    out.wait_for(lambda e: isinstance(e, ev.TokenStreamed))
+    w.cancel()
+    done = out.wait_for(lambda e: isinstance(e, ev.GenerationDone) and e.cancelled)
+    assert done.cancelled and count_hooks(s.model) == 0
+    assert w.stop(timeout=2)
+
+
+def test_new_request_supersedes_running_generation():
+    s = tiny_session("llama")
+    w, out = idle_worker(s, tokens=200)
+    out.events.clear()
+    w.submit(ev.Refresh())
+    out.wait_for(lambda e: isinstance(e, ev.TokenStreamed))
+    w.submit(ev.Prune((1, 5, 17)))  # the running generation is stale now
+    out.wait_for(lambda e: isinstance(e, ev.GenerationDone) and e.cancelled)
+    out.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.edit_count == 1)
+    w.cancel()
+    assert w.stop(timeout=5)
+    assert s.ledger.elements[(1, 5, 17)].op == "prune"
+
+
+def test_quit_during_model_load(monkeypatch):
+    """Stopping while the model loads: stop() returns, the (daemon) thread never blocks exit."""
+    import swtui.core.loading as loading
+
+    gate = threading.Event()
+
+    def slow_load(*a, **k):
+        gate.wait(5)
+        raise loading.ModelLoadError("load aborted")
+
+    monkeypatch.setattr(loading, "load_model", slow_load)
+    out = Collector()
+    w = InferenceWorker(out, "whatever")
+    w.start()
+    assert w.stop(timeout=0.2) is False  # still loading: stop does not hang
+    assert w._thread.daemon
+    gate.set()
+    w._thread.join(5)
+    assert not w.alive
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_end_the_app(sig):
+    env = dict(os.environ, SWTUI_HEADLESS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "swtui", "tiny:llama"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(8)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the app did not exit after the signal")
+    assert proc.returncode == 0
+    assert b"Traceback" not in proc.stderr.read()

@@ -1,0 +1,103 @@
+"""`make bench`: swtui's performance figures on the demo model, side by side in one run.
+
+Every measurement runs in a fresh process (bench/measure.py, bench/ui_latency.py). Prints a table
+and writes bench/results/latest.json. Not part of `make test`: this machine is shared and noisy,
+so only ratios measured in the same run are meaningful.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+
+
+def run(script: str, *args: str, env: dict | None = None) -> dict:
+    out = subprocess.run([PY, str(HERE / script), *args], capture_output=True, text=True, env=env, timeout=1800)
+    if out.returncode != 0:
+        raise SystemExit(f"{script} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    results: dict = {"machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                                 "torch": torch.__version__, "python": platform.python_version(),
+                                 "cuda": torch.cuda.is_available()},
+                     "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    steps = [("probe", "probe overhead"), ("ab", "A/B generation"), ("quant", "quantization pass")]
+    for key, label in steps:
+        console.print(f"[dim]measuring {label}…[/dim]")
+        results[key] = run("measure.py", key)
+
+    console.print("[dim]measuring open times (cold cache, then warm ×3)…[/dim]")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, SWTUI_CACHE_DIR=cache)
+        cold = run("measure.py", "open", env=env)
+        warm = [run("measure.py", "open", env=env) for _ in range(3)]
+        t0 = time.time()
+        shutil_env = dict(os.environ, SWTUI_CACHE_DIR=cache + "-chart")
+        first_cold = run("measure.py", "first_chart", env=shutil_env)["first_probe_at"] - t0
+        warm_chart = []
+        for _ in range(3):
+            t0 = time.time()
+            warm_chart.append(run("measure.py", "first_chart", env=shutil_env)["first_probe_at"] - t0)
+    results["open"] = {"cold_load_s": cold["load_s"], "warm_load_s": statistics.median(w["load_s"] for w in warm),
+                       "import_s": statistics.median(w["import_s"] for w in warm),
+                       "first_chart_cold_s": first_cold, "first_chart_warm_s": statistics.median(warm_chart)}
+
+    console.print("[dim]measuring memory (three processes)…[/dim]")
+    results["memory"] = {m: run("measure.py", f"memory-{m}") for m in ("idle", "quant", "ab")}
+    console.print("[dim]measuring UI latency while a generation streams…[/dim]")
+    results["ui"] = run("ui_latency.py")
+
+    p, ab, q, o, mem, ui = (results[k] for k in ("probe", "ab", "quant", "open", "memory", "ui"))
+    t = Table(title=f"swtui bench — {results['machine']['cores']} cores, torch {results['machine']['torch']} "
+                    f"({results['machine']['torch_threads']} threads)", title_justify="left")
+    for col in ("measure", "value", "target", "met"):
+        t.add_column(col, justify="right" if col != "measure" else "left")
+
+    def row(name, value, target, ok):
+        t.add_row(name, value, target, "[green]yes[/green]" if ok else "[red]no[/red]")
+
+    row(f"probe / plain forward ({p['tokens']} tok)", f"{p['ratio']:.3f}× ({p['probe_s']*1e3:.1f} vs {p['plain_s']*1e3:.1f} ms)",
+        "≤ 1.05×", p["ratio"] <= 1.05)
+    row(f"A/B batched / one ({ab['new_tokens']} tok)", f"{ab['ratio']:.2f}× ({ab['ab_batched_s']:.2f} vs {ab['one_s']:.2f} s)",
+        "≤ 1.5×", ab["ratio"] <= 1.5)
+    row("A/B two passes / one (quantized)", f"{ab['two_pass_ratio']:.2f}×", "(fallback)", True)
+    row("warm model load (safetensors cache)", f"{o['warm_load_s']:.2f} s (cold GGUF {o['cold_load_s']:.1f} s)",
+        "≤ 0.5 s", o["warm_load_s"] <= 0.5)
+    row("process start → first chart", f"warm {o['first_chart_warm_s']:.1f} s, cold {o['first_chart_cold_s']:.1f} s",
+        "(report)", True)
+    row("key → screen while streaming", f"p50 {ui['p50_ms']:.1f} ms, p95 {ui['p95_ms']:.1f} ms", "p95 ≤ 50 ms",
+        ui["p95_ms"] <= 50)
+    row("RTN W4 all linears / plain copy", f"{q['ratio']:.2f}× ({q['rtn_s']:.2f} vs {q['copy_s']:.2f} s)", "≤ 3×",
+        q["ratio"] <= 3)
+    wmb = mem["idle"]["weights_mb"]
+    row("peak RSS idle (− runtime) / weights", f"{mem['idle']['multiple']:.2f}× of {wmb:.0f} MB", "≤ 1.3×",
+        mem["idle"]["multiple"] <= 1.3)
+    row("peak RSS quantized preview / weights", f"{mem['quant']['multiple']:.2f}×", "≤ 2.1×", mem["quant"]["multiple"] <= 2.1)
+    row("peak RSS A/B generation / weights", f"{mem['ab']['multiple']:.2f}×", "≤ 2.1×", mem["ab"]["multiple"] <= 2.1)
+    console.print(t)
+    out = HERE / "results" / "latest.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    console.print(f"results: {out.relative_to(HERE.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
 """The one place that changes weights, and can put every original back bit-exactly.
 
-Element edits (prune, scale) remember the pristine scalar; tensor edits (quantization) remember
-the pristine tensor (on the CPU); module swaps (bitsandbytes) remember the original module.
+Element edits (prune, scale) remember the pristine scalar; tensor edits (quantization) keep the
+pristine tensor itself (the parameter's storage is swapped, not copied); module swaps
+(bitsandbytes) remember the original module.
 Composition: an element edit is always computed from the pristine scalar and re-applied on top of
 any tensor edit, so prune-then-quantize and quantize-then-prune give the same weights, and
 leaving quantization keeps the element edits.
@@ -118,27 +119,29 @@ class EditLedger:
 
     # -- tensor edits -----------------------------------------------------------------------
     def replace_tensor(self, name: str, new) -> None:
-        """Overwrite parameter `name` with `new` (same shape), keeping the pristine copy."""
+        """Make parameter `name` hold `new` (same shape and dtype), keeping the pristine storage."""
         import torch
 
         param = self._params.get(name)
         if param is None:
             raise EditError(f"no parameter named {name}")
+        if new.shape != param.shape or new.dtype != param.dtype:
+            raise EditError(f"{name}: replacement must be {tuple(param.shape)} {param.dtype}")
         with torch.no_grad():
             if name not in self.tensors:
                 self.tensors[name] = self._pristine_of(name, param)
-            param.copy_(new)
+            param.data = new.to(param.device).contiguous()
             for edit in self._edits_in(name):
                 idx = self.adapter.site(edit.layer).index_of(edit.row, edit.col)
                 edit.underlying = param[idx].detach().clone()
                 self._write(edit)
 
     def _pristine_of(self, name, param):
-        """Pristine copy of a whole tensor: current values with element edits undone."""
-        pristine = param.detach().to("cpu", copy=True)
+        """The parameter's own storage, with element edits undone (no copy)."""
+        pristine = param.data
         for edit in self._edits_in(name):
             idx = self.adapter.site(edit.layer).index_of(edit.row, edit.col)
-            pristine[idx] = edit.pristine.to("cpu")
+            pristine[idx] = edit.pristine.to(pristine.device)
         return pristine
 
     def _edits_in(self, name: str) -> list[ElementEdit]:
@@ -152,7 +155,7 @@ class EditLedger:
             return
         param = self._params[name]
         with torch.no_grad():
-            param.copy_(pristine.to(param.device))
+            param.data = pristine
             for edit in self._edits_in(name):
                 idx = self.adapter.site(edit.layer).index_of(edit.row, edit.col)
                 edit.underlying = param[idx].detach().clone()

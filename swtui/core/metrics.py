@@ -61,10 +61,12 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
         with torch.no_grad():
             for chunk in chunks:
                 batch = chunk.expand(n, -1)
-                logits = session.model(input_ids=batch, use_cache=False).logits[:, :-1].float()
-                target = batch[:, 1:]
-                loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-                nll += loss.sum(dim=1).double().cpu()
+                logits = session.model(input_ids=batch, use_cache=False).logits
+                target = chunk[0, 1:]
+                for row in range(n):  # one row at a time keeps the log-softmax temporary small
+                    loss = torch.nn.functional.cross_entropy(logits[row, :-1].float(), target, reduction="sum")
+                    nll[row] += float(loss)
+                del logits
                 count += target.shape[-1]
         return [math.exp(v / count) for v in nll.tolist()]
 

@@ -189,7 +189,7 @@ class Session:
 
     @contextlib.contextmanager
     def baseline_weights(self) -> Iterator[None]:
-        """Temporarily put the pristine weights in place (exact copies back and forth)."""
+        """Temporarily put the pristine weights in place (storage swaps and scalar writes, exact)."""
         import torch
 
         ledger = self.ledger
@@ -204,9 +204,9 @@ class Session:
                     current_mod = getattr(self.model.get_submodule(parent_name), attr)
                     saved_modules[name] = current_mod
                     setattr(self.model.get_submodule(parent_name), attr, module)
-                for name, pristine in ledger.tensors.items():
-                    saved_tensors[name] = params[name].detach().clone()
-                    params[name].copy_(pristine.to(params[name].device))
+                for name, pristine in ledger.tensors.items():  # swap storages: no copies
+                    saved_tensors[name] = params[name].data
+                    params[name].data = pristine
                 for key, edit in ledger.elements.items():
                     site = self.adapter.site(key[0])
                     if site.weight_name in saved_tensors:
@@ -221,7 +221,7 @@ class Session:
                     site = self.adapter.site(key[0])
                     site.down.weight[site.index_of(key[1], key[2])] = value
                 for name, value in saved_tensors.items():
-                    params[name].copy_(value)
+                    params[name].data = value
                 for name, module in saved_modules.items():
                     parent_name, _, attr = name.rpartition(".")
                     setattr(self.model.get_submodule(parent_name), attr, module)

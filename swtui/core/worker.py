@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import traceback
 from typing import Callable
 
@@ -22,7 +23,8 @@ EDIT_REQUESTS = (ev.Prune, ev.Scale, ev.Restore, ev.RestoreAll, ev.ToggleSA, ev.
 class InferenceWorker:
     def __init__(self, emit: Callable[[ev.Event], None], source: str | None, load_options=None,
                  prompt: str = "The capital of France is", max_new_tokens: int = 24,
-                 detect_on_load: bool = True, session=None, snapshot: dict | None = None):
+                 detect_on_load: bool = True, session=None, snapshot: dict | None = None,
+                 leave_core_for_ui: bool = False, token_interval: float = 0.05):
         self.emit = emit
         self.source = source
         self.load_options = load_options
@@ -32,6 +34,8 @@ class InferenceWorker:
         self.session = session
         self.snapshot = snapshot
         self.snapshot_force = False
+        self.leave_core_for_ui = leave_core_for_ui
+        self.token_interval = token_interval
         self.detection = None
         self.last_generation: dict = {}
         self.last_stopwords: dict = {}
@@ -122,6 +126,13 @@ class InferenceWorker:
         return None
 
     def _load(self) -> bool:
+        if self.leave_core_for_ui:
+            import os
+
+            import torch
+
+            # torch's intra-op pool would otherwise take every core and starve the UI thread
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
         if self.session is None:
             from swtui.core.loading import load_model
             from swtui.core.session import Session
@@ -259,9 +270,14 @@ class InferenceWorker:
         cancelled = False
         texts: dict = {}
 
+        last_emit: dict = {}
+
         def on_token(variant: str, tid: int, text: str) -> None:
             texts[variant] = text
-            self.emit(ev.TokenStreamed(variant, text))
+            now = time.monotonic()
+            if now - last_emit.get(variant, 0.0) >= self.token_interval:  # at most ~20 redraws/s
+                last_emit[variant] = now
+                self.emit(ev.TokenStreamed(variant, text))
 
         try:
             texts = metrics.generate(s, self.prompt, self.max_new_tokens, cancel=self._cancel, on_token=on_token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -58,7 +59,8 @@ class SwtuiApp(App):
         super().__init__()
         self.worker = InferenceWorker(self._emit, source, load_options,
                                       prompt=prompt or "The capital of France is", max_new_tokens=max_new_tokens,
-                                      detect_on_load=detect_on_load, session=session, snapshot=snapshot)
+                                      detect_on_load=detect_on_load, session=session, snapshot=snapshot,
+                                      leave_core_for_ui=True)
         self.requested_theme = theme
         self.snapshot = snapshot
         self.events_seen: list[ev.Event] = []  # for tests and debugging
@@ -314,6 +316,19 @@ class SwtuiApp(App):
         self.exit()
 
 
+def _finish(app: SwtuiApp) -> int:
+    """Stop the inference thread; if it is stuck inside a long torch call, leave without waiting.
+
+    Interpreter shutdown while a thread runs native torch code can abort the process, so in that
+    case the process exits at once (output flushed): the model holds nothing that needs saving.
+    """
+    if not app.worker.stop(timeout=1.0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
 def _exit_on_signals(app: SwtuiApp) -> None:
     """SIGTERM and SIGINT end the app cleanly (the inference thread is told to stop)."""
     def handler(signum, frame):
@@ -331,8 +346,7 @@ def run_app(args) -> int:
                    theme=args.theme)
     _exit_on_signals(app)
     app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
-    app.worker.stop(timeout=1.0)  # a daemon thread: whatever it still does ends with the process
-    return 0
+    return _finish(app)
 
 
 def run_snapshot_app(args, data: dict) -> int:
@@ -347,5 +361,4 @@ def run_snapshot_app(args, data: dict) -> int:
         app.worker.snapshot_force = True
     _exit_on_signals(app)
     app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
-    app.worker.stop(timeout=1.0)  # a daemon thread: whatever it still does ends with the process
-    return 0
+    return _finish(app)

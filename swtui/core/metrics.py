@@ -56,21 +56,42 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
         raise UserInputError("the evaluation text is too short (needs at least two tokens)")
 
     def run(n: int) -> list[float]:
-        nll = torch.zeros(n, dtype=torch.float64)
+        nll = [0.0] * n
         count = 0
         with torch.no_grad():
             for chunk in chunks:
-                batch = chunk.expand(n, -1)
-                logits = session.model(input_ids=batch, use_cache=False).logits
                 target = chunk[0, 1:]
-                for row in range(n):  # one row at a time keeps the log-softmax temporary small
-                    loss = torch.nn.functional.cross_entropy(logits[row, :-1].float(), target, reduction="sum")
-                    nll[row] += float(loss)
-                del logits
+                for start, logits in _logit_slices(session.model, chunk.expand(n, -1)):
+                    tgt = target[start:start + logits.shape[1]]
+                    for row in range(n):  # one row at a time keeps the log-softmax temporary small
+                        loss = torch.nn.functional.cross_entropy(logits[row, :tgt.shape[0]].float(), tgt,
+                                                                 reduction="sum")
+                        nll[row] += float(loss)
+                    del logits
                 count += target.shape[-1]
-        return [math.exp(v / count) for v in nll.tolist()]
+        return [math.exp(v / count) for v in nll]
 
     return session.run_variants(run, variants)
+
+
+def _logit_slices(model, batch, size: int = 128):
+    """(start, logits[:, start:start+size]) for predicting tokens 1..T-1 of `batch`.
+
+    The decoder runs once; the LM head is applied to `size` positions at a time, so the full
+    [batch, T, vocab] logits never exist at once. Models whose head does more than a linear map
+    (Gemma's logit soft-capping, a logit scale) get one ordinary forward instead.
+    """
+    head = model.get_output_embeddings()
+    base = getattr(model, "base_model", None)
+    cfg = model.config
+    plain_head = getattr(cfg, "final_logit_softcapping", None) is None and getattr(cfg, "logit_scale", None) is None
+    if head is None or base is None or base is model or not plain_head:
+        yield 0, model(input_ids=batch, use_cache=False).logits[:, :-1]
+        return
+    hidden = base(input_ids=batch, use_cache=False)[0]
+    last = batch.shape[1] - 1  # the final position predicts nothing inside the window
+    for start in range(0, last, size):
+        yield start, head(hidden[:, start:min(start + size, last)])
 
 
 # -- stopwords -------------------------------------------------------------------------------

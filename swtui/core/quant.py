@@ -57,12 +57,13 @@ def _apply_grouped(w2d, fn, group: str, block: int | None):
             raise QuantizationError(f"block size must be an integer ≥ 2, not {block!r}")
         flat = w2d.reshape(-1)
         n_full = flat.numel() // block
-        parts = []
+        if flat.numel() % block == 0:
+            return fn(flat.reshape(n_full, block)).reshape(w2d.shape)
+        out = torch.empty_like(flat)
         if n_full:
-            parts.append(fn(flat[: n_full * block].reshape(n_full, block)).reshape(-1))
-        if flat.numel() % block:
-            parts.append(fn(flat[n_full * block:].reshape(1, -1)).reshape(-1))
-        return torch.cat(parts).reshape(w2d.shape)
+            out[: n_full * block] = fn(flat[: n_full * block].reshape(n_full, block)).reshape(-1)
+        out[n_full * block:] = fn(flat[n_full * block:].reshape(1, -1)).reshape(-1)
+        return out.reshape(w2d.shape)
     if group == "tile":
         rows, cols = w2d.shape
         if block is None or block < 2 or rows % block or cols % block:

@@ -79,6 +79,15 @@ class InferenceWorker:
             raise Cancelled("cancelled")
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if getattr(self, "_threads_before", None):
+                import torch
+
+                torch.set_num_threads(self._threads_before)
+
+    def _serve(self) -> None:
         if not self._guard(self._load, "loading"):
             return
         if self.snapshot is not None:
@@ -132,6 +141,7 @@ class InferenceWorker:
             import torch
 
             # torch's intra-op pool would otherwise take every core and starve the UI thread
+            self._threads_before = torch.get_num_threads()
             torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
         if self.session is None:
             from swtui.core.loading import load_model

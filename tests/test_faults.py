@@ -158,3 +158,17 @@ def test_signals_end_the_app(sig):
         raise AssertionError("the app did not exit after the signal")
     assert proc.returncode == 0
     assert b"Traceback" not in proc.stderr.read()
+
+
+def test_cancel_drops_queued_refreshes_but_keeps_edits():
+    s = tiny_session("llama")
+    w, out = idle_worker(s)
+    w._busy.set()  # pretend the thread is busy so requests queue up
+    w._queue.put(ev.Refresh())
+    w._queue.put(ev.Prune((1, 5, 17)))
+    w._queue.put(ev.Detect())
+    w._busy.clear()
+    w.cancel()
+    out.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.edit_count == 1)
+    assert w.stop(timeout=10)
+    assert s.ledger.elements[(1, 5, 17)].op == "prune"

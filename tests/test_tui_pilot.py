@@ -87,16 +87,23 @@ async def test_click_selects_a_layer_and_n_names_it():
 
 
 async def test_cancel_generation_and_keys_stay_responsive():
-    app = make_app(detect_on_load=False, max_new_tokens=400)
+    from textual import events
+
+    app = make_app(detect_on_load=False, max_new_tokens=2000)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
-        await pilot.press("g")
+        app.events_seen.clear()
+        # keys are posted directly: pilot.press also waits for the app to go idle, which it
+        # does not while tokens stream
+        app.post_message(events.Key("g", "g"))
         await wait_for(pilot, lambda: any(isinstance(e, ev.TokenStreamed) for e in app.events_seen))
         chart = app.query_one(LayerSpikeChart)
+        chart.focus()
         before = chart.selected
-        await pilot.press("l")  # keys work while tokens stream
-        assert chart.selected == min(before + 1, 3)
-        await pilot.press("escape")
+        app.post_message(events.Key("l", "l"))  # keys work while tokens stream
+        await wait_for(pilot, lambda: chart.selected == min(before + 1, 3), timeout=5)
+        assert not any(isinstance(e, ev.GenerationDone) for e in app.events_seen)  # still streaming
+        app.post_message(events.Key("escape", None))
         await settle(pilot, app)
         done = [e for e in app.events_seen if isinstance(e, ev.GenerationDone)]
         assert done and done[-1].cancelled

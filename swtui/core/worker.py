@@ -56,7 +56,18 @@ class InferenceWorker:
         self._queue.put(request)
 
     def cancel(self) -> None:
+        """Stop the running work, and drop refreshes and detections still queued (edits stay)."""
         self._cancel.set()
+        kept = []
+        while True:
+            try:
+                request = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(request, (ev.Refresh, ev.Detect)):
+                kept.append(request)
+        for request in kept:
+            self._queue.put(request)
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Ask the thread to finish; True if it ended within `timeout` seconds."""

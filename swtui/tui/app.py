@@ -116,9 +116,13 @@ class SwtuiApp(App):
             handler(event)
 
     def _on_Progress(self, e: ev.Progress) -> None:
+        # a bar only for measurable progress: an indeterminate one would animate (redraw) for
+        # as long as the thread works, which costs CPU and bandwidth over SSH; the status bar
+        # names the stage instead
         bar = self.query_one("#progress", ProgressBar)
-        bar.display = True
-        bar.update(total=None if e.fraction is None else 100, progress=(e.fraction or 0) * 100)
+        bar.display = e.fraction is not None and e.fraction < 1.0
+        if bar.display:
+            bar.update(total=100, progress=e.fraction * 100)
         self.query_one(StatusBar).busy = e.stage
 
     def _on_Busy(self, e: ev.Busy) -> None:

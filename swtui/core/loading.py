@@ -7,7 +7,6 @@ GGUF files are dequantized once and cached as safetensors (see `gguf_cache`).
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -140,14 +139,13 @@ def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_fil
     else:
         kwargs["use_safetensors"] = not opts.allow_pickle or any(path.glob("*.safetensors"))
     try:
-        # the tokenizer (mostly Rust) loads in a helper thread while the weights load here
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            tok_future = pool.submit(AutoTokenizer.from_pretrained, str(path), **kwargs)
-            model_kwargs = dict(kwargs, dtype=dtype)
-            if opts.device_map == "auto":
-                model_kwargs["device_map"] = "auto"
-            model = AutoModelForCausalLM.from_pretrained(str(path), **model_kwargs)
-            tokenizer = tok_future.result()
+        # sequential on purpose: loading the tokenizer in a second thread raced transformers'
+        # lazy imports ("cannot import name GGUF_CONFIG_ARCHS") on a cold GGUF open
+        tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+        model_kwargs = dict(kwargs, dtype=dtype)
+        if opts.device_map == "auto":
+            model_kwargs["device_map"] = "auto"
+        model = AutoModelForCausalLM.from_pretrained(str(path), **model_kwargs)
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; all mean "cannot load"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"{gguf_file or path}: {first[:300]}") from exc

@@ -140,3 +140,16 @@ def test_local_safetensors_directory(fixtures, tmp_path, capsys):
     assert main(["scan", str(tmp_path / "gpt2-tiny"), "--json", "--no-impact"]) == 0
     sw = json.loads(capsys.readouterr().out)["super_weights"][0]
     assert (sw["layer"], sw["row"], sw["col"]) == (1, 5, 17)
+
+
+def test_device_map_auto_on_a_local_directory(tmp_path, capsys):
+    """accelerate's big-model dispatch path (on this CPU-only machine everything lands on the CPU)."""
+    from swtui.cli import main
+    from swtui.core.tiny import build_tiny
+
+    model, tok = build_tiny("llama")
+    model.save_pretrained(tmp_path / "llama-tiny")
+    tok.save_pretrained(tmp_path / "llama-tiny")
+    assert main(["scan", str(tmp_path / "llama-tiny"), "--device-map", "auto", "--json", "--no-impact"]) == 0
+    sw = json.loads(capsys.readouterr().out)["super_weights"][0]
+    assert (sw["layer"], sw["row"], sw["col"]) == (1, 5, 17)

@@ -96,12 +96,18 @@ def test_exception_in_a_hook_leaves_no_hook_behind():
     assert w.stop(timeout=5)
 
 
-def test_cancel_mid_generation_and_stop():
+def streaming_worker():
+    """A worker on a tiny model, in the middle of streaming a 200-token generation."""
     s = tiny_session("llama")
     w, out = idle_worker(s, tokens=200)
     out.events.clear()
     w.submit(ev.Refresh())
     out.wait_for(lambda e: isinstance(e, ev.TokenStreamed))
+    return s, w, out
+
+
+def test_cancel_mid_generation_and_stop():
+    s, w, out = streaming_worker()
     w.cancel()
     done = out.wait_for(lambda e: isinstance(e, ev.GenerationDone) and e.cancelled)
     assert done.cancelled and count_hooks(s.model) == 0
@@ -109,11 +115,7 @@ def test_cancel_mid_generation_and_stop():
 
 
 def test_new_request_supersedes_running_generation():
-    s = tiny_session("llama")
-    w, out = idle_worker(s, tokens=200)
-    out.events.clear()
-    w.submit(ev.Refresh())
-    out.wait_for(lambda e: isinstance(e, ev.TokenStreamed))
+    s, w, out = streaming_worker()
     w.submit(ev.Prune((1, 5, 17)))  # the running generation is stale now
     out.wait_for(lambda e: isinstance(e, ev.GenerationDone) and e.cancelled)
     out.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.edit_count == 1)

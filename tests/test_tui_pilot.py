@@ -200,3 +200,22 @@ async def test_export_key_writes_a_snapshot(tmp_path, monkeypatch):
 
     data = load_snapshot(folder)
     assert data["edits"][0]["op"] == "prune" and data["metrics"]["generation"]["current"]
+
+
+async def test_open_snapshot_with_hash_mismatch_asks_first():
+    from conftest import tiny_session
+    from swtui.core.snapshot import build_snapshot
+
+    s = tiny_session("llama")
+    s.name_super_weight(*SW)
+    s.ledger.prune(*SW)
+    data = build_snapshot(s, prompt="The capital")
+    data["model"]["weights_sha256"] = "0" * 64
+    app = SwtuiApp("tiny:llama", snapshot=data, max_new_tokens=4)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        assert type(app.screen).__name__ == "AskDialog"  # it asks before re-applying anything
+        assert app.worker.session.ledger.count == 0
+        await pilot.press("end", "backspace", "y", "enter")
+        await settle(pilot, app)
+        assert app.worker.session.ledger.elements[SW].op == "prune"

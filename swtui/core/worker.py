@@ -17,9 +17,6 @@ from typing import Callable
 from swtui.core import events as ev
 from swtui.core.errors import Cancelled, SwtuiError
 
-EDIT_REQUESTS = (ev.Prune, ev.Scale, ev.Restore, ev.RestoreAll, ev.ToggleSA, ev.NameSpike, ev.Quantize, ev.SetPrompt)
-
-
 class InferenceWorker:
     def __init__(self, emit: Callable[[ev.Event], None], source: str | None, load_options=None,
                  prompt: str = "The capital of France is", max_new_tokens: int = 24,

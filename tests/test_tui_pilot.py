@@ -1,7 +1,5 @@
 """Pilot tests on a tiny planted model: keys, clicks, edits, cancel, errors; state via the ledger."""
 
-import pytest
-
 from swtui.core import events as ev
 from swtui.core.hooks import count_hooks
 from swtui.tui.app import SwtuiApp

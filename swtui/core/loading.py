@@ -7,7 +7,7 @@ GGUF files are dequantized once and cached as safetensors (see `gguf_cache`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,7 +45,6 @@ class LoadedModel:
     dtype: str
     revision: str | None = None
     file_hash: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def n_params(self) -> int:
@@ -130,7 +129,6 @@ def _check_weights_files(path: Path, allow_pickle: bool) -> None:
 
 
 def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_file: str | None = None):
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
@@ -152,7 +150,6 @@ def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_fil
     if opts.device_map != "auto":
         model.to(device)
     model.eval()
-    torch.set_grad_enabled(False)
     return model, tokenizer
 
 

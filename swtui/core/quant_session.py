@@ -182,8 +182,6 @@ def _effective_weight(module, row: int, col: int, dtype, device) -> float:
 
 
 def _apply_bnb(session, cfg: QuantConfig, progress, cancel) -> None:
-    import torch
-
     keep = _held_out(session, cfg)
     linears = session.adapter.decoder_linears()
     corrections: dict[int, list] = {}
@@ -212,7 +210,6 @@ def _apply_bnb(session, cfg: QuantConfig, progress, cancel) -> None:
             return hooks
         factory.swtui_quant = True
         session.current_hook_factories.append(factory)
-    del torch
 
 
 def _add_act_quant(session, cfg: QuantConfig) -> None:

@@ -128,7 +128,8 @@ class InferenceWorker:
         try:
             return fn()
         except Cancelled:
-            self.emit(ev.Notice(f"{what}: cancelled"))
+            if self._queue.empty():  # the user cancelled; a superseded refresh needs no notice
+                self.emit(ev.Notice(f"{what}: cancelled"))
         except SwtuiError as err:
             self.emit(ev.Failed(err.title, str(err)))
         except MemoryError:

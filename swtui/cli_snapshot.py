@@ -117,6 +117,8 @@ def cmd_open(args) -> int:
     result = {"notes": notes, "edits": session.ledger.summary(), "quantization": session.quant_config,
               "generation": gen, "perplexity": ppl,
               "matches": {"edits": session.ledger.summary() == data["edits"],
+                          "weights": session.current_hash() == data["model"].get("current_weights_sha256",
+                                                                                  session.current_hash()),
                           "generation": gen == (saved.get("generation") or gen),
                           "perplexity": all(abs(ppl[k] - v) <= 1e-6 * max(1.0, abs(v))
                                             for k, v in (saved.get("perplexity") or {}).items())}}

@@ -150,6 +150,7 @@ def ablate_report(session, args, notices: list) -> dict:
         "edits": session.ledger.summary(),
         "sa_restored": [list(k) for k in sorted(session.sa_restore)],
         "batched_ab": session.batchable,
+        "ab_mode": session.ab_mode,
         "prompt": args.gen_prompt,
         "baseline": side["base"],
         "edited": side["current"],
@@ -192,7 +193,7 @@ def cmd_ablate(args) -> int:
         apply_ablation_args(session, args, notices)
         progress("measuring baseline vs edited", None)
         report = ablate_report(session, args, notices)
-        session.ledger.restore_all()
+        session.reset()
         report["restored_exactly"] = weights_hash(session.model) == before
     if args.json:
         emit_json(report)

@@ -5,7 +5,7 @@ import pytest
 from swtui.core.detect import DetectOptions, detect
 from swtui.core.tiny import TINY_ARCHS, Plant
 
-from conftest import tiny_session
+from swtui_testing import tiny_session
 
 P = Plant()
 

@@ -15,7 +15,7 @@ from swtui.core import events as ev
 from swtui.core.hooks import count_hooks
 from swtui.core.worker import InferenceWorker
 
-from conftest import tiny_session
+from swtui_testing import tiny_session
 
 
 class Collector:
@@ -77,22 +77,26 @@ def test_out_of_memory_during_generation_is_reported_and_state_kept():
 
 
 def test_exception_in_a_hook_leaves_no_hook_behind():
+    import swtui.core.quant_session as qs
+
     s = tiny_session("llama")
+    s.ledger.prune(1, 5, 17)
+    qs.apply_quant_config(s, {"method": "rtn", "bits": 8, "group": "channel", "act_bits": 8})
     w, out = idle_worker(s)
+    out.events.clear()
 
-    def bad_factory(session, rows):
-        from swtui.core.hooks import HookSet
+    def explode(*a, **k):
+        return 1 / 0
 
-        hooks = HookSet()
-        hooks.add(session.adapter.site(2).down.register_forward_hook(lambda *a: 1 / 0))
-        return hooks
-
-    s.current_hook_factories.append(bad_factory)
-    w.submit(ev.Refresh())
-    failed = out.wait_for(lambda e: isinstance(e, ev.Failed))
+    real = qs.fake_quant_activation
+    qs.fake_quant_activation = explode  # raises inside the act-quant hook of the current variant
+    try:
+        w.submit(ev.Refresh())
+        failed = out.wait_for(lambda e: isinstance(e, ev.Failed))
+    finally:
+        qs.fake_quant_activation = real
     assert "ZeroDivisionError" in failed.message
     assert count_hooks(s.model) == 0
-    s.current_hook_factories.clear()
     assert w.stop(timeout=5)
 
 
@@ -121,7 +125,7 @@ def test_new_request_supersedes_running_generation():
     out.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.edit_count == 1)
     w.cancel()
     assert w.stop(timeout=5)
-    assert s.ledger.elements[(1, 5, 17)].op == "prune"
+    assert s.ledger.edit((1, 5, 17)).op == "prune"
 
 
 def test_quit_during_model_load(monkeypatch):
@@ -173,4 +177,4 @@ def test_cancel_drops_queued_refreshes_but_keeps_edits():
     w.cancel()
     out.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.edit_count == 1)
     assert w.stop(timeout=10)
-    assert s.ledger.elements[(1, 5, 17)].op == "prune"
+    assert s.ledger.edit((1, 5, 17)).op == "prune"

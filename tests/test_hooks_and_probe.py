@@ -6,6 +6,7 @@ import torch
 from swtui.core import metrics
 from swtui.core.hooks import count_hooks
 from swtui.core.probe import probe_down_proj
+from swtui_testing import tiny_session
 
 
 def _logits(session, text="Apple Inc. is a worldwide tech company."):
@@ -13,9 +14,54 @@ def _logits(session, text="Apple Inc. is a worldwide tech company."):
     return session.model(input_ids=ids, use_cache=False).logits[0]
 
 
+EDITS = [("prune",), ("scale", 0.5), ("scale", 2.0), ("scale", 10.0), ("scale", 100.0), ("scale", 1000.0),
+         ("sa",)]
+
+
+def _apply(s, edit):
+    if edit[0] == "scale":
+        s.ledger.scale(1, 5, 17, edit[1])
+    else:
+        s.ledger.prune(1, 5, 17)
+        s.ledger.scale(2, 3, 4, 3.0)
+        if edit[0] == "sa":
+            s.set_sa_restore(1, 5, 17, True)
+
+
+#: how far the baseline row may sit from a solo run of the untouched model. At the edited layers
+#: it *is* the solo computation (`ExactBase`); elsewhere the only difference left is that CPU GEMM
+#: kernels are not batch-size invariant (the same rows at batch 1 and 2 differ by an ulp on some
+#: shapes, with no edit at all). Bounds: the fidelity issue's (1e-9 relative perplexity in
+#: float32, 1e-4 in bf16/fp16, the same greedy tokens).
+REL = {"float32": 1e-9, "bfloat16": 1e-4, "float16": 1e-4}
+
+
+def _rel(a, b):
+    return abs(a - b) / abs(b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("arch", ["llama", "opt", "gpt2"])
+def test_batched_base_row_equals_a_solo_untouched_run(arch, dtype):
+    """The baseline row of a batched A/B is the untouched model, in every dtype and for any edit."""
+    s = tiny_session(arch, dtype=dtype)
+    text = "Apple Inc. is a worldwide tech company. It makes phones."
+    prompts = ["The cat sat on", "One of the"]
+    solo_gen = metrics.generate(s, "The capital", 6, variants=("current",))["current"]
+    solo_ppl = metrics.perplexity(s, text, variants=("current",))["current"]
+    solo_sw = metrics.stopword_mass(s, prompts, variants=("current",)).mass["current"]
+    for edit in EDITS:
+        s.reset()
+        _apply(s, edit)
+        assert s.ab_mode == "batched"
+        assert metrics.generate(s, "The capital", 6)["base"] == solo_gen, edit
+        assert _rel(metrics.perplexity(s, text)["base"], solo_ppl) <= REL[dtype], edit
+        assert _rel(metrics.stopword_mass(s, prompts).mass["base"], solo_sw) <= max(REL[dtype], 1e-6), edit
+    assert count_hooks(s.model) == 0
+
+
 @torch.no_grad()
-def test_batched_base_row_equals_pristine_model(tiny):
-    pristine = _logits(tiny)
+def test_batched_current_row_equals_the_edited_model(tiny):
     tiny.ledger.scale(1, 5, 17, 0.25)
     tiny.ledger.prune(2, 3, 4)
     edited = _logits(tiny)
@@ -24,9 +70,74 @@ def test_batched_base_row_equals_pristine_model(tiny):
     with ctx:
         both = tiny.model(input_ids=ids.expand(2, -1), use_cache=False).logits
     assert names == ("base", "current")
-    torch.testing.assert_close(both[0], pristine, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(both[1], edited, rtol=1e-4, atol=1e-4)
-    assert count_hooks(tiny.model) == 0
+    assert torch.equal(both[1], edited)
+
+
+def _channel(s, layer, row, text, variant):
+    seen = []
+    (names, ctx), = s.variant_runs((variant,))
+    with ctx, torch.no_grad():
+        h = s.adapter.site(layer).down.register_forward_hook(lambda m, a, o: seen.append(o[0, :, row].clone()))
+        try:
+            s.model(input_ids=s.encode(text), use_cache=False)
+        finally:
+            h.remove()
+    return seen[0]
+
+
+def test_sa_restore_writes_the_pristine_value_at_the_per_sequence_position():
+    s = tiny_session("llama")
+    text = "Apple Inc. is a worldwide tech company."
+    pristine = _channel(s, 1, 5, text, "current")
+    pos = int(pristine.abs().argmax())
+    s.ledger.prune(1, 5, 17)
+    s.set_sa_restore(1, 5, 17, True)
+    restored = _channel(s, 1, 5, text, "current")
+    s.sa_restore.clear()
+    pruned = _channel(s, 1, 5, text, "current")
+    assert restored[pos].item() == pytest.approx(pristine[pos].item(), rel=1e-5)
+    others = [i for i in range(len(pristine)) if i != pos]
+    assert torch.equal(restored[others], pruned[others])  # only the SA position is written
+
+
+def test_sa_restore_sums_two_super_weights_on_one_row():
+    """Two super weights feed row 5 of layer 1: each alone is a partial sum; restore the whole."""
+    s = tiny_session("llama")
+    site = s.adapter.site(1)
+    with torch.no_grad():  # make col 17's outlier partner: col 3 fed by the same direction
+        up = dict(site.layer.named_modules())
+        for name in ("mlp.gate_proj", "mlp.up_proj"):
+            up[name].weight[3] = up[name].weight[17]
+        site.down.weight[:, 3] *= 1e-4
+        site.down.weight[5, 3] = 5.0
+    s = type(s)(s.loaded)  # a fresh ledger over the modified weights
+    text = "Apple Inc. is a worldwide tech company."
+    pristine = _channel(s, 1, 5, text, "current")
+    pos = int(pristine.abs().argmax())
+    s.ledger.prune(1, 5, 17)
+    s.ledger.prune(1, 5, 3)
+    s.set_sa_restore(1, 5, 17, True)
+    s.set_sa_restore(1, 5, 3, True)
+    restored = _channel(s, 1, 5, text, "current")
+    assert restored[pos].item() == pytest.approx(pristine[pos].item(), rel=1e-5)
+    s.set_sa_restore(1, 5, 3, False)  # one term alone restores only part of it
+    partial = _channel(s, 1, 5, text, "current")
+    assert abs(partial[pos].item()) < 0.8 * abs(pristine[pos].item())
+
+
+def test_opt_rows_are_batch_rows_not_tokens():
+    """OPT's fc2 sees [batch·tokens, H]: the baseline row must still be batch row 0."""
+    s = tiny_session("opt")
+    ids = s.encode("Apple Inc. is a worldwide tech company.")
+    with torch.no_grad():
+        solo = s.model(input_ids=ids, use_cache=False).logits[0]
+        s.ledger.prune(1, 5, 17)
+        edited = s.model(input_ids=ids, use_cache=False).logits[0]
+        (names, ctx), = s.variant_runs(("base", "current"))
+        with ctx:
+            both = s.model(input_ids=ids.expand(2, -1), use_cache=False).logits
+    assert not torch.equal(solo, edited)
+    assert torch.equal(both[0], solo) and torch.equal(both[1], edited)
 
 
 @torch.no_grad()

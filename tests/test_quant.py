@@ -7,7 +7,7 @@ from swtui.core.errors import QuantizationError
 from swtui.core.quant import fake_quant_activation, rtn
 from swtui.core.quant_session import apply_quant_config, parse_config
 
-from conftest import tiny_session
+from swtui_testing import tiny_session
 
 
 def test_rtn_hand_computed_2bit():
@@ -69,20 +69,44 @@ def test_activation_replace_restore():
     assert (naive[:3] - a[:3]).abs().max() > 0.2  # without REPLACE, the outlier eats the range
 
 
+def test_clip_statistics_include_the_held_out_super_weight():
+    """The paper's code computes z over the whole group, the super weight included (hand-computed)."""
+    w = torch.tensor([[0.1, -0.2, 0.3, -0.4, 0.5, -0.6, 0.7, 8.0]])
+    held = torch.zeros_like(w, dtype=torch.bool)
+    held[0, 7] = True
+    a = w.abs()[0].tolist()  # mean 1.35; population std 2.5282...
+    mean = sum(a) / 8
+    std = (sum((v - mean) ** 2 for v in a) / 8) ** 0.5
+    thr = 1.0 * std + mean  # 3.878: nothing but the super weight exceeds it
+    q = rtn(w, 8, "tensor", clip_z=1.0, held=held)
+    assert q[0, 7].item() == 8.0  # restored in full precision
+    # the rest: held-out position set to 0, range [-0.6, 0.7] -> Δ = 1.3/255
+    delta = 1.3 / 255
+    expect = [round((v + 0.6) / delta) * delta - 0.6 for v in w[0, :7].tolist()]
+    torch.testing.assert_close(q[0, :7], torch.tensor(expect), rtol=0, atol=1e-6)
+    # without the super weight in the statistics the threshold would be far lower and clip 0.7
+    a7 = a[:7]
+    m7 = sum(a7) / 7
+    thr_without = (sum((v - m7) ** 2 for v in a7) / 7) ** 0.5 + m7
+    assert thr_without < 0.7 < thr
+    assert q[0, 6].item() == pytest.approx(0.7, abs=delta / 2)
+
+
 def test_super_weight_held_out_and_exact_return():
     s = tiny_session("llama")
     s.name_super_weight(1, 5, 17)
     h0 = s.current_hash()
-    apply_quant_config(s, {"method": "rtn", "bits": 3, "group": "tensor", "keep_super_weights": True})
+    apply_quant_config(s, {"method": "rtn", "bits": 3, "group": "channel", "keep_super_weights": True})
+    assert s.quant_config["held_out"] == [[1, 5, 17]]
     assert s.ledger.current_value(1, 5, 17) == s.ledger.pristine_value(1, 5, 17)
-    other = s.adapter.site(1).down.weight[0, 0].item()
-    apply_quant_config(s, {"method": "rtn", "bits": 3, "group": "tensor"})
-    assert s.ledger.current_value(1, 5, 17) != s.ledger.pristine_value(1, 5, 17) or other
-    s.ledger.prune(1, 5, 17)  # an element edit stays on top of quantization
+    w_before = s.adapter.site(1).down.weight.detach().clone()
+    apply_quant_config(s, {"method": "rtn", "bits": 3, "group": "channel"})
+    assert s.quant_config["held_out"] == []
+    assert not torch.equal(s.adapter.site(1).down.weight, w_before)
+    s.ledger.prune(1, 5, 17)  # quantized model = Q(edited weights): the held-out value is the edited one
     apply_quant_config(s, {"method": "rtn", "bits": 3, "group": "tensor", "keep_super_weights": True})
     assert s.ledger.current_value(1, 5, 17) == 0.0
-    apply_quant_config(s, None)
-    s.ledger.restore_all()
+    s.reset()
     assert s.current_hash() == h0
 
 
@@ -92,23 +116,26 @@ def test_bitsandbytes_on_cpu(method):
 
     s = tiny_session("llama")
     s.name_super_weight(1, 5, 17)
+    w0 = s.adapter.site(1).down.weight[5, 17].item()
     h0 = s.current_hash()
     label = apply_quant_config(s, {"method": method, "keep_super_weights": True})
-    assert "bnb" in label and s.ledger.modules
+    assert "bnb" in label and s.ledger.is_packed(1)
     mod = s.model.get_submodule(s.adapter.site(1).down_name)
     assert "bitsandbytes" in type(mod).__module__
     ppl = metrics.perplexity(s, "A short text to score under bitsandbytes.")
     assert ppl["base"] > 0 and ppl["current"] > 0
-    # the held-out super weight's contribution comes back exactly through the activation hook:
-    # the packed module, driven by the one-hot input e_col, outputs W[row, col] at `row`
+    # the held-out super weight's contribution comes back through the activation hook: the packed
+    # module driven by the one-hot input e_col outputs the weight read before quantizing
     (names, ctx), = s.variant_runs(("current",))
     x = torch.zeros(1, 1, 128)
     x[..., 17] = 1
     with ctx, torch.no_grad():
         y = s.adapter.site(1).down(x)
-    assert y[0, 0, 5].item() == pytest.approx(s.ledger.pristine_value(1, 5, 17), rel=1e-3)
+        packed_alone = s.adapter.site(1).down.forward(x)  # no hooks: the quantized weight only
+    assert y[0, 0, 5].item() == pytest.approx(w0, rel=1e-3)
+    assert abs(packed_alone[0, 0, 5].item() - w0) > 0.5  # zeroed before packing: the hook matters
     apply_quant_config(s, None)
-    assert s.current_hash() == h0 and not s.current_hook_factories
+    assert s.current_hash() == h0 and not s.ledger.corrections
 
 
 def test_bad_configs():

@@ -9,7 +9,7 @@ from swtui.core import snapshot as snap
 from swtui.core.errors import SnapshotError
 from swtui.core.snapshot import HashMismatch, apply_snapshot, build_snapshot, load_snapshot, write_snapshot
 
-from conftest import tiny_session
+from swtui_testing import tiny_session
 
 
 @pytest.fixture
@@ -116,3 +116,30 @@ def test_cli_open_refuses_mismatch_and_report_prints(tmp_path, data, capsys):
     assert out["matches"]["edits"] is True
     assert main(["report", str(path)]) == 0
     assert "tiny-llama" in capsys.readouterr().out
+
+
+def test_quantize_first_prune_after_reopens_to_the_same_weights_and_metrics(tmp_path, capsys):
+    """A session that quantized first and pruned after is reproduced by `swtui open`."""
+    from swtui.cli import main
+    from swtui.core import metrics
+    from swtui.core.quant_session import apply_quant_config
+
+    s = tiny_session("llama")
+    s.name_super_weight(1, 5, 17, label="planted")
+    apply_quant_config(s, {"method": "rtn", "bits": 4, "group": "tensor", "keep_super_weights": True,
+                           "clip_z": 3.0})
+    s.ledger.prune(2, 3, 4)
+    s.ledger.scale(1, 5, 17, 1.5)
+    text = metrics.eval_text()
+    ppl = metrics.perplexity(s, text)
+    gen = metrics.generate(s, "The capital", 8)
+    data = build_snapshot(s, prompt="The capital", max_new_tokens=8,
+                          stopwords={"perplexity": ppl}, generation=gen)
+    path = write_snapshot(data, tmp_path)
+    assert main(["open", str(path), "--headless", "--json", "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["matches"] == {"edits": True, "weights": True, "generation": True, "perplexity": True}
+    assert out["perplexity"] == ppl
+    fresh = tiny_session("llama")
+    apply_snapshot(fresh, load_snapshot(path))
+    assert fresh.current_hash() == s.current_hash() == data["model"]["current_weights_sha256"]

@@ -36,23 +36,23 @@ async def test_detect_select_name_prune_restore():
         # prune with p
         await pilot.press("p")
         await settle(pilot, app)
-        assert session.ledger.elements[SW].op == "prune"
+        assert session.ledger.edit(SW).op == "prune"
         assert session.ledger.current_value(*SW) == 0.0
         assert any(isinstance(e, ev.GenerationDone) for e in app.events_seen)
         # p again unprunes
         await pilot.press("p")
         await settle(pilot, app)
-        assert SW not in session.ledger.elements
+        assert session.ledger.edit(SW) is None
         # scale with s: invalid input is refused in the dialog, a valid one applied
         await pilot.press("s")
         await pilot.press("end", "backspace", "n", "a", "n", "enter")
         await pilot.pause(0.1)
-        assert SW not in session.ledger.elements
+        assert session.ledger.edit(SW) is None
         for _ in range(3):
             await pilot.press("backspace")
         await pilot.press("0", ".", "5", "enter")
         await settle(pilot, app)
-        assert session.ledger.elements[SW].factor == 0.5
+        assert session.ledger.edit(SW).factor == 0.5
         # r restores the selected, R everything, bit-exact
         await pilot.press("r")
         await settle(pilot, app)
@@ -132,7 +132,7 @@ async def test_error_in_inference_thread_is_shown_and_state_kept():
         # still usable
         await pilot.press("p")
         await settle(pilot, app)
-        assert session.ledger.elements[SW].op == "prune"
+        assert session.ledger.edit(SW).op == "prune"
 
 
 async def test_help_palette_theme_and_quit():
@@ -163,7 +163,7 @@ async def test_quantization_selector_and_exact_return():
         await pilot.press("Q")
         await pilot.press("down", "enter")  # RTN W4, blocks of 4096
         await settle(pilot, app)
-        assert session.ledger.tensors and session.quant_config["method"] == "rtn"
+        assert session.ledger.rewritten and session.quant_config["method"] == "rtn"
         assert "RTN W4" in app.query_one("#status").quant_mode
         done = [e for e in app.events_seen if isinstance(e, ev.GenerationDone)][-1]
         assert done.batched is False  # quantized weights: two passes
@@ -172,10 +172,11 @@ async def test_quantization_selector_and_exact_return():
         assert session.ledger.count == 0 and session.current_hash() == h0
         await pilot.press("Q", *["down"] * 7, "enter")  # LLM.int8
         await settle(pilot, app)
-        assert session.ledger.modules
-        await pilot.press("p")  # packed weights: refused with a message, state intact
+        assert session.ledger.is_packed(0)
+        await pilot.press("p")  # packed weights: the layer is re-packed from the pruned pristine tensor
         await settle(pilot, app)
-        assert "packed" in [e for e in app.events_seen if isinstance(e, ev.Failed)][-1].message
+        assert session.ledger.edit(SW).op == "prune" and session.ledger.is_packed(SW[0])
+        assert not [e for e in app.events_seen if isinstance(e, ev.Failed)]
         await pilot.press("R")
         await settle(pilot, app)
         assert session.current_hash() == h0
@@ -201,7 +202,7 @@ async def test_export_key_writes_a_snapshot(tmp_path, monkeypatch):
 
 
 async def test_open_snapshot_with_hash_mismatch_asks_first():
-    from conftest import tiny_session
+    from swtui_testing import tiny_session
     from swtui.core.snapshot import build_snapshot
 
     s = tiny_session("llama")
@@ -216,4 +217,4 @@ async def test_open_snapshot_with_hash_mismatch_asks_first():
         assert app.worker.session.ledger.count == 0
         await pilot.press("end", "backspace", "y", "enter")
         await settle(pilot, app)
-        assert app.worker.session.ledger.elements[SW].op == "prune"
+        assert app.worker.session.ledger.edit(SW).op == "prune"

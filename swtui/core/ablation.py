@@ -49,9 +49,12 @@ def channel_magnitude(session: Session, layer: int, row: int, prompt: str, varia
 
 
 def enable_sa_restore(session: Session, coord: tuple[int, int, int], prompt: str) -> float:
-    """Turn on 'restore super activation' for `coord`, measuring the SA on the pristine model."""
+    """Turn on 'restore super activation' for `coord`; returns the pristine SA on `prompt` (for display)."""
     magnitude = channel_magnitude(session, coord[0], coord[1], prompt, variant="base")
-    session.set_sa_restore(*coord, on=True, sa_magnitude=magnitude)
+    session.set_sa_restore(*coord, on=True)
+    sw = session.find_super_weight(coord)
+    if sw.sa_magnitude is None:
+        sw.sa_magnitude = magnitude
     return magnitude
 
 
@@ -63,9 +66,10 @@ class NonSWControl:
 
 
 def prune_nonsw(session: Session, k: int, keep: set[tuple[int, int, int]]) -> NonSWControl:
-    """Zero the K largest-|w| weights of the decoder's linears, except the super weights in `keep`.
+    """Zero the K largest-|w| *pristine* weights of the decoder's linears, except those in `keep`.
 
-    Goes through the ledger as tensor edits (the originals are kept and restored exactly).
+    The paper's control. It is part of the ledger's state (a zero mask under the scalar edits and
+    the quantization), so it composes with them in any order and is restored exactly.
     """
     import torch
 
@@ -74,11 +78,13 @@ def prune_nonsw(session: Session, k: int, keep: set[tuple[int, int, int]]) -> No
     keep_idx = {(session.adapter.site(l).weight_name, session.adapter.site(l).index_of(r, c)) for l, r, c in keep}
     pool_vals, pool_ids = [], []
     linears = session.adapter.decoder_linears()
-    for t_id, (name, module) in enumerate(linears):
-        w = module.weight.detach().abs().reshape(-1)
-        top = torch.topk(w.float(), min(k + len(keep), w.numel()))
-        pool_vals.append(top.values.cpu())
-        pool_ids.append(torch.stack([torch.full_like(top.indices, t_id), top.indices]).cpu())
+    with session.ledger.pristine_weights():
+        for t_id, (name, module) in enumerate(linears):
+            w = module.weight.detach().abs().reshape(-1)
+            top = torch.topk(w.float(), min(k + len(keep), w.numel()))
+            pool_vals.append(top.values.cpu())
+            pool_ids.append(torch.stack([torch.full_like(top.indices, t_id), top.indices]).cpu())
+        shapes = [module.weight.shape for _, module in linears]
     vals = torch.cat(pool_vals)
     ids = torch.cat(pool_ids, dim=1)
     order = torch.argsort(vals, descending=True)
@@ -87,8 +93,8 @@ def prune_nonsw(session: Session, k: int, keep: set[tuple[int, int, int]]) -> No
     min_abs = 0.0
     for j in order.tolist():
         t_id, flat = int(ids[0, j]), int(ids[1, j])
-        name, module = linears[t_id]
-        cols = module.weight.shape[1]
+        name, _ = linears[t_id]
+        cols = shapes[t_id][1]
         idx = (flat // cols, flat % cols)
         if (f"{name}.weight", idx) in keep_idx:
             continue
@@ -97,9 +103,6 @@ def prune_nonsw(session: Session, k: int, keep: set[tuple[int, int, int]]) -> No
         min_abs = float(vals[j])
         if len(pruned) == k:
             break
-    for t_id, flats in chosen.items():
-        name, module = linears[t_id]
-        new = module.weight.detach().clone()
-        new.view(-1)[torch.tensor(flats, device=new.device)] = 0
-        session.ledger.replace_tensor(f"{name}.weight", new)
+    session.ledger.set_zeros({f"{linears[t][0]}.weight": torch.tensor(sorted(f), dtype=torch.long)
+                              for t, f in chosen.items()})
     return NonSWControl(k, pruned, min_abs)

@@ -105,7 +105,7 @@ def detect(session: Session, opts: DetectOptions | None = None,
                 break
             s = spikes[0]
             key = (s.layer, s.out_channel, s.in_channel)
-            if key in session.ledger.elements:
+            if session.ledger.edit(key) is not None:
                 exhausted.add(s.layer)
                 continue
             first_layer, persist = residual_persistence(probe, s.layer, s.out_channel)

@@ -1,14 +1,17 @@
 """Forward hooks that are always removed, and activation-level interventions on down_proj.
 
-A scalar weight edit W[r,c] → W'[r,c] is exactly the activation correction
-y[..., r] += x[..., c] · (W'[r,c] − W[r,c]) at that down projection. `RowCorrection` applies it to
-chosen batch rows only, so a baseline and an edited model run as two rows of one batch.
+A scalar weight edit W[r,c] → W'[r,c] changes one output channel: y[..., r] += x[..., c]·(W' − W).
+Interventions act on chosen *batch rows*, so variants run as rows of one batch: `ExactBase`
+recomputes the pristine module for the baseline rows (bit-identical to a solo pristine run of
+that layer), `RowCorrection` adds an exact scalar contribution back (bitsandbytes keep-SW),
+`SARestore` writes the super activation back. Rows are batch rows for every architecture: OPT's
+fc2 sees tokens flattened to [batch·tokens, channels], which `batch_view` undoes.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 
@@ -40,9 +43,45 @@ def _first_tensor(value):
     return value
 
 
+def batch_view(t, batch: int | None):
+    """`t` as [batch, tokens, channels]. OPT's fc2 sees [batch·tokens, channels]; rows stay rows."""
+    if t.ndim == 2 and batch:
+        return t.view(batch, -1, t.shape[-1])
+    if t.ndim == 2:
+        return t.unsqueeze(0)
+    return t
+
+
+class SequenceArgmax:
+    """Where a sequence's maximum |value| sits, also while tokens arrive one step at a time.
+
+    A forward of several tokens starts a new sequence (prefill, perplexity window, probe): the
+    position is the argmax over its tokens. A one-token step (cached generation) continues it: the
+    new token is the position only if its |value| reaches the running maximum.
+    """
+
+    def __init__(self) -> None:
+        self.running: dict[int, float] = {}
+
+    def mask(self, values, row: int):
+        """values: [tokens] for one sequence -> boolean [tokens]."""
+        import torch
+
+        mags = values.abs().float()
+        mask = torch.zeros_like(mags, dtype=torch.bool)
+        if mags.shape[0] > 1 or row not in self.running:
+            pos = int(mags.argmax())
+            self.running[row] = float(mags[pos])
+            mask[pos] = True
+        elif float(mags[0]) >= self.running[row]:
+            self.running[row] = float(mags[0])
+            mask[0] = True
+        return mask
+
+
 @dataclass(frozen=True)
 class RowCorrection:
-    """y[rows, :, row] += x[rows, :, col] * delta (rows=None: every batch row)."""
+    """y[rows, :, row] += x[rows, :, col] · delta, in float32 (rows=None: every batch row)."""
 
     row: int
     col: int
@@ -51,55 +90,82 @@ class RowCorrection:
 
 
 @dataclass(frozen=True)
-class SARestore:
-    """Write back the super activation at channel `row` where it appears.
+class ExactBase:
+    """Rows `rows` of this down_proj get the pristine module's output, recomputed exactly.
 
-    The original output channel is recovered exactly as y[..., row] + x[..., col]·(W0 − W_now);
-    it is written back only at positions whose original |value| ≥ `threshold` (half the super
-    activation measured at detection), i.e. at the super activation token(s), as in the paper.
+    The pristine scalars are written into the weight for one call of the module's own forward on
+    those rows (hooks are not re-entered) and the edited values written back: the same kernel on
+    the same input as a solo run of the untouched model.
+    """
+
+    writes: tuple  # ((storage index, pristine 0-d tensor), ...)
+    rows: tuple[int, ...]
+
+
+@dataclass
+class SARestore:
+    """Restore the super activation on output channel `row` of batch rows `rows`.
+
+    The pristine channel is y[..., row] + Σ x[..., col]·(W0 − W_now)[row, col] over every restored
+    super weight of that row (float32), written back at the super activation's position in each
+    sequence: the position of the largest |pristine value| (see `SequenceArgmax`), as the paper's
+    code writes the original value at the max-|value| token.
     """
 
     row: int
-    col: int
-    delta: float  # W0 - W_now
-    threshold: float
+    terms: tuple  # ((col, W0 − W_now), ...)
     rows: tuple[int, ...] | None = None
+    tracker: SequenceArgmax = field(default_factory=SequenceArgmax)
 
 
-def _select(t, rows):
-    return t if rows is None else t[list(rows)]
-
-
-def down_proj_hook(corrections: list, transposed: bool = False):
-    """A forward hook for one down_proj applying `RowCorrection`s and `SARestore`s in order."""
+def down_proj_hook(items: list, batch: int | None = None):
+    """A forward hook for one down_proj applying corrections, exact bases and SA restores."""
+    import torch
 
     def hook(module, args, output):
-        x = args[0]
-        y = output
-        for corr in corrections:
-            idx = slice(None) if corr.rows is None else list(corr.rows)
-            xc = x[idx, ..., corr.col].to(y.dtype)
-            if isinstance(corr, RowCorrection):
-                y[idx, ..., corr.row] += xc * corr.delta
+        x = batch_view(args[0], batch)
+        y = batch_view(output, batch)
+        for item in items:
+            rows = list(range(y.shape[0])) if item.rows is None else list(item.rows)
+            if isinstance(item, ExactBase):
+                weight = module.weight
+                with torch.no_grad():
+                    edited = [(idx, weight[idx].clone()) for idx, _ in item.writes]
+                    for idx, value in item.writes:
+                        weight[idx] = value
+                    try:  # the same shape a solo run feeds it: [rows, T, H], or [rows·T, H] (OPT)
+                        xin = args[0][rows] if args[0].ndim == 3 else x[rows].reshape(-1, x.shape[-1])
+                        base = module.forward(xin)
+                    finally:
+                        for idx, value in edited:
+                            weight[idx] = value
+                y[rows] = base.view(len(rows), -1, y.shape[-1]).to(y.dtype)
+            elif isinstance(item, RowCorrection):
+                corr = x[rows, :, item.col].float() * item.delta
+                y[rows, :, item.row] = (y[rows, :, item.row].float() + corr).to(y.dtype)
             else:
-                current = y[idx, ..., corr.row]
-                original = current + xc * corr.delta
-                mask = original.abs() >= corr.threshold
-                y[idx, ..., corr.row] = current.where(~mask, original)
-        return y
+                current = y[rows, :, item.row].float()
+                original = current.clone()
+                for col, delta in item.terms:
+                    original += x[rows, :, col].float() * delta
+                for j, r in enumerate(rows):
+                    mask = item.tracker.mask(original[j], r)
+                    current[j] = torch.where(mask, original[j], current[j])
+                y[rows, :, item.row] = current.to(y.dtype)
+        return output
 
     return hook
 
 
 @contextlib.contextmanager
-def installed(adapter, per_layer: dict[int, list]) -> Iterator[None]:
-    """Install `down_proj_hook`s for {layer: [corrections]}; removed on exit, also on error."""
+def installed(adapter, per_layer: dict[int, list], batch: int | None = None) -> Iterator[None]:
+    """Install `down_proj_hook`s for {layer: [items]}; removed on exit, also on error."""
     hooks = HookSet()
     try:
-        for layer, corrections in per_layer.items():
-            if corrections:
+        for layer, items in per_layer.items():
+            if items:
                 site = adapter.site(layer)
-                hooks.add(site.down.register_forward_hook(down_proj_hook(list(corrections))))
+                hooks.add(site.down.register_forward_hook(down_proj_hook(list(items), batch)))
         yield
     finally:
         hooks.close()

@@ -1,34 +1,39 @@
-"""The one place that changes weights, and can put every original back bit-exactly.
+"""The one place that changes weights: current weights are a *function* of the state.
 
-Element edits (prune, scale) remember the pristine scalar; tensor edits (quantization) keep the
-pristine tensor itself (the parameter's storage is swapped, not copied); module swaps
-(bitsandbytes) remember the original module.
-Composition: an element edit is always computed from the pristine scalar and re-applied on top of
-any tensor edit, so prune-then-quantize and quantize-then-prune give the same weights, and
-leaving quantization keeps the element edits.
+State = (pristine weights, the set of scalar edits, extra zero masks, the quantizer).
+Semantics (see README, "Semantics of edits"):
+
+    W_current = Q( E( Z(W_pristine) ) )
+
+Z zeroes the positions of the extra masks (the paper's non-super-weight control), E applies the
+scalar edits (prune → 0, scale s → fl(s · w_pristine) rounded once to the weight's dtype), Q is the
+quantizer (round-to-nearest fake quantization or a bitsandbytes module swap) with the super
+weights it was told to hold out kept at their edited, full-precision value.
+
+Every change goes through `_transition`, which recomputes the affected tensors *from the pristine
+ones*; the result therefore never depends on the order of operations. A transition either
+completes or, on any failure (cancel included), recomputes the previous state and re-raises:
+nothing is half-applied and no original is ever dropped. Pristine copies of rewritten tensors
+live on the CPU (on a CPU model the original storage itself is kept, no copy).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol
 
-from swtui.core.errors import EditError, UserInputError
+from swtui.core.errors import Cancelled, EditError, UserInputError
+
+Key = tuple[int, int, int]
 
 
-@dataclass
-class ElementEdit:
-    layer: int
-    row: int
-    col: int
+@dataclass(frozen=True)
+class ScalarEdit:
     op: str  # "prune" | "scale"
-    factor: float
-    pristine: object  # 0-d tensor, the original value
-    underlying: object  # 0-d tensor, the value under the edit (pristine or its quantized value)
-
-    def to_dict(self) -> dict:
-        return {"layer": self.layer, "row": self.row, "col": self.col, "op": self.op, "factor": self.factor,
-                "original": float(self.pristine)}
+    factor: float  # 0.0 for prune
 
 
 def check_factor(factor) -> float:
@@ -43,168 +48,321 @@ def check_factor(factor) -> float:
     return value
 
 
+def edited_scalar(pristine, edit: ScalarEdit):
+    """E for one element: the pristine 0-d tensor under `edit`, computed in float64, rounded once."""
+    if edit.op == "prune":
+        return pristine.new_zeros(())
+    return (pristine.double() * edit.factor).to(pristine.dtype)
+
+
+class Quantizer(Protocol):
+    """What the ledger needs of a quantization scheme (see `quant_session`)."""
+
+    config: object
+    held: frozenset  # keys held out in full precision
+
+    def targets(self, adapter) -> list[str]: ...  # module names it rewrites
+
+    def dense(self, name: str, module, w): ...  # -> fake-quantized tensor like w (or None: packed)
+
+    def packed(self, name: str, module, w): ...  # -> (new module, {key: exact correction})
+
+
 class EditLedger:
     def __init__(self, model, adapter):
         self.model = model
         self.adapter = adapter
-        self.elements: dict[tuple[int, int, int], ElementEdit] = {}
-        self.tensors: dict[str, object] = {}  # param name -> pristine tensor (cpu)
-        self.modules: dict[str, object] = {}  # module name -> original module
+        self._edits: dict[Key, ScalarEdit] = {}
+        self._scalars: dict[Key, object] = {}  # pristine 0-d tensors (cpu) of keys ever edited
+        self._zeros: dict[str, object] = {}  # param name -> flat indices zeroed (non-SW control)
+        self.quantizer: Quantizer | None = None
+        self._saved: dict[str, object] = {}  # param name -> pristine tensor, while rewritten
+        self._swapped: dict[str, object] = {}  # module name -> original module, while packed
+        self.corrections: dict[Key, float] = {}  # packed modules: exact add-backs of held-out SWs
         self._params = dict(model.named_parameters())
 
-    # -- element edits ----------------------------------------------------------------------
-    def _weight(self, layer: int, row: int, col: int):
-        site = self.adapter.check_coords(layer, row, col)
-        if site.down_name in self.modules or getattr(site.down.weight, "dtype", None) is None:
-            raise EditError("that weight lives in a packed (bitsandbytes) module; return to full precision first")
-        return site, site.down.weight, site.index_of(row, col)
+    # -- reading the state --------------------------------------------------------------------
+    @property
+    def edits(self) -> dict[Key, ScalarEdit]:
+        return dict(self._edits)
 
-    def _write(self, edit: ElementEdit) -> None:
-        import torch
+    def edit(self, key: Key) -> ScalarEdit | None:
+        return self._edits.get(tuple(key))
 
-        _, weight, idx = self._weight(edit.layer, edit.row, edit.col)
-        with torch.no_grad():
-            if edit.op == "prune":
-                weight[idx] = 0
-            else:
-                weight[idx] = edit.pristine * edit.factor
-
-    def _edit(self, layer: int, row: int, col: int, op: str, factor: float) -> ElementEdit:
-        _, weight, idx = self._weight(layer, row, col)
-        key = (layer, row, col)
-        edit = self.elements.get(key)
-        if edit is None:
-            current = weight[idx].detach().clone()
-            pristine = current
-            name = self.adapter.site(layer).weight_name
-            if name in self.tensors:
-                pristine = self.tensors[name][idx].clone().to(current.device)
-            edit = ElementEdit(layer, row, col, op, factor, pristine, current)
-            self.elements[key] = edit
-        edit.op, edit.factor = op, factor
-        self._write(edit)
-        return edit
-
-    def prune(self, layer: int, row: int, col: int) -> ElementEdit:
-        return self._edit(layer, row, col, "prune", 0.0)
-
-    def scale(self, layer: int, row: int, col: int, factor) -> ElementEdit:
-        return self._edit(layer, row, col, "scale", check_factor(factor))
-
-    def restore(self, layer: int, row: int, col: int) -> bool:
-        import torch
-
-        edit = self.elements.pop((layer, row, col), None)
-        if edit is None:
-            return False
-        _, weight, idx = self._weight(layer, row, col)
-        with torch.no_grad():
-            weight[idx] = edit.underlying
-        return True
-
-    def current_value(self, layer: int, row: int, col: int) -> float:
-        _, weight, idx = self._weight(layer, row, col)
-        return float(weight[idx])
-
-    def pristine_value(self, layer: int, row: int, col: int) -> float:
-        edit = self.elements.get((layer, row, col))
-        if edit is not None:
-            return float(edit.pristine)
-        site = self.adapter.check_coords(layer, row, col)
-        if site.weight_name in self.tensors:
-            return float(self.tensors[site.weight_name][site.index_of(row, col)])
-        if site.down_name in self.modules:  # swapped out for a packed module: read the original
-            return float(self.modules[site.down_name].weight[site.index_of(row, col)])
-        return self.current_value(layer, row, col)
-
-    # -- tensor edits -----------------------------------------------------------------------
-    def replace_tensor(self, name: str, new) -> None:
-        """Make parameter `name` hold `new` (same shape and dtype), keeping the pristine storage."""
-        import torch
-
-        param = self._params.get(name)
-        if param is None:
-            raise EditError(f"no parameter named {name}")
-        if new.shape != param.shape or new.dtype != param.dtype:
-            raise EditError(f"{name}: replacement must be {tuple(param.shape)} {param.dtype}")
-        with torch.no_grad():
-            if name not in self.tensors:
-                self.tensors[name] = self._pristine_of(name, param)
-            param.data = new.to(param.device).contiguous()
-            for edit in self._edits_in(name):
-                idx = self.adapter.site(edit.layer).index_of(edit.row, edit.col)
-                edit.underlying = param[idx].detach().clone()
-                self._write(edit)
-
-    def _pristine_of(self, name, param):
-        """The parameter's own storage, with element edits undone (no copy)."""
-        pristine = param.data
-        for edit in self._edits_in(name):
-            idx = self.adapter.site(edit.layer).index_of(edit.row, edit.col)
-            pristine[idx] = edit.pristine.to(pristine.device)
-        return pristine
-
-    def _edits_in(self, name: str) -> list[ElementEdit]:
-        return [e for e in self.elements.values() if self.adapter.site(e.layer).weight_name == name]
-
-    def restore_tensor(self, name: str) -> None:
-        import torch
-
-        pristine = self.tensors.pop(name, None)
-        if pristine is None:
-            return
-        param = self._params[name]
-        with torch.no_grad():
-            param.data = pristine
-            for edit in self._edits_in(name):
-                idx = self.adapter.site(edit.layer).index_of(edit.row, edit.col)
-                edit.underlying = param[idx].detach().clone()
-                self._write(edit)
-
-    def restore_tensors(self) -> None:
-        for name in list(self.tensors):
-            self.restore_tensor(name)
-
-    # -- module swaps -----------------------------------------------------------------------
-    def swap_module(self, name: str, new_module) -> None:
-        parent_name, _, attr = name.rpartition(".")
-        parent = self.model.get_submodule(parent_name) if parent_name else self.model
-        if name not in self.modules:
-            self.modules[name] = getattr(parent, attr)
-        setattr(parent, attr, new_module)
-
-    def restore_modules(self) -> None:
-        for name, original in list(self.modules.items()):
-            parent_name, _, attr = name.rpartition(".")
-            parent = self.model.get_submodule(parent_name) if parent_name else self.model
-            setattr(parent, attr, original)
-            del self.modules[name]
-
-    # -- whole state ------------------------------------------------------------------------
-    def restore_all(self) -> None:
-        self.restore_modules()
-        self.restore_tensors()
-        for key in list(self.elements):
-            self.restore(*key)
+    @property
+    def rewritten(self) -> bool:
+        """True while any whole tensor or module differs from its pristine form (quantized, masked)."""
+        return bool(self._saved or self._swapped)
 
     @property
     def count(self) -> int:
-        return len(self.elements) + len(self.tensors) + len(self.modules)
+        return len(self._edits) + len(self._zeros) + (self.quantizer is not None)
 
     def summary(self) -> list[dict]:
-        return [e.to_dict() for e in self.elements.values()]
+        return [{"layer": k[0], "row": k[1], "col": k[2], "op": e.op, "factor": e.factor,
+                 "original": self.pristine_value(*k)} for k, e in sorted(self._edits.items())]
 
+    def is_packed(self, layer: int) -> bool:
+        return self.adapter.site(layer).down_name in self._swapped
+
+    def _site_idx(self, key: Key):
+        site = self.adapter.check_coords(*key)
+        return site, site.index_of(key[1], key[2])
+
+    def pristine_scalar(self, key: Key):
+        """W_pristine[key] as a 0-d CPU tensor in the weight's dtype."""
+        key = tuple(key)
+        if key in self._scalars:
+            return self._scalars[key]
+        site, idx = self._site_idx(key)
+        if site.weight_name in self._saved:
+            return self._saved[site.weight_name][idx].detach().cpu().clone()
+        # not rewritten and never edited here: the live value is the pristine one
+        return site.down.weight[idx].detach().cpu().clone()
+
+    def pristine_value(self, layer: int, row: int, col: int) -> float:
+        return float(self.pristine_scalar((layer, row, col)))
+
+    def edited_value(self, layer: int, row: int, col: int) -> float:
+        """The value under the scalar edits, before quantization."""
+        key = (layer, row, col)
+        edit = self._edits.get(key)
+        p = self.pristine_scalar(key)
+        return float(p if edit is None else edited_scalar(p, edit))
+
+    def current_value(self, layer: int, row: int, col: int) -> float:
+        """The value the model computes with now (packed modules: measured, plus any add-back)."""
+        key = (layer, row, col)
+        site, idx = self._site_idx(key)
+        if site.down_name in self._swapped:
+            from swtui.core.quant_session import effective_weight
+
+            return effective_weight(site.down, row, col) + self.corrections.get(key, 0.0)
+        return float(site.down.weight[idx])
+
+    # -- changing the state -------------------------------------------------------------------
+    def prune(self, layer: int, row: int, col: int) -> None:
+        self.set_edit((layer, row, col), ScalarEdit("prune", 0.0))
+
+    def scale(self, layer: int, row: int, col: int, factor) -> None:
+        self.set_edit((layer, row, col), ScalarEdit("scale", check_factor(factor)))
+
+    def restore(self, layer: int, row: int, col: int) -> bool:
+        """Drop the scalar edit on (layer, row, col); False when there was none."""
+        if (layer, row, col) not in self._edits:
+            return False
+        self.set_edit((layer, row, col), None)
+        return True
+
+    def set_edit(self, key: Key, edit: ScalarEdit | None) -> None:
+        key = tuple(key)
+        self.adapter.check_coords(*key)
+        edits = dict(self._edits)
+        if edit is None:
+            edits.pop(key, None)
+        else:
+            edits[key] = edit
+        self._transition(edits, self._zeros, self.quantizer)
+
+    def set_zeros(self, zeros: dict[str, object]) -> None:
+        """Replace the extra zero masks ({param name: flat indices}); {} clears them."""
+        for name in zeros:
+            if name not in self._params:
+                raise EditError(f"no parameter named {name}")
+        self._transition(self._edits, dict(zeros), self.quantizer)
+
+    def set_quantizer(self, quantizer: Quantizer | None, progress: Callable | None = None,
+                      cancel: threading.Event | None = None) -> None:
+        self._transition(self._edits, self._zeros, quantizer, progress, cancel)
+
+    def restore_all(self) -> None:
+        self._transition({}, {}, None)
+
+    # -- the transition ---------------------------------------------------------------------------
+    def _weight_name(self, key: Key) -> str:
+        return self.adapter.site(key[0]).weight_name
+
+    def _affected(self, edits, zeros, quantizer) -> list[str]:
+        names = {self._weight_name(k) for k in set(edits) ^ set(self._edits)}
+        names |= {self._weight_name(k) for k in set(edits) & set(self._edits) if edits[k] != self._edits[k]}
+        names |= {n for n in set(zeros) | set(self._zeros) if zeros.get(n) is not self._zeros.get(n)}
+        if quantizer is not self.quantizer:
+            for q in (self.quantizer, quantizer):
+                if q is not None:
+                    names |= {f"{m}.weight" for m in q.targets(self.adapter)}
+        order = {name: i for i, name in enumerate(self._params)}
+        return sorted(names, key=lambda n: order.get(n, -1))
+
+    def _transition(self, edits, zeros, quantizer, progress=None, cancel=None) -> None:
+        names = self._affected(edits, zeros, quantizer)
+        old = (self._edits, self._zeros, self.quantizer)
+        for key in edits:  # capture pristine scalars while the live tensor still holds them
+            if key not in self._scalars:
+                self._scalars[key] = self.pristine_scalar(key)
+        done: list[str] = []
+        try:
+            for i, name in enumerate(names):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled")
+                done.append(name)
+                self._materialize(name, edits, zeros, quantizer)
+                if progress is not None:
+                    progress(name, (i + 1) / len(names))
+        except BaseException:
+            for name in done:  # the weights are a function of the state: recompute the old one
+                self._materialize(name, *old)
+            raise
+        self._edits, self._zeros, self.quantizer = dict(edits), dict(zeros), quantizer
+        for key in [k for k in self._scalars if k not in self._edits]:
+            self._scalars.pop(key)
+
+    def _keys_in(self, name: str, keys) -> list[Key]:
+        return [k for k in keys if self._weight_name(k) == name]
+
+    def _materialize(self, name: str, edits, zeros, quantizer) -> None:
+        """Make parameter `name` equal F(pristine, edits, zeros, quantizer) restricted to it."""
+        import torch
+
+        module_name = name.rpartition(".")[0]
+        quantized = quantizer is not None and module_name in quantizer.targets(self.adapter)
+        with torch.no_grad():
+            if not quantized and name not in zeros:
+                self._unrewrite(name)
+                param = self._params[name]
+                for key in self._keys_in(name, set(edits) | set(self._edits)):
+                    _, idx = self._site_idx(key)
+                    value = self._scalars[key] if key not in edits else edited_scalar(self._scalars[key], edits[key])
+                    param[idx] = value.to(param.device)
+                return
+            pristine = self._save(name)
+            module = self._swapped.get(module_name) or self.model.get_submodule(module_name)
+            w = pristine.to(self._params[name].device, copy=True)
+            if name in zeros:
+                w.view(-1)[zeros[name].to(w.device)] = 0
+            for key in self._keys_in(name, edits):
+                _, idx = self._site_idx(key)
+                w[idx] = edited_scalar(self._scalars[key], edits[key]).to(w.device)
+            if not quantized:
+                self._write_dense(name, w)
+                return
+            new = quantizer.dense(module_name, module, w)
+            if new is not None:
+                self._write_dense(name, new)
+                return
+            packed, corrections = quantizer.packed(module_name, module, w)
+            for key in [k for k in self.corrections if self._weight_name(k) == name]:
+                del self.corrections[key]
+            self._swap(module_name, packed)
+            self.corrections.update(corrections)
+
+    def _save(self, name: str):
+        """The pristine tensor of `name` (on the CPU), saved the first time it is rewritten."""
+        if name in self._saved:
+            return self._saved[name]
+        data = self._params[name].data
+        pristine = data if data.device.type == "cpu" else data.to("cpu", copy=True)
+        for key in self._keys_in(name, self._edits):  # undo the scalar edits written in place
+            _, idx = self._site_idx(key)
+            pristine[idx] = self._scalars[key]
+        self._saved[name] = pristine
+        return pristine
+
+    def _write_dense(self, name: str, new) -> None:
+        module_name = name.rpartition(".")[0]
+        if module_name in self._swapped:
+            self._unswap(module_name)
+        param = self._params[name]
+        saved = self._saved[name]
+        if param.data.numel() != new.numel() or param.data.data_ptr() == saved.data_ptr():
+            param.data = new.contiguous()  # a placeholder, or the CPU pristine storage set aside
+        else:
+            param.data.copy_(new)
+
+    def _unrewrite(self, name: str) -> None:
+        module_name = name.rpartition(".")[0]
+        if module_name in self._swapped:
+            self._unswap(module_name)
+        for key in [k for k in self.corrections if self._weight_name(k) == name]:
+            del self.corrections[key]
+        pristine = self._saved.pop(name, None)
+        if pristine is None:
+            return
+        param = self._params[name]
+        if param.data.device.type == "cpu" or param.data.numel() != pristine.numel():
+            param.data = pristine.to(param.data.device)  # CPU: the original storage, no copy
+        else:
+            param.data.copy_(pristine)
+
+    def _parent(self, module_name: str):
+        parent_name, _, attr = module_name.rpartition(".")
+        return (self.model.get_submodule(parent_name) if parent_name else self.model), attr
+
+    def _swap(self, module_name: str, new_module) -> None:
+        parent, attr = self._parent(module_name)
+        if module_name not in self._swapped:
+            original = getattr(parent, attr)
+            self._swapped[module_name] = original
+            # the pristine tensor is saved (CPU); the original module keeps an empty placeholder
+            original.weight.data = original.weight.data.new_empty(0)
+        setattr(parent, attr, new_module)
+
+    def _unswap(self, module_name: str) -> None:
+        parent, attr = self._parent(module_name)
+        setattr(parent, attr, self._swapped.pop(module_name))
+
+    # -- the pristine model, temporarily -----------------------------------------------------------
+    @contextlib.contextmanager
+    def pristine_weights(self) -> Iterator[None]:
+        """Put W_pristine in place for the duration (storage swaps and scalar writes, exact).
+
+        Packed modules are swapped back to the original ones; on an accelerator the pristine
+        tensors are copied there for the duration.
+        """
+        import torch
+
+        undo: list[Callable[[], None]] = []
+        try:
+            with torch.no_grad():
+                for name, pristine in self._saved.items():
+                    module_name = name.rpartition(".")[0]
+                    param = self._params[name]
+                    live = param.data
+                    if module_name in self._swapped:
+                        parent, attr = self._parent(module_name)
+                        packed = getattr(parent, attr)
+                        setattr(parent, attr, self._swapped[module_name])
+                        undo.append(lambda p=parent, a=attr, m=packed: setattr(p, a, m))
+                    param.data = pristine.to(live.device)
+                    undo.append(lambda p=param, d=live: setattr(p, "data", d))
+                for key in self._edits:
+                    site, idx = self._site_idx(key)
+                    if site.weight_name in self._saved:
+                        continue
+                    weight = site.down.weight
+                    value = weight[idx].clone()
+                    weight[idx] = self._scalars[key].to(weight.device)
+                    undo.append(lambda w=weight, i=idx, v=value: w.__setitem__(i, v))
+            yield
+        finally:
+            with torch.no_grad():
+                for fn in reversed(undo):
+                    fn()
+
+    # -- checks ---------------------------------------------------------------------------------
     def verify(self) -> list[str]:
-        """Disagreements between the ledger and the tensors (empty when consistent)."""
+        """Disagreements between the ledger and the dense tensors (empty when consistent)."""
         problems = []
-        for edit in self.elements.values():
-            try:
-                _, weight, idx = self._weight(edit.layer, edit.row, edit.col)
-            except EditError:
+        for key, edit in self._edits.items():
+            if self.is_packed(key[0]):
                 continue
-            want = 0.0 if edit.op == "prune" else float(edit.pristine * edit.factor)
-            if float(weight[idx]) != want:
-                problems.append(f"{edit.layer},{edit.row},{edit.col}: {float(weight[idx])} != {want}")
+            quantized = self.quantizer is not None and key not in self.quantizer.held and \
+                self.adapter.site(key[0]).down_name in self.quantizer.targets(self.adapter)
+            if quantized:
+                continue
+            want = float(edited_scalar(self._scalars[key], edit))
+            have = self.current_value(*key)
+            if have != want:
+                problems.append(f"{key}: {have} != {want}")
         return problems
 
 

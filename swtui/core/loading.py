@@ -185,8 +185,14 @@ def _load_gguf(path: Path, opts: LoadOptions, device: str, dtype, progress: Prog
     if cached is None:
         progress("dequantizing GGUF (first open only; cached afterwards)", None)
         gguf_cache.check_gguf_header(path)
+        import torch
+
+        # transformers dequantizes GGUF tensors on load; ask for float32 explicitly and check it
         model, tokenizer = _from_pretrained(path.parent, LoadOptions(trust_remote_code=False), "cpu",
-                                            None, gguf_file=path.name)
+                                            torch.float32, gguf_file=path.name)
+        packed = [n for n, p in model.named_parameters() if not p.dtype.is_floating_point]
+        if packed:
+            raise ModelLoadError(f"{path.name}: {len(packed)} tensors were not dequantized (e.g. {packed[0]})")
         progress("writing the safetensors cache", None)
         cached = gguf_cache.store(file_hash, model, tokenizer, path)
         del model, tokenizer

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 import threading
+import weakref
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,15 +44,35 @@ def stopword_list() -> list[str]:
 
 
 # -- perplexity ------------------------------------------------------------------------------
+def bos_id(tokenizer) -> int | None:
+    """The BOS id when the tokenizer puts one in front of a text, else None."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    ids = tokenizer("a", add_special_tokens=True).input_ids
+    return bos if ids and ids[0] == bos else None
+
+
 def perplexity(session: Session, text: str | None = None, variants=VARIANTS, window: int = 512) -> dict[str, float]:
-    """exp(mean next-token NLL) over `text` in non-overlapping windows, per variant."""
+    """exp(mean next-token NLL) over `text` in non-overlapping windows, per variant.
+
+    Every window starts with BOS where the tokenizer uses one (models such as Gemma degrade
+    without it); BOS itself is never a target.
+    """
     import torch
 
     text = eval_text() if text is None else text
-    ids = session.tokenizer(text, return_tensors="pt").input_ids.to(session.device)
+    ids = session.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+    bos = bos_id(session.tokenizer)
     window = min(window, session.context_length)
-    chunks = [ids[:, i:i + window] for i in range(0, ids.shape[-1], window)]
-    chunks = [c for c in chunks if c.shape[-1] > 1]
+    body = window - 1 if bos is not None else window
+    chunks = []
+    for i in range(0, ids.shape[-1], body):
+        chunk = ids[:, i:i + body]
+        if bos is not None:
+            chunk = torch.cat([torch.tensor([[bos]]), chunk], dim=1)
+        if chunk.shape[-1] > 1:
+            chunks.append(chunk.to(session.device))
     if not chunks:
         raise UserInputError("the evaluation text is too short (needs at least two tokens)")
 
@@ -74,21 +95,45 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
     return session.run_variants(run, variants)
 
 
+_PLAIN_HEAD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _plain_head(model) -> bool:
+    """True when logits == lm_head(decoder output) for this model, checked once on 4 tokens.
+
+    Whatever a family does after the head (Gemma's soft-capping, Granite's `logits_scaling`, a
+    logit scale) makes this False, and such models get an ordinary full forward instead.
+    """
+    import torch
+
+    if model in _PLAIN_HEAD:
+        return _PLAIN_HEAD[model]
+    head = model.get_output_embeddings()
+    base = getattr(model, "base_model", None)
+    plain = head is not None and base is not None and base is not model
+    if plain:
+        device = next(model.parameters()).device
+        ids = torch.arange(4, device=device)[None] % max(2, model.config.vocab_size)
+        with torch.no_grad():
+            full = model(input_ids=ids, use_cache=False).logits.float()
+            split = head(base(input_ids=ids, use_cache=False)[0]).float()
+        plain = full.shape == split.shape and bool(torch.allclose(full, split, rtol=1e-3, atol=1e-3))
+    _PLAIN_HEAD[model] = plain
+    return plain
+
+
 def _logit_slices(model, batch, size: int = 128):
     """(start, logits[:, start:start+size]) for predicting tokens 1..T-1 of `batch`.
 
     The decoder runs once; the LM head is applied to `size` positions at a time, so the full
     [batch, T, vocab] logits never exist at once. Models whose head does more than a linear map
-    (Gemma's logit soft-capping, a logit scale) get one ordinary forward instead.
+    get one ordinary forward instead (see `_plain_head`).
     """
-    head = model.get_output_embeddings()
-    base = getattr(model, "base_model", None)
-    cfg = model.config
-    plain_head = getattr(cfg, "final_logit_softcapping", None) is None and getattr(cfg, "logit_scale", None) is None
-    if head is None or base is None or base is model or not plain_head:
+    if not _plain_head(model):
         yield 0, model(input_ids=batch, use_cache=False).logits[:, :-1]
         return
-    hidden = base(input_ids=batch, use_cache=False)[0]
+    head = model.get_output_embeddings()
+    hidden = model.base_model(input_ids=batch, use_cache=False)[0]
     last = batch.shape[1] - 1  # the final position predicts nothing inside the window
     for start in range(0, last, size):
         yield start, head(hidden[:, start:min(start + size, last)])

@@ -75,21 +75,32 @@ def _apply_grouped(w2d, fn, group: str, block: int | None):
     raise QuantizationError(f"group must be one of {', '.join(GROUPS)}, not {group!r}")
 
 
-def rtn(w, bits: int, group: str = "tensor", block: int | None = None, clip_z: float | None = None):
-    """Q⁻¹(Q(CLIP_z(W))) with the given grouping; `w` is 2-D [out, in]; returns W's dtype."""
+def rtn(w, bits: int, group: str = "tensor", block: int | None = None, clip_z: float | None = None,
+        held=None):
+    """RESTORE(Q⁻¹(Q(CLIP_z(W)))) with the given grouping; `w` is 2-D [out, in]; returns W's dtype.
+
+    `held` (a boolean mask like `w`, or None) marks weights held out in full precision: the clip
+    statistics include them (as the paper's code computes z over the whole group), they take no
+    part in their group's MIN/MAX (set to 0 before rounding), and they are written back unchanged.
+    """
     check_bits(bits)
     if clip_z is not None and not clip_z > 0:
         raise QuantizationError(f"clip z-score must be > 0, not {clip_z!r}")
     x = w.detach().float()
     if x.ndim != 2:
         raise QuantizationError("RTN expects a 2-D weight")
+    if held is not None and not bool(held.any()):
+        held = None
+    if held is None:
+        def fn(rows):
+            return _rtn_rows(_clip_rows(rows, clip_z) if clip_z is not None else rows, bits)
 
-    def fn(rows):
-        if clip_z is not None:
-            rows = _clip_rows(rows, clip_z)
-        return _rtn_rows(rows, bits)
-
-    return _apply_grouped(x, fn, group, block).to(w.dtype)
+        return _apply_grouped(x, fn, group, block).to(w.dtype)
+    if clip_z is not None:
+        x = _apply_grouped(x, lambda rows: _clip_rows(rows, clip_z), group, block)
+    x = x.masked_fill(held, 0.0)
+    out = _apply_grouped(x, lambda rows: _rtn_rows(rows, bits), group, block).to(w.dtype)
+    return out.masked_scatter(held, w.detach()[held])
 
 
 def fake_quant_activation(a, bits: int = 8, keep_mask=None):

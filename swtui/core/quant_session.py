@@ -1,24 +1,24 @@
-"""Apply a quantization configuration to a session, through the ledger, and undo it exactly.
+"""Quantization configurations and the quantizers the ledger applies them with.
 
-Weights: RTN (fake-quantized tensors, ledger tensor edits) or bitsandbytes (LLM.int8 / NF4 / FP4
-modules, ledger module swaps). Super weights are held out for RTN as RESTORE(Q⁻¹(Q(CLIP_z(W))))
-where the super weight is also left out of its group's MIN/MAX (zeroed before quantizing), then
-written back in full precision; clipping is optional (`clip_z`). Packed bitsandbytes storage cannot
-hold one full-precision scalar, so there the super weight is zeroed before packing (it no longer
-dominates its block's scale) and its exact contribution x[..., col]·W[row, col] is added back by an
-activation hook on that down_proj: the same identity the A/B comparison uses.
-Activations: simulated per-tensor A-bit fake quantization at every down_proj input or output,
-optionally with the super activation replaced by the median and restored (REPLACE/RESTORE).
+The ledger computes W_current = Q(E(W_pristine)): a quantizer never reads the live weights, only
+the edited tensor the ledger hands it, so "prune then quantize" and "quantize then prune" give the
+same weights. Weights: RTN (fake-quantized dense tensors) or bitsandbytes (LLM.int8 / NF4 / FP4
+module swaps). Super weights are held out as RESTORE(Q⁻¹(Q(CLIP_z(W)))): the clip statistics
+include them, they take no part in their group's MIN/MAX, and their edited full-precision value is
+written back. Packed bitsandbytes storage cannot hold one full-precision scalar, so there the
+super weight is zeroed before packing and its exact contribution x[..., col]·W[row, col] is added
+back by an activation hook (`EditLedger.corrections`). Activations: simulated per-tensor A-bit fake
+quantization at every down_proj input or output of the edited variant, optionally with the super
+activation replaced by the median and restored (REPLACE/RESTORE), per sequence.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
-from swtui.core.errors import Cancelled, QuantizationError
-from swtui.core.hooks import HookSet, RowCorrection, down_proj_hook
+from swtui.core.errors import QuantizationError
 from swtui.core.quant import GROUPS, check_bits, fake_quant_activation, rtn
 
 METHODS = ("rtn", "bnb-int8", "bnb-nf4", "bnb-fp4")
@@ -35,9 +35,13 @@ class QuantConfig:
     act_bits: int | None = None
     act_site: str = "input"
     act_sa: bool = False
+    #: the (layer, row, col) held out, fixed when the config is applied (None: not yet resolved)
+    held_out: tuple | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["held_out"] = None if self.held_out is None else [list(k) for k in self.held_out]
+        return data
 
     def describe(self) -> str:
         if self.method == "rtn":
@@ -69,6 +73,14 @@ def parse_config(data: dict) -> QuantConfig:
             raise QuantizationError(f"block size must be an integer from 2 to 2^31, not {cfg.block!r}")
     if cfg.clip_z is not None and not (isinstance(cfg.clip_z, (int, float)) and 0 < cfg.clip_z < 1e6):
         raise QuantizationError(f"clip z-score must be a positive number, not {cfg.clip_z!r}")
+    if cfg.held_out is not None:
+        try:
+            held = tuple(sorted({tuple(int(v) for v in key) for key in cfg.held_out}))
+        except (TypeError, ValueError):
+            raise QuantizationError("held_out must be a list of [layer, row, col]") from None
+        if any(len(k) != 3 or min(k) < 0 for k in held):
+            raise QuantizationError("held_out must be a list of [layer, row, col]")
+        cfg = replace(cfg, held_out=held)
     if cfg.act_bits is not None:
         check_bits(cfg.act_bits)
         if cfg.act_site not in ("input", "output"):
@@ -76,73 +88,82 @@ def parse_config(data: dict) -> QuantConfig:
     return cfg
 
 
-def _held_out(session, cfg: QuantConfig) -> list[tuple[int, int, int]]:
+def _resolve_held(session, cfg: QuantConfig) -> QuantConfig:
+    """Fix the held-out coordinates: the session's super weights (not judged harmless), or none."""
+    if cfg.held_out is not None:
+        for key in cfg.held_out:
+            session.adapter.check_coords(*key)
+        return cfg if cfg.keep_super_weights else replace(cfg, held_out=())
     if not cfg.keep_super_weights:
-        return []
-    return [sw.key for sw in session.super_weights if sw.is_super is not False]
+        return replace(cfg, held_out=())
+    keys = sorted({sw.key for sw in session.super_weights if sw.is_super is not False})
+    return replace(cfg, held_out=tuple(keys))
 
 
-def unquantize(session) -> None:
-    session.current_hook_factories[:] = [f for f in session.current_hook_factories
-                                         if not getattr(f, "swtui_quant", False)]
-    session.ledger.restore_modules()
-    session.ledger.restore_tensors()
-    session.quant_config = None
+class WeightQuantizer:
+    """Q for the ledger: which modules it rewrites and how (dense fake-quant or a packed module)."""
+
+    def __init__(self, cfg: QuantConfig, adapter):
+        self.config = cfg
+        self.held = frozenset(cfg.held_out or ())
+        self._targets = [name for name, _ in adapter.decoder_linears()]
+        self._target_set = frozenset(self._targets)
+        self._held_by_module: dict[str, list] = {}
+        for key in self.held:
+            site = adapter.site(key[0])
+            self._held_by_module.setdefault(site.down_name, []).append((key, site.index_of(key[1], key[2])))
+
+    def targets(self, adapter) -> frozenset:
+        return self._target_set
+
+    def dense(self, name: str, module, w):
+        """RTN: Q⁻¹(Q(CLIP_z(w))) with the held-out weights kept; None for packed methods."""
+        import torch
+
+        cfg = self.config
+        if cfg.method != "rtn":
+            return None
+        transposed = type(module).__name__ == "Conv1D"
+        held = None
+        if self._held_by_module.get(name):
+            held = torch.zeros_like(w, dtype=torch.bool)
+            for _, idx in self._held_by_module[name]:
+                held[idx] = True
+        logical = w.t() if transposed else w  # [out, in]: channel = output row
+        q = rtn(logical, cfg.bits, cfg.group, cfg.block, cfg.clip_z,
+                held=None if held is None else (held.t() if transposed else held))
+        return q.t().contiguous() if transposed else q
+
+    def packed(self, name: str, module, w):
+        """bitsandbytes: the packed module, and the exact add-back of each held-out weight."""
+        kept = self._held_by_module.get(name, [])
+        source = w
+        if kept:
+            source = w.clone()
+            for _, idx in kept:
+                source[idx] = 0  # out of the block's scale; added back exactly by a hook
+        new = _bnb_module(module, self.config, source)
+        corrections = {}
+        for key, idx in kept:
+            corrections[key] = float(w[idx]) - effective_weight(new, key[1], key[2])
+        return new, corrections
 
 
 def apply_quant_config(session, config: dict | None, progress: Callable | None = None,
                        cancel: threading.Event | None = None) -> str:
-    """Quantize the session's model per `config` (None: back to full precision). Returns a label."""
+    """Quantize the session's model per `config` (None: back to full precision). Returns a label.
+
+    All or nothing: a failure or a cancel leaves the previous quantization in place.
+    """
     cfg = parse_config(config) if config is not None else None
-    unquantize(session)
     if cfg is None:
+        session.ledger.set_quantizer(None, progress, cancel)
         return "full precision"
-    progress = progress or (lambda stage, frac: None)
-    try:
-        if cfg.method == "rtn":
-            _apply_rtn(session, cfg, progress, cancel)
-        else:
-            _apply_bnb(session, cfg, progress, cancel)
-        if cfg.act_bits:
-            _add_act_quant(session, cfg)
-    except BaseException:
-        unquantize(session)  # never leave a half-quantized model behind
-        raise
-    session.quant_config = cfg.to_dict()
+    cfg = _resolve_held(session, cfg)
+    if cfg.method != "rtn":
+        import bitsandbytes  # noqa: F401 - fail before anything changes when it is missing
+    session.ledger.set_quantizer(WeightQuantizer(cfg, session.adapter), progress, cancel)
     return cfg.describe()
-
-
-def _tensor_keys(session, name: str, keys):
-    for key in keys:
-        site = session.adapter.site(key[0])
-        if site.weight_name == name:
-            yield key, site.index_of(key[1], key[2])
-
-
-def _apply_rtn(session, cfg: QuantConfig, progress, cancel) -> None:
-    import torch
-
-    keep = _held_out(session, cfg)
-    linears = session.adapter.decoder_linears()
-    for i, (name, module) in enumerate(linears):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("quantization cancelled")
-        w = module.weight
-        transposed = type(module).__name__ == "Conv1D"
-        kept = list(_tensor_keys(session, f"{name}.weight", keep))
-        source = w.detach()
-        if kept:  # held out: the super weight does not set its group's range, and is restored after
-            source = source.clone()
-            for _, idx in kept:
-                source[idx] = 0
-        logical = source.t() if transposed else source  # [out, in]: channel = output row
-        q = rtn(logical, cfg.bits, cfg.group, cfg.block, cfg.clip_z)
-        new = q.t().contiguous() if transposed else q
-        with torch.no_grad():
-            for key, idx in kept:
-                new[idx] = session.ledger.pristine_value(*key)
-        session.ledger.replace_tensor(f"{name}.weight", new)
-        progress(f"RTN W{cfg.bits}: {name}", (i + 1) / len(linears))
 
 
 def _bnb_module(module, cfg: QuantConfig, weight):
@@ -168,11 +189,14 @@ def _bnb_module(module, cfg: QuantConfig, weight):
     return new.to(device)
 
 
-def _effective_weight(module, row: int, col: int, dtype, device) -> float:
-    """W[row, col] as the packed module computes it: its output for the one-hot input e_col."""
+def effective_weight(module, row: int, col: int) -> float:
+    """W[row, col] as a (packed) linear computes it: its output for the one-hot input e_col."""
     import torch
 
-    x = torch.zeros(1, module.in_features, dtype=dtype, device=device)
+    dtype = getattr(module, "compute_dtype", None) or torch.float32
+    if "Linear8bitLt" in type(module).__name__:
+        dtype = torch.float16 if module.weight.device.type == "cuda" else torch.float32
+    x = torch.zeros(1, module.in_features, dtype=dtype, device=module.weight.device)
     x[0, col] = 1
     with torch.no_grad():
         y = module(x).float()
@@ -181,73 +205,41 @@ def _effective_weight(module, row: int, col: int, dtype, device) -> float:
     return float(y[0, row])
 
 
-def _apply_bnb(session, cfg: QuantConfig, progress, cancel) -> None:
-    keep = _held_out(session, cfg)
-    linears = session.adapter.decoder_linears()
-    corrections: dict[int, list] = {}
-    for i, (name, module) in enumerate(linears):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("quantization cancelled")
-        weight = module.weight.detach()
-        kept = list(_tensor_keys(session, f"{name}.weight", keep))
-        if kept:
-            weight = weight.clone()
-            for _, idx in kept:
-                weight[idx] = 0  # out of the block's scale; added back exactly by a hook
-        new = _bnb_module(module, cfg, weight)
-        session.ledger.swap_module(name, new)
-        for key, idx in kept:
-            want = float(module.weight[idx])  # full precision, with any element edit
-            have = _effective_weight(new, key[1], key[2], module.weight.dtype, module.weight.device)
-            corrections.setdefault(key[0], []).append(RowCorrection(key[1], key[2], want - have))
-        progress(f"{cfg.describe()}: {name}", (i + 1) / len(linears))
-    if corrections:
-        def factory(sess, rows, _c=corrections):
-            hooks = HookSet()
-            for layer, items in _c.items():
-                scoped = [RowCorrection(c.row, c.col, c.delta, rows) for c in items]
-                hooks.add(sess.adapter.site(layer).down.register_forward_hook(down_proj_hook(scoped)))
-            return hooks
-        factory.swtui_quant = True
-        session.current_hook_factories.append(factory)
+def activation_hooks(session, cfg: QuantConfig, rows, batch: int):
+    """Fake-quantize every down_proj input (pre-hook) or output (hook) of batch rows `rows`.
 
+    Per-tensor scale per sequence. With `act_sa`, the super activation (the per-sequence max of
+    |value| on the super weight's channel) is REPLACEd by the median before and RESTOREd after.
+    """
+    import torch
 
-def _add_act_quant(session, cfg: QuantConfig) -> None:
-    """Fake-quantize every down_proj input (pre-hook) or output (hook) of the current variant."""
-    sa = {}
+    from swtui.core.hooks import HookSet, batch_view
+
+    channels: dict[int, set] = {}
     if cfg.act_sa:
-        for sw in session.super_weights:
-            if sw.is_super is not False:
-                mag = (sw.in_act if cfg.act_site == "input" else sw.sa_magnitude) or 0.0
-                sa.setdefault(sw.layer, []).append((sw.col if cfg.act_site == "input" else sw.row, 0.5 * mag))
+        for key in cfg.held_out or [sw.key for sw in session.super_weights if sw.is_super is not False]:
+            layer, row, col = key
+            channels.setdefault(layer, set()).add(col if cfg.act_site == "input" else row)
 
-    def mask_for(t, layer):
-        import torch
+    def quant(t, layer):
+        view = batch_view(t, batch)
+        out = view.clone()
+        for r in (range(view.shape[0]) if rows is None else rows):
+            seq = view[r]
+            mask = None
+            if channels.get(layer):
+                mask = torch.zeros_like(seq, dtype=torch.bool)
+                for ch in channels[layer]:
+                    pos = seq[..., ch].abs().argmax()
+                    mask[pos, ch] = True
+            out[r] = fake_quant_activation(seq, cfg.act_bits, mask)
+        return out.reshape(t.shape)
 
-        items = sa.get(layer)
-        if not items:
-            return None
-        mask = torch.zeros_like(t, dtype=torch.bool)
-        for channel, threshold in items:
-            mask[..., channel] = t[..., channel].abs() >= threshold
-        return mask
-
-    def factory(sess, rows):
-        hooks = HookSet()
-        for site in sess.adapter.sites:
-            layer = site.index
-
-            def quant(t, layer=layer):
-                out = t.clone()
-                for r in (range(t.shape[0]) if rows is None else rows):
-                    out[r] = fake_quant_activation(t[r], cfg.act_bits, mask_for(t[r], layer))
-                return out
-
-            if cfg.act_site == "input":
-                hooks.add(site.down.register_forward_pre_hook(lambda m, args, q=quant: (q(args[0]),) + args[1:]))
-            else:
-                hooks.add(site.down.register_forward_hook(lambda m, args, out, q=quant: q(out)))
-        return hooks
-
-    factory.swtui_quant = True
-    session.current_hook_factories.append(factory)
+    hooks = HookSet()
+    for site in session.adapter.sites:
+        if cfg.act_site == "input":
+            hooks.add(site.down.register_forward_pre_hook(
+                lambda m, args, i=site.index: (quant(args[0], i),) + tuple(args[1:])))
+        else:
+            hooks.add(site.down.register_forward_hook(lambda m, args, out, i=site.index: quant(out, i)))
+    return hooks

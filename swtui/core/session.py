@@ -2,8 +2,10 @@
 
 Comparisons run *variants*: "base" (the pristine model) and "current" (all edits, quantization
 and activation interventions). While every weight edit is a scalar, both variants run as two rows
-of one batch: row "base" gets the exact activation correction that undoes each edit. Otherwise
-(quantization) they run as two passes, the baseline on a temporarily restored copy of the weights.
+of one batch: at each edited down_proj the "base" row is recomputed with the pristine weights
+(`ExactBase`), so it equals a solo run of the untouched model. Otherwise (quantization, masks)
+they run as two passes, the baseline on the pristine weights put back for the duration.
+`ab_mode` says which mode runs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Callable, Iterator
 
 from swtui.core.adapters import ModelAdapter
 from swtui.core.errors import UserInputError
-from swtui.core.hooks import HookSet, RowCorrection, SARestore, installed
+from swtui.core.hooks import ExactBase, HookSet, RowCorrection, SARestore, installed
 from swtui.core.ledger import EditLedger, weights_hash
 from swtui.core.loading import LoadedModel
 
@@ -56,9 +58,6 @@ class Session:
     ledger: EditLedger = field(init=False)
     super_weights: list[SuperWeight] = field(default_factory=list)
     sa_restore: set = field(default_factory=set)  # keys of super weights with SA restored
-    #: extra hooks for the "current" variant: callables (session, rows) -> HookSet
-    current_hook_factories: list[Callable] = field(default_factory=list)
-    quant_config: dict | None = None
 
     def __post_init__(self) -> None:
         for param in self.loaded.model.parameters():  # an inspector never trains
@@ -91,7 +90,7 @@ class Session:
     def pristine_hash(self) -> str:
         """Hash of the weights as loaded (computed once, with all edits undone)."""
         if self._pristine_hash is None:
-            with self.baseline_weights():
+            with self.ledger.pristine_weights():
                 self._pristine_hash = weights_hash(self.model)
         return self._pristine_hash
 
@@ -130,101 +129,85 @@ class Session:
             sw.label = label
         return sw
 
+    @property
+    def quant_config(self) -> dict | None:
+        q = self.ledger.quantizer
+        return None if q is None else q.config.to_dict()
+
     def state_of(self, key) -> str:
-        edit = self.ledger.elements.get(key)
+        edit = self.ledger.edit(key)
         text = "original" if edit is None else ("pruned" if edit.op == "prune" else f"scaled ×{edit.factor:g}")
         if key in self.sa_restore:
             text += " + SA restored"
         return text
 
-    def set_sa_restore(self, layer: int, row: int, col: int, on: bool, sa_magnitude: float | None = None) -> None:
-        """Toggle the paper's 'restore super activation' for one super weight."""
+    def set_sa_restore(self, layer: int, row: int, col: int, on: bool) -> None:
+        """Toggle the paper's 'restore super activation' for one super weight (named if needed)."""
         self.adapter.check_coords(layer, row, col)
-        sw = self.find_super_weight((layer, row, col))
         if on:
-            if sa_magnitude is None and (sw is None or sw.sa_magnitude is None):
-                raise UserInputError("restoring the super activation needs its magnitude: run detection first")
-            if sw is None:
-                sw = self.name_super_weight(layer, row, col)
-            if sa_magnitude is not None:
-                sw.sa_magnitude = sa_magnitude
+            self.name_super_weight(layer, row, col)
             self.sa_restore.add((layer, row, col))
         else:
             self.sa_restore.discard((layer, row, col))
 
+    def reset(self) -> None:
+        """Back to the pristine model: no edits, no quantization, no SA restore."""
+        self.ledger.restore_all()
+        self.sa_restore.clear()
+
     # -- variants -----------------------------------------------------------------------------
+    #: run base and current as rows of one batch where that is exact. On the CPU a row's result
+    #: does not depend on the batch size (tested in every dtype); GPU GEMMs pick kernels by shape,
+    #: so there the baseline runs as its own pass unless this is forced to True.
+    batch_on_accelerator: bool = False
+
     @property
     def batchable(self) -> bool:
-        """True when base and current can run as rows of one batch (only scalar edits)."""
-        return not self.ledger.tensors and not self.ledger.modules
+        """True when base and current run as rows of one batch (dense weights, scalar edits only)."""
+        if self.ledger.rewritten:
+            return False
+        return self.device.type == "cpu" or self.batch_on_accelerator
 
-    def _corrections(self, base_rows, current_rows) -> dict[int, list]:
+    @property
+    def ab_mode(self) -> str:
+        return "batched" if self.batchable else "two passes"
+
+    def _items(self, base_rows, current_rows) -> dict[int, list]:
+        """Per layer: the hook items that make `base_rows` pristine and `current_rows` edited."""
         per_layer: dict[int, list] = {}
-        if base_rows is not None:
-            for (layer, row, col), edit in self.ledger.elements.items():
-                delta = float(edit.pristine) - self.ledger.current_value(layer, row, col)
-                if delta:
-                    per_layer.setdefault(layer, []).append(RowCorrection(row, col, delta, base_rows))
-        if current_rows is not None:
+        ledger = self.ledger
+        if base_rows:
+            writes: dict[int, list] = {}
+            for key in ledger.edits:
+                site = self.adapter.site(key[0])
+                idx = site.index_of(key[1], key[2])
+                writes.setdefault(key[0], []).append((idx, ledger.pristine_scalar(key).to(site.down.weight.device)))
+            for layer, items in writes.items():
+                per_layer.setdefault(layer, []).append(ExactBase(tuple(items), tuple(base_rows)))
+        if current_rows:
+            for key, delta in ledger.corrections.items():  # bitsandbytes: held-out weights, exactly
+                per_layer.setdefault(key[0], []).append(RowCorrection(key[1], key[2], delta, tuple(current_rows)))
+            terms: dict[tuple[int, int], list] = {}
             for key in sorted(self.sa_restore):
-                sw = self.find_super_weight(key)
-                layer, row, col = key
-                delta = float(self.ledger.pristine_value(*key)) - self.ledger.current_value(*key)
-                threshold = 0.5 * (sw.sa_magnitude or 0.0)
-                per_layer.setdefault(layer, []).append(SARestore(row, col, delta, threshold, current_rows))
+                delta = ledger.pristine_value(*key) - ledger.current_value(*key)
+                terms.setdefault(key[:2], []).append((key[2], delta))
+            for (layer, row), items in terms.items():
+                per_layer.setdefault(layer, []).append(SARestore(row, tuple(items), tuple(current_rows)))
         return per_layer
 
     @contextlib.contextmanager
-    def _variant_hooks(self, base_rows, current_rows) -> Iterator[None]:
+    def _variant_hooks(self, base_rows, current_rows, batch: int) -> Iterator[None]:
         extra = HookSet()
         try:
-            if current_rows is not None:
-                for factory in self.current_hook_factories:
-                    hooks = factory(self, current_rows)
-                    extra.add(hooks)
-            with installed(self.adapter, self._corrections(base_rows, current_rows)):
+            q = self.ledger.quantizer
+            if current_rows and q is not None and q.config.act_bits:
+                from swtui.core.quant_session import activation_hooks
+
+                extra.add(activation_hooks(self, q.config, tuple(current_rows), batch))
+            with installed(self.adapter, self._items(base_rows, current_rows), batch):
                 yield
         finally:
             extra.close()
-
-    @contextlib.contextmanager
-    def baseline_weights(self) -> Iterator[None]:
-        """Temporarily put the pristine weights in place (storage swaps and scalar writes, exact)."""
-        import torch
-
-        ledger = self.ledger
-        saved_tensors = {}
-        saved_modules = dict(ledger.modules)
-        saved_elements = {}
-        params = dict(self.model.named_parameters())
-        try:
-            with torch.no_grad():
-                for name, module in saved_modules.items():
-                    parent_name, _, attr = name.rpartition(".")
-                    current_mod = getattr(self.model.get_submodule(parent_name), attr)
-                    saved_modules[name] = current_mod
-                    setattr(self.model.get_submodule(parent_name), attr, module)
-                for name, pristine in ledger.tensors.items():  # swap storages: no copies
-                    saved_tensors[name] = params[name].data
-                    params[name].data = pristine
-                for key, edit in ledger.elements.items():
-                    site = self.adapter.site(key[0])
-                    if site.weight_name in saved_tensors:
-                        continue
-                    idx = site.index_of(key[1], key[2])
-                    saved_elements[key] = site.down.weight[idx].detach().clone()
-                    site.down.weight[idx] = edit.pristine
-            yield
-        finally:
-            with torch.no_grad():
-                for key, value in saved_elements.items():
-                    site = self.adapter.site(key[0])
-                    site.down.weight[site.index_of(key[1], key[2])] = value
-                for name, value in saved_tensors.items():
-                    params[name].data = value
-                for name, module in saved_modules.items():
-                    parent_name, _, attr = name.rpartition(".")
-                    setattr(self.model.get_submodule(parent_name), attr, module)
 
     def variant_runs(self, variants=VARIANTS):
         """[(names, context)]: one batched run when possible, else one run per variant."""
@@ -235,20 +218,16 @@ class Session:
                 if name == "base":
                     runs.append(((name,), self._solo_base()))
                 else:
-                    runs.append(((name,), self._variant_hooks(None, (0,))))
+                    runs.append(((name,), self._variant_hooks((), (0,), 1)))
             return runs
         base_rows = tuple(i for i, v in enumerate(variants) if v == "base")
         current_rows = tuple(i for i, v in enumerate(variants) if v == "current")
-        return [(variants, self._variant_hooks(base_rows or None, current_rows or None))]
+        return [(variants, self._variant_hooks(base_rows, current_rows, len(variants)))]
 
     @contextlib.contextmanager
     def _solo_base(self) -> Iterator[None]:
-        if self.batchable:
-            with self._variant_hooks((0,), None):
-                yield
-        else:
-            with self.baseline_weights():
-                yield
+        with self.ledger.pristine_weights():
+            yield
 
     def run_variants(self, fn: Callable[[int], list], variants=VARIANTS) -> dict:
         """Call fn(n_rows) -> list of per-row results under each run; returns {variant: result}."""

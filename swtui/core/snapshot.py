@@ -53,7 +53,8 @@ def build_snapshot(session, detection=None, probe=None, generation=None, stopwor
         "model": {"name": lm.name, "source": lm.source, "kind": lm.kind, "arch": session.adapter.arch,
                   "revision": lm.revision, "dtype": lm.dtype, "device": str(session.device),
                   "layers": session.adapter.n_layers, "params": lm.n_params, "file_sha256": lm.file_hash,
-                  "weights_sha256": session.pristine_hash(), "down_proj": session.down_proj},
+                  "weights_sha256": session.pristine_hash(), "down_proj": session.down_proj,
+                  "current_weights_sha256": session.current_hash()},
         "versions": library_versions(),
         "prompts": {"probe": probe.prompt if probe else None, "generation": prompt, "max_new_tokens": max_new_tokens},
         "probe": {"threshold": threshold, "tokens": probe.tokens if probe else [],
@@ -208,7 +209,7 @@ def apply_snapshot(session, data: dict, force: bool = False) -> list[str]:
                 session.ledger.scale(*key, edit["factor"])
         for key in data["sa_restored"]:
             session.set_sa_restore(*key, on=True)
-        if data.get("quantization"):
+        if data.get("quantization"):  # the weights are a function of the state: order is free
             apply_quant_config(session, data["quantization"])
     except (UserInputError, TypeError) as exc:
         raise SnapshotError(f"the snapshot does not fit this model: {exc}") from None

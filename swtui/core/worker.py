@@ -199,14 +199,7 @@ class InferenceWorker:
         elif isinstance(r, ev.RestoreAll):
             self._restore_all()
         elif isinstance(r, ev.ToggleSA):
-            on = r.key not in s.sa_restore
-            if on and (s.find_super_weight(r.key) is None or s.find_super_weight(r.key).sa_magnitude is None):
-                from swtui.core.ablation import enable_sa_restore
-                from swtui.core.detect import DEFAULT_PROMPT
-
-                enable_sa_restore(s, r.key, DEFAULT_PROMPT)
-            else:
-                s.set_sa_restore(*r.key, on=on)
+            s.set_sa_restore(*r.key, on=r.key not in s.sa_restore)
         elif isinstance(r, ev.Quantize):
             self._quantize(r.config)
         elif isinstance(r, ev.Export):
@@ -224,11 +217,7 @@ class InferenceWorker:
         self.prompt = self.snapshot["prompts"].get("generation") or self.prompt
 
     def _restore_all(self) -> None:
-        s = self.session
-        s.ledger.restore_all()
-        s.sa_restore.clear()
-        s.current_hook_factories.clear()
-        s.quant_config = None
+        self.session.reset()
         self.quant_mode = "full precision"
 
     def _quantize(self, config: dict | None) -> None:
@@ -260,8 +249,9 @@ class InferenceWorker:
         for sw in s.super_weights:
             row = sw.to_dict()
             row["state"] = s.state_of(sw.key)
-            row["current"] = s.ledger.current_value(*sw.key) if not s.ledger.modules else None
-            row["pruned"] = s.ledger.elements.get(sw.key) is not None and s.ledger.elements[sw.key].op == "prune"
+            row["current"] = s.ledger.current_value(*sw.key)
+            edit = s.ledger.edit(sw.key)
+            row["pruned"] = edit is not None and edit.op == "prune"
             row["sa_restored"] = sw.key in s.sa_restore
             rows.append(row)
         self.emit(ev.StateChanged(rows, s.ledger.count + len(s.sa_restore), self.quant_mode, s.batchable,

@@ -30,6 +30,10 @@ def _model_options(p: argparse.ArgumentParser, model_positional: bool = True) ->
     g.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
     g.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (default: auto)")
     g.add_argument("--device-map", default=None, choices=["auto"], help="accelerate big-model dispatch")
+    g.add_argument("--max-memory", default=None, metavar="SPEC",
+                   help="with --device-map auto: per-device budget, e.g. cpu=8GiB,0=70GiB (the rest is offloaded)")
+    g.add_argument("--offload-folder", default=None, metavar="DIR",
+                   help="with --device-map auto: where accelerate may offload weights")
     g.add_argument("--revision", default=None, help="hub revision (resolved from the local cache)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code from the repo (off)")
     g.add_argument("--allow-pickle", action="store_true",

@@ -36,11 +36,12 @@ def progress_display(enabled: bool = True):
 
 
 def load_options(args):
-    from swtui.core.loading import LoadOptions
+    from swtui.core.loading import LoadOptions, parse_max_memory
 
     return LoadOptions(device=args.device, dtype=args.dtype, device_map=args.device_map, revision=args.revision,
                        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
-                       down_proj=args.down_proj)
+                       down_proj=args.down_proj, max_memory=parse_max_memory(getattr(args, "max_memory", None)),
+                       offload_folder=getattr(args, "offload_folder", None))
 
 
 def open_session(args, progress):

@@ -63,8 +63,10 @@ def spike_threshold(probe: ProbeResult, ratio: float, min_abs: float) -> float:
 
 
 def tensor_zscore(session: Session, layer: int, row: int, col: int) -> float:
+    from swtui.core.offload import real_tensor
+
     site = session.adapter.site(layer)
-    w = site.down.weight.detach().float()
+    w = real_tensor(session.model, site.weight_name, site.down.weight.detach()).float()
     value = session.ledger.pristine_value(layer, row, col)
     std = float(w.std())
     return (value - float(w.mean())) / std if std > 0 else 0.0

@@ -25,7 +25,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
-from swtui.core.errors import Cancelled, EditError, UserInputError
+from swtui.core.errors import Cancelled, EditError, QuantizationError, UserInputError
+from swtui.core.offload import OffloadSlot, offload_slot, real_tensor
 
 Key = tuple[int, int, int]
 
@@ -80,6 +81,18 @@ class EditLedger:
         self._swapped: dict[str, object] = {}  # module name -> original module, while packed
         self.corrections: dict[Key, float] = {}  # packed modules: exact add-backs of held-out SWs
         self._params = dict(model.named_parameters())
+        self._slots: dict[str, OffloadSlot | None] = {}
+
+    def _slot(self, name: str) -> OffloadSlot | None:
+        """Where an offloaded parameter's real values live (None for an ordinary tensor)."""
+        if name not in self._slots:
+            self._slots[name] = offload_slot(self.model, name)
+        return self._slots[name]
+
+    def _live(self, name: str):
+        """The values the model computes with for dense parameter `name` (offloaded ones too)."""
+        slot = self._slot(name)
+        return self._params[name].data if slot is None else slot.read()
 
     # -- reading the state --------------------------------------------------------------------
     @property
@@ -118,7 +131,7 @@ class EditLedger:
         if site.weight_name in self._saved:
             return self._saved[site.weight_name][idx].detach().cpu().clone()
         # not rewritten and never edited here: the live value is the pristine one
-        return site.down.weight[idx].detach().cpu().clone()
+        return self._live(site.weight_name)[idx].detach().cpu().clone()
 
     def pristine_value(self, layer: int, row: int, col: int) -> float:
         return float(self.pristine_scalar((layer, row, col)))
@@ -138,7 +151,7 @@ class EditLedger:
             from swtui.core.quant_session import effective_weight
 
             return effective_weight(site.down, row, col) + self.corrections.get(key, 0.0)
-        return float(site.down.weight[idx])
+        return float(self._live(site.weight_name)[idx])
 
     # -- changing the state -------------------------------------------------------------------
     def prune(self, layer: int, row: int, col: int) -> None:
@@ -225,8 +238,9 @@ class EditLedger:
 
         module_name = name.rpartition(".")[0]
         quantized = quantizer is not None and module_name in quantizer.targets(self.adapter)
+        slot = self._slot(name)
         with torch.no_grad():
-            if not quantized and name not in zeros:
+            if not quantized and name not in zeros and slot is None:
                 self._unrewrite(name)
                 param = self._params[name]
                 for key in self._keys_in(name, set(edits) | set(self._edits)):
@@ -236,7 +250,7 @@ class EditLedger:
                 return
             pristine = self._save(name)
             module = self._swapped.get(module_name) or self.model.get_submodule(module_name)
-            w = pristine.to(self._params[name].device, copy=True)
+            w = pristine.to(pristine.device if slot is not None else self._params[name].device, copy=True)
             if name in zeros:
                 w.view(-1)[zeros[name].to(w.device)] = 0
             for key in self._keys_in(name, edits):
@@ -249,6 +263,9 @@ class EditLedger:
             if new is not None:
                 self._write_dense(name, new)
                 return
+            if slot is not None:
+                raise QuantizationError(f"{module_name} is offloaded (accelerate); bitsandbytes cannot pack it. "
+                                        "Load it without offload, or use RTN")
             packed, corrections = quantizer.packed(module_name, module, w)
             for key in [k for k in self.corrections if self._weight_name(k) == name]:
                 del self.corrections[key]
@@ -259,6 +276,10 @@ class EditLedger:
         """The pristine tensor of `name` (on the CPU), saved the first time it is rewritten."""
         if name in self._saved:
             return self._saved[name]
+        slot = self._slot(name)
+        if slot is not None:  # offloaded: never written in place, so what the map holds is pristine
+            self._saved[name] = slot.read()
+            return self._saved[name]
         data = self._params[name].data
         pristine = data if data.device.type == "cpu" else data.to("cpu", copy=True)
         for key in self._keys_in(name, self._edits):  # undo the scalar edits written in place
@@ -268,6 +289,10 @@ class EditLedger:
         return pristine
 
     def _write_dense(self, name: str, new) -> None:
+        slot = self._slot(name)
+        if slot is not None:
+            slot.write(new.contiguous())  # an override in accelerate's map; the files stay pristine
+            return
         module_name = name.rpartition(".")[0]
         if module_name in self._swapped:
             self._unswap(module_name)
@@ -286,6 +311,10 @@ class EditLedger:
             del self.corrections[key]
         pristine = self._saved.pop(name, None)
         if pristine is None:
+            return
+        slot = self._slot(name)
+        if slot is not None:
+            slot.write(pristine) if slot.in_memory else slot.drop()
             return
         param = self._params[name]
         if param.data.device.type == "cpu" or param.data.numel() != pristine.numel():
@@ -324,6 +353,12 @@ class EditLedger:
         try:
             with torch.no_grad():
                 for name, pristine in self._saved.items():
+                    slot = self._slot(name)
+                    if slot is not None:
+                        live = slot.loader.state_dict.get(slot.key)
+                        slot.write(pristine)
+                        undo.append(lambda s=slot, v=live: s.write(v) if v is not None else s.drop())
+                        continue
                     module_name = name.rpartition(".")[0]
                     param = self._params[name]
                     live = param.data
@@ -373,10 +408,12 @@ def weights_hash(model) -> str:
     h = hashlib.sha256()
     seen = set()
     for name, tensor in sorted(list(model.state_dict(keep_vars=True).items())):
-        if tensor is None or tensor.data_ptr() in seen and tensor.numel():
+        if tensor is None:
             continue
-        seen.add(tensor.data_ptr())
-        t = tensor.detach()
+        t = real_tensor(model, name, tensor.detach())  # offloaded: the values accelerate would load
+        if t.data_ptr() in seen and t.numel():
+            continue
+        seen.add(t.data_ptr())
         h.update(name.encode())
         h.update(str(t.dtype).encode())
         if t.numel():

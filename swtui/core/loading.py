@@ -32,6 +32,24 @@ class LoadOptions:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     down_proj: str | None = None
+    max_memory: dict | None = None  # with device_map "auto": {"cpu": "2GiB", 0: "70GiB"}
+    offload_folder: str | None = None  # with device_map "auto": where accelerate may offload
+
+
+def parse_max_memory(text: str | None) -> dict | None:
+    """'cpu=2GiB,0=70GiB' -> {'cpu': '2GiB', 0: '70GiB'} (accelerate's max_memory)."""
+    if not text:
+        return None
+    out: dict = {}
+    for part in text.split(","):
+        dev, sep, size = part.partition("=")
+        dev, size = dev.strip(), size.strip()
+        if not sep or not dev or not size:
+            raise UserInputError(f"--max-memory takes DEVICE=SIZE[,…] (e.g. cpu=2GiB,0=70GiB), not {text!r}")
+        if dev not in ("cpu", "disk") and not dev.isdigit():
+            raise UserInputError(f"--max-memory: device must be cpu or a GPU index, not {dev!r}")
+        out[int(dev) if dev.isdigit() else dev] = int(size) if size.isdigit() else size
+    return out
 
 
 @dataclass
@@ -87,6 +105,8 @@ def load_model(source: str | None, opts: LoadOptions | None = None,
     progress = progress or _no_progress
     if opts.device_map not in (None, "auto"):
         raise UserInputError("--device-map only accepts 'auto'")
+    if (opts.max_memory or opts.offload_folder) and opts.device_map != "auto":
+        raise UserInputError("--max-memory and --offload-folder need --device-map auto")
     device = resolve_device(opts.device)
     dtype = resolve_dtype(opts.dtype, device)
 
@@ -143,6 +163,10 @@ def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_fil
         model_kwargs = dict(kwargs, dtype=dtype)
         if opts.device_map == "auto":
             model_kwargs["device_map"] = "auto"
+            if opts.max_memory:
+                model_kwargs["max_memory"] = opts.max_memory
+            if opts.offload_folder:
+                model_kwargs["offload_folder"] = opts.offload_folder
         model = AutoModelForCausalLM.from_pretrained(str(path), **model_kwargs)
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; all mean "cannot load"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -28,11 +28,32 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+DEVICE = os.environ.get("SWTUI_BENCH_DEVICE", "auto")  # bench/run.py --device
+
+
+def load_options():
+    from swtui.core.loading import LoadOptions
+
+    return LoadOptions(device=DEVICE)
+
+
 def load():
     from swtui.core.loading import load_model
     from swtui.core.session import Session
 
-    return Session(load_model(None))
+    return Session(load_model(None, load_options()))
+
+
+def on_cuda(session) -> bool:
+    return session.device.type == "cuda"
+
+
+def sync() -> None:
+    """A timing boundary: wait for queued GPU work (no-op on the CPU)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def weight_mb(session) -> float:
@@ -47,8 +68,10 @@ def weight_mb(session) -> float:
 def median_time(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -60,17 +83,20 @@ def m_probe(repeat=15):
 
     s = load()
     text = open(os.path.join(os.path.dirname(__file__), "..", "swtui", "core", "data", "eval.txt")).read()
-    ids = s.tokenizer(text, return_tensors="pt").input_ids[:, :256]
+    ids = s.encode(text)[:, :256]  # on the model's device
     plain, probed = [], []
     with torch.no_grad():
         for _ in range(3):
             s.model(input_ids=ids, use_cache=False)
         for _ in range(repeat):  # interleaved, so drift hits both alike
+            sync()
             t = time.perf_counter()
             s.model(input_ids=ids, use_cache=False)
+            sync()
             plain.append(time.perf_counter() - t)
             t = time.perf_counter()
             probe_down_proj(s.model, s.adapter, ids)
+            sync()
             probed.append(time.perf_counter() - t)
     a, b = statistics.median(plain), statistics.median(probed)
     return {"tokens": ids.shape[-1], "plain_s": a, "probe_s": b, "ratio": b / a}
@@ -99,10 +125,10 @@ def m_open():
     from swtui.core.loading import load_model
 
     t = time.perf_counter()
-    load_model(None)
+    load_model(None, load_options())
     first = time.perf_counter() - t
     t = time.perf_counter()
-    load_model(None)  # the same process again: transformers' lazy model-code imports are done
+    load_model(None, load_options())  # the same process again: transformers' lazy model-code imports are done
     return {"import_s": t_imported - T_START, "load_s": first, "load_again_s": time.perf_counter() - t}
 
 
@@ -121,7 +147,7 @@ def m_first_chart():
             stamp["t"] = time.time()
             done.set()
 
-    w = InferenceWorker(emit, None, detect_on_load=False)
+    w = InferenceWorker(emit, None, load_options(), detect_on_load=False)
     w.start()
     done.wait(600)
     w.stop(60)
@@ -172,12 +198,57 @@ def m_memory(mode):
         metrics.perplexity(s)
     out["peak_mb"] = peak_mb()
     out["multiple"] = (out["peak_mb"] - base) / w
+    if on_cuda(s):  # the weights live on the device: its peak is the figure that matters
+        import torch
+
+        sync()
+        out["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        out["device_multiple"] = out["device_peak_mb"] / w
     return out
+
+
+def m_startup():
+    """Where the time to a usable session goes, stage by stage, in this fresh process."""
+    t0 = float(os.environ.get("SWTUI_T0", T_START))
+    marks = [("python start + bench imports", t0), ("importing torch", T_START)]
+
+    def mark(stage: str) -> None:
+        sync() if "torch" in sys.modules else None
+        marks.append((stage, time.time()))
+
+    import torch
+
+    mark("device init")
+    if DEVICE != "cpu" and torch.cuda.is_available():
+        torch.zeros(1, device="cuda")
+    mark("importing swtui")
+    from swtui.core import metrics
+    from swtui.core.detect import DetectOptions, detect
+    from swtui.core.loading import load_model
+    from swtui.core.session import Session
+
+    mark("hashing the GGUF (memoised)")
+    loaded = load_model(None, load_options(), lambda stage, frac: mark(stage) if frac is None else None)
+    s = Session(loaded)
+    mark("detection: probe rounds")
+    opts = DetectOptions()
+    detection = detect(s, opts, lambda stage, frac: mark("detection: impact checks")
+                       if stage.startswith("measuring impact") and frac is None else None)
+    mark("metrics: generation (24 tokens, A/B)")
+    metrics.generate(s, "The capital of France is", 24)
+    mark("metrics: stopword mass")
+    metrics.stopword_mass(s)
+    mark("metrics: perplexity")
+    metrics.perplexity(s)
+    mark("end")
+    stages = [{"stage": a, "s": round(tb - ta, 3)} for (a, ta), (_, tb) in zip(marks, marks[1:])]
+    return {"device": str(s.device), "dtype": loaded.dtype, "stages": stages, "total_s": marks[-1][1] - t0,
+            "candidates": len(detection.candidates)}
 
 
 if __name__ == "__main__":
     what = sys.argv[1]
     fn = {"probe": m_probe, "ab": m_ab, "open": m_open, "first_chart": m_first_chart, "quant": m_quant,
           "memory-idle": lambda: m_memory("idle"), "memory-quant": lambda: m_memory("quant"),
-          "memory-ab": lambda: m_memory("ab")}[what]
+          "memory-ab": lambda: m_memory("ab"), "startup": m_startup}[what]
     print(json.dumps(fn()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -20,7 +21,7 @@ sys.path.insert(0, __file__.rsplit("/bench/", 1)[0] + "/tests")
 
 async def main(samples: int = 40) -> dict:
     from swtui.core import events as ev
-    from swtui.core.loading import load_model
+    from swtui.core.loading import LoadOptions, load_model
     from swtui.core.session import Session
     from swtui.tui.app import SwtuiApp
     from textual import events
@@ -28,7 +29,7 @@ async def main(samples: int = 40) -> dict:
     from swtui.tui.widgets.chart import LayerSpikeChart
     from tui_helpers import settle, wait_for
 
-    session = Session(load_model(None))
+    session = Session(load_model(None, LoadOptions(device=os.environ.get("SWTUI_BENCH_DEVICE", "auto"))))
     app = SwtuiApp(session=session, max_new_tokens=400, detect_on_load=False)
     lat = []
     async with app.run_test(size=(120, 40)) as pilot:

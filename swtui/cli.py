@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             from swtui.tui.app import run_app
 
             return run_app(args)
+        # a slow first import of torch + transformers must never look like a hang
+        print(f"… swtui {command}: starting (importing torch)", file=sys.stderr, flush=True)
         from swtui import headless
 
         return headless.dispatch(command, args)

@@ -13,3 +13,13 @@ def tiny_session(arch: str = "llama", plant=True, dtype: str = "float32"):
 
     source = f"tiny:{arch}" + ("" if plant else ":noplant")
     return Session(load_model(source, LoadOptions(device="cpu", dtype=dtype)))
+
+
+def _cpu_options():
+    from swtui.core.loading import LoadOptions
+
+    return LoadOptions(device="cpu", dtype="float32")
+
+
+#: tests assert CPU float32 numerics (and snapshots show "cpu · float32"), also on a GPU box
+CPU = _cpu_options()

@@ -23,3 +23,15 @@ def test_directory_without_config(tmp_path):
 def test_help_lists_subcommands():
     proc = run(["--help"])
     assert proc.returncode == 0 and "scan" in proc.stdout and "ablate" in proc.stdout
+
+
+def test_every_headless_call_says_what_it_does_before_importing_torch():
+    """A stage notice on stderr comes before torch is imported (its latency is measured by make bench)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "swtui", "scan", "/no/such/model"],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    lines = proc.stderr.splitlines()
+    notice = next(i for i, ln in enumerate(lines) if ln.startswith("… swtui scan: starting"))
+    # -X importtime logs each import on stderr as it happens
+    torch_at = next(i for i, ln in enumerate(lines) if ln.endswith("| torch"))
+    assert notice < torch_at
+    assert proc.returncode == 2 and lines[-1].startswith("swtui: could not load the model")

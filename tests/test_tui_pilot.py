@@ -7,12 +7,13 @@ from swtui.tui.widgets.chart import LayerSpikeChart
 from swtui.tui.widgets.detail import LayerDetail
 from swtui.tui.widgets.sw_table import SuperWeightTable
 from tui_helpers import settle, wait_for
+from swtui_testing import CPU
 
 SW = (1, 5, 17)
 
 
 def make_app(**kw):
-    return SwtuiApp("tiny:llama", max_new_tokens=kw.pop("max_new_tokens", 6), **kw)
+    return SwtuiApp("tiny:llama", load_options=CPU, max_new_tokens=kw.pop("max_new_tokens", 6), **kw)
 
 
 async def test_detect_select_name_prune_restore():
@@ -210,7 +211,7 @@ async def test_open_snapshot_with_hash_mismatch_asks_first():
     s.ledger.prune(*SW)
     data = build_snapshot(s, prompt="The capital")
     data["model"]["weights_sha256"] = "0" * 64
-    app = SwtuiApp("tiny:llama", snapshot=data, max_new_tokens=4)
+    app = SwtuiApp("tiny:llama", load_options=CPU, snapshot=data, max_new_tokens=4)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
         assert type(app.screen).__name__ == "AskDialog"  # it asks before re-applying anything

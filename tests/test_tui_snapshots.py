@@ -2,11 +2,12 @@
 
 from swtui.tui.app import SwtuiApp
 from tui_helpers import settle
+from swtui_testing import CPU
 
 
 def make_app():
     # the same factory the CLI uses, on a model that is identical on every run
-    return SwtuiApp("tiny:llama", max_new_tokens=6, theme="swtui-dark")
+    return SwtuiApp("tiny:llama", load_options=CPU, max_new_tokens=6, theme="swtui-dark")
 
 
 async def _after_detection(pilot):

@@ -107,7 +107,10 @@ def load_model(source: str | None, opts: LoadOptions | None = None,
         raise UserInputError("--device-map only accepts 'auto'")
     if (opts.max_memory or opts.offload_folder) and opts.device_map != "auto":
         raise UserInputError("--max-memory and --offload-folder need --device-map auto")
-    device = resolve_device(opts.device)
+    # tiny:ARCH models are a few hundred kB: `auto` keeps them on the CPU in float32 everywhere,
+    # so their figures are the same on a laptop and a GPU box
+    tiny = source is not None and source.startswith("tiny:")
+    device = resolve_device("cpu" if tiny and opts.device == "auto" else opts.device)
     dtype = resolve_dtype(opts.dtype, device)
 
     if source is None:
@@ -148,7 +151,9 @@ def _check_weights_files(path: Path, allow_pickle: bool) -> None:
     raise ModelLoadError(f"{path} has no weights (*.safetensors)")
 
 
-def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_file: str | None = None):
+def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_file: str | None = None,
+                     progress: ProgressFn = _no_progress):
+    progress("importing transformers", None)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
@@ -159,7 +164,9 @@ def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_fil
     try:
         # sequential on purpose: loading the tokenizer in a second thread raced transformers'
         # lazy imports ("cannot import name GGUF_CONFIG_ARCHS") on a cold GGUF open
+        progress("loading the tokenizer", None)
         tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+        progress("loading weights", None)
         model_kwargs = dict(kwargs, dtype=dtype)
         if opts.device_map == "auto":
             model_kwargs["device_map"] = "auto"
@@ -171,7 +178,8 @@ def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_fil
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; all mean "cannot load"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"{gguf_file or path}: {first[:300]}") from exc
-    if opts.device_map != "auto":
+    if opts.device_map != "auto" and device != "cpu":
+        progress(f"moving the weights to {device}", None)
         model.to(device)
     model.eval()
     return model, tokenizer
@@ -180,8 +188,7 @@ def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_fil
 def _load_dir(path: Path, opts: LoadOptions, device: str, dtype, progress: ProgressFn,
               kind: str, name: str) -> LoadedModel:
     _check_weights_files(path, opts.allow_pickle)
-    progress("loading weights", None)
-    model, tokenizer = _from_pretrained(path, opts, device, dtype)
+    model, tokenizer = _from_pretrained(path, opts, device, dtype, progress=progress)
     progress("loaded", 1.0)
     return LoadedModel(model, tokenizer, source=str(path), name=name, kind=kind,
                        device=device, dtype=str(dtype).removeprefix("torch."), revision=opts.revision)
@@ -220,8 +227,7 @@ def _load_gguf(path: Path, opts: LoadOptions, device: str, dtype, progress: Prog
         progress("writing the safetensors cache", None)
         cached = gguf_cache.store(file_hash, model, tokenizer, path)
         del model, tokenizer
-    progress("loading weights", None)
-    model, tokenizer = _from_pretrained(cached, opts, device, dtype)
+    model, tokenizer = _from_pretrained(cached, opts, device, dtype, progress=progress)
     progress("loaded", 1.0)
     return LoadedModel(model, tokenizer, source=str(path), name=path.stem, kind="gguf", device=device,
                        dtype=str(dtype).removeprefix("torch."), file_hash=file_hash)

@@ -132,28 +132,6 @@ def m_open():
     return {"import_s": t_imported - T_START, "load_s": first, "load_again_s": time.perf_counter() - t}
 
 
-def m_first_chart():
-    """Process start -> first probe result, through the inference thread as the TUI uses it."""
-    import threading
-
-    from swtui.core import events as ev
-    from swtui.core.worker import InferenceWorker
-
-    done = threading.Event()
-    stamp = {}
-
-    def emit(e):
-        if isinstance(e, ev.ProbeDone) and "t" not in stamp:
-            stamp["t"] = time.time()
-            done.set()
-
-    w = InferenceWorker(emit, None, load_options(), detect_on_load=False)
-    w.start()
-    done.wait(600)
-    w.stop(60)
-    return {"first_probe_at": stamp["t"]}
-
-
 def m_quant(repeat=3):
     from swtui.core.quant_session import apply_quant_config
 
@@ -248,7 +226,7 @@ def m_startup():
 
 if __name__ == "__main__":
     what = sys.argv[1]
-    fn = {"probe": m_probe, "ab": m_ab, "open": m_open, "first_chart": m_first_chart, "quant": m_quant,
+    fn = {"probe": m_probe, "ab": m_ab, "open": m_open, "quant": m_quant,
           "memory-idle": lambda: m_memory("idle"), "memory-quant": lambda: m_memory("quant"),
           "memory-ab": lambda: m_memory("ab"), "startup": m_startup}[what]
     print(json.dumps(fn()))

@@ -19,7 +19,8 @@ import time
 sys.path.insert(0, __file__.rsplit("/bench/", 1)[0] + "/tests")
 
 
-async def main(samples: int = 40) -> dict:
+async def main(samples: int = 40, phase: str = "generating") -> dict:
+    """phase "generating": keys while a 400-token generation streams; "detecting": while detection runs."""
     from swtui.core import events as ev
     from swtui.core.loading import LoadOptions, load_model
     from swtui.core.session import Session
@@ -30,13 +31,16 @@ async def main(samples: int = 40) -> dict:
     from tui_helpers import settle, wait_for
 
     session = Session(load_model(None, LoadOptions(device=os.environ.get("SWTUI_BENCH_DEVICE", "auto"))))
-    app = SwtuiApp(session=session, max_new_tokens=400, detect_on_load=False)
+    app = SwtuiApp(session=session, max_new_tokens=400, detect_on_load=phase == "detecting")
     lat = []
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot, app, timeout=600)
-        app.events_seen.clear()
-        await pilot.press("g")
-        await wait_for(pilot, lambda: any(isinstance(e, ev.TokenStreamed) for e in app.events_seen), 120)
+        if phase == "detecting":  # measure from the first chart on, while remove-and-repeat and impact run
+            await wait_for(pilot, lambda: any(isinstance(e, ev.ProbeDone) for e in app.events_seen), 600)
+        else:
+            await settle(pilot, app, timeout=600)
+            app.events_seen.clear()
+            await pilot.press("g")
+            await wait_for(pilot, lambda: any(isinstance(e, ev.TokenStreamed) for e in app.events_seen), 120)
         chart = app.query_one(LayerSpikeChart)
         chart.focus()
         loop = asyncio.get_running_loop()
@@ -44,7 +48,7 @@ async def main(samples: int = 40) -> dict:
         for i in range(samples):
             key = "l" if chart.selected == 0 or (i % 2 == 0 and chart.selected < 29) else "h"
             want = chart.selected + (1 if key == "l" else -1)
-            streaming = not any(isinstance(e, ev.GenerationDone) for e in app.events_seen)
+            streaming = not any(isinstance(e, (ev.GenerationDone, ev.DetectionDone)) for e in app.events_seen)
             busy = app.worker._busy.is_set()
             t = time.perf_counter()
             app.post_message(events.Key(key, key))
@@ -67,4 +71,4 @@ async def main(samples: int = 40) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main())))
+    print(json.dumps(asyncio.run(main(phase=sys.argv[1] if len(sys.argv) > 1 else "generating"))))

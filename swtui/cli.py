@@ -68,7 +68,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
             f"Headless subcommands: {', '.join(SUBCOMMANDS)} (swtui SUBCOMMAND --help).")
         p.add_argument("--version", action="version", version=f"swtui {__version__}")
         _model_options(p)
-        p.add_argument("--theme", default=None, help="theme name from themes/ (default: swtui-dark)")
+        p.add_argument("--theme", default=None, help="theme name (swtui-dark, swtui-light, solarized-dark, or one in the user theme folder)")
         p.add_argument("--prompt", default=None, help="generation prompt shown in the comparison panel")
         p.add_argument("--max-new-tokens", type=int, default=24)
         return p

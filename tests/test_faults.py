@@ -178,3 +178,28 @@ def test_cancel_drops_queued_refreshes_but_keeps_edits():
     out.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.edit_count == 1)
     assert w.stop(timeout=10)
     assert s.ledger.edit((1, 5, 17)).op == "prune"
+
+
+def test_an_edit_waits_for_a_running_quantization_instead_of_cancelling_it(monkeypatch):
+    import swtui.core.quant_session as qs
+
+    s = tiny_session("llama")
+    w, out = idle_worker(s)
+    real = qs.rtn
+    started = threading.Event()
+
+    def slow(*a, **k):
+        started.set()
+        time.sleep(0.05)
+        return real(*a, **k)
+
+    monkeypatch.setattr(qs, "rtn", slow)
+    out.events.clear()
+    w.submit(ev.Quantize({"method": "rtn", "bits": 4, "group": "tensor"}))
+    assert started.wait(10)
+    w.submit(ev.Prune((1, 5, 17)))  # pressed while the quantization runs
+    out.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.edit_count == 2)  # quantization + prune
+    assert s.quant_config is not None and s.ledger.edit((1, 5, 17)).op == "prune"
+    assert not any(isinstance(e, ev.Notice) and "cancelled" in e.message for e in out.events)
+    w.cancel()
+    assert w.stop(timeout=5)

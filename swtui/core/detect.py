@@ -78,16 +78,28 @@ def residual_persistence(probe: ProbeResult, layer: int, row: int) -> tuple[int 
     return (hits[0] if hits else None), len(hits)
 
 
+@dataclass
+class DetectionListener:
+    """Streams detection as it happens (the TUI draws each stage at once). All optional."""
+
+    probed: Callable[["Detection"], None] | None = None  # the first probe and threshold are known
+    found: Callable[[SuperWeight], None] | None = None  # a candidate, impact not yet measured
+    measured: Callable[[SuperWeight], None] | None = None  # a candidate's impact is known
+
+
 def detect(session: Session, opts: DetectOptions | None = None,
            progress: Callable[[str, float | None], None] | None = None,
-           cancel: threading.Event | None = None) -> Detection:
+           cancel: threading.Event | None = None, listener: DetectionListener | None = None) -> Detection:
     from swtui.core.metrics import perplexity
 
     opts = opts or DetectOptions()
     progress = progress or (lambda stage, frac: None)
+    listener = listener or DetectionListener()
     progress("probing", 0.0)
     first = run_probe(session, opts.prompt)
     result = Detection(probe=first, threshold=spike_threshold(first, opts.ratio, opts.min_abs), options=opts)
+    if listener.probed:
+        listener.probed(result)
     zeroed: list[tuple[int, int, int]] = []
     exhausted: set[int] = set()
     try:
@@ -118,6 +130,8 @@ def detect(session: Session, opts: DetectOptions | None = None,
                 sa_magnitude=s.out_max, first_layer=first_layer, persist_layers=persist,
             )
             result.candidates.append(cand)
+            if listener.found:
+                listener.found(cand)
             session.ledger.prune(*key)
             zeroed.append(key)
             progress(f"round {round_no + 1}: found layer {s.layer} [{s.out_channel}, {s.in_channel}]",
@@ -142,6 +156,8 @@ def detect(session: Session, opts: DetectOptions | None = None,
                 session.ledger.restore(*cand.key)
             cand.ppl_base, cand.ppl_pruned = base, pruned
             cand.is_super = pruned / base >= opts.impact_threshold
+            if listener.measured:
+                listener.measured(cand)
             progress("measuring impact (perplexity)", (i + 1) / len(result.candidates))
     progress("done", 1.0)
     return result
@@ -150,11 +166,15 @@ def detect(session: Session, opts: DetectOptions | None = None,
 def adopt(session: Session, detection: Detection) -> None:
     """Record detected candidates as the session's named super weights (keeping user labels)."""
     for cand in detection.candidates:
-        existing = session.find_super_weight(cand.key)
-        if existing is None:
-            session.super_weights.append(cand)
-        else:
-            label, source = existing.label, existing.source
-            existing.__dict__.update(cand.__dict__)
-            existing.label = label or cand.label
-            existing.source = source if source == "user" else cand.source
+        adopt_candidate(session, cand)
+
+
+def adopt_candidate(session: Session, cand: SuperWeight) -> None:
+    existing = session.find_super_weight(cand.key)
+    if existing is None:
+        session.super_weights.append(cand)
+    elif existing is not cand:
+        label, source = existing.label, existing.source
+        existing.__dict__.update(cand.__dict__)
+        existing.label = label or cand.label
+        existing.source = source if source == "user" else cand.source

@@ -367,8 +367,13 @@ class EditLedger:
                         packed = getattr(parent, attr)
                         setattr(parent, attr, self._swapped[module_name])
                         undo.append(lambda p=parent, a=attr, m=packed: setattr(p, a, m))
-                    param.data = pristine.to(live.device)
-                    undo.append(lambda p=param, d=live: setattr(p, "data", d))
+                    if live.device.type == "cpu" or live.numel() != pristine.numel():
+                        param.data = pristine.to(live.device)  # CPU: a storage swap, no copy
+                        undo.append(lambda p=param, d=live: setattr(p, "data", d))
+                    else:  # an accelerator: copy in place, so device memory stays flat
+                        backup = live.to("cpu")
+                        live.copy_(pristine)
+                        undo.append(lambda d=live, b=backup: d.copy_(b))
                 for key in self._edits:
                     site, idx = self._site_idx(key)
                     if site.weight_name in self._saved:

@@ -181,7 +181,7 @@ def model_source(data: dict) -> str | None:
     return None if source == "demo" else source
 
 
-def apply_snapshot(session, data: dict, force: bool = False) -> list[str]:
+def apply_snapshot(session, data: dict, force: bool = False, progress=None, cancel=None) -> list[str]:
     """Check the weight hash, then re-apply super weights, edits, SA restores and quantization."""
     from swtui.core.quant_session import apply_quant_config
     from swtui.core.session import SuperWeight
@@ -210,7 +210,7 @@ def apply_snapshot(session, data: dict, force: bool = False) -> list[str]:
         for key in data["sa_restored"]:
             session.set_sa_restore(*key, on=True)
         if data.get("quantization"):  # the weights are a function of the state: order is free
-            apply_quant_config(session, data["quantization"])
+            apply_quant_config(session, data["quantization"], progress, cancel)
     except (UserInputError, TypeError) as exc:
         raise SnapshotError(f"the snapshot does not fit this model: {exc}") from None
     return notes

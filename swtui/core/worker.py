@@ -38,6 +38,8 @@ class InferenceWorker:
         self.last_stopwords: dict = {}
         self.last_probe = None
         self.quant_mode = "full precision"
+        self._detecting = False
+        self._running = ""  # what the thread works on now ("refresh", "Detect", "Quantize", …)
         self._queue: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
         self._busy = threading.Event()
@@ -48,8 +50,10 @@ class InferenceWorker:
         self._thread.start()
 
     def submit(self, request: ev.Request) -> None:
-        if self._busy.is_set():
-            self._cancel.set()  # whatever runs now is stale
+        # a running refresh (probe, generations, metrics) is stale once anything new arrives; a
+        # detection, quantization or edit is never cancelled by another request, only by esc
+        if self._busy.is_set() and self._running in ("refresh", "Refresh"):
+            self._cancel.set()
         self._queue.put(request)
 
     def cancel(self) -> None:
@@ -124,6 +128,7 @@ class InferenceWorker:
     def _guard(self, fn, what: str):
         """Run fn, turning every failure into a Failed event; returns fn's result or None."""
         self._busy.set()
+        self._running = what
         self.emit(ev.Busy(True, what))
         try:
             return fn()
@@ -212,7 +217,8 @@ class InferenceWorker:
         """Re-apply the snapshot given at start (raises HashMismatch unless `force`)."""
         from swtui.core.snapshot import apply_snapshot
 
-        for note in apply_snapshot(session, self.snapshot, force=force):
+        self._progress("re-applying the snapshot", None)
+        for note in apply_snapshot(session, self.snapshot, force=force, progress=self._progress, cancel=self._cancel):
             self.emit(ev.Notice(note))
         self.prompt = self.snapshot["prompts"].get("generation") or self.prompt
 
@@ -235,26 +241,62 @@ class InferenceWorker:
         self.emit(ev.Exported(str(path)))
 
     def _detect(self, prompt: str | None) -> None:
-        from swtui.core.detect import DetectOptions, adopt, detect
+        """Detection, streamed: the chart after the first probe, each candidate as it is found
+        (adopted at once, marked as being measured), each impact as it is known."""
+        from swtui.core.detect import DetectionListener, DetectOptions, adopt, adopt_candidate, detect
+
+        def probed(d) -> None:
+            self.detection = d
+            self.last_probe = d.probe
+            self.emit(self._probe_event(d.probe, d.threshold))
+
+        def found(cand) -> None:
+            adopt_candidate(self.session, cand)
+            self._emit_state()
+
+        def measured(cand) -> None:
+            self._emit_state()
 
         opts = DetectOptions(prompt=prompt) if prompt else DetectOptions()
-        self.detection = detect(self.session, opts, self._progress, self._cancel)
+        self._detecting = True
+        self._edits_before = self.session.ledger.count + len(self.session.sa_restore)
+        try:
+            self.detection = detect(self.session, opts, self._progress, self._cancel,
+                                    DetectionListener(probed, found, measured))
+        finally:
+            self._detecting = False
+            self._emit_state()
         adopt(self.session, self.detection)
         self.emit(ev.DetectionDone([c.to_dict() for c in self.detection.candidates], self.detection.stop_reason))
         self._emit_state()
+
+    def _probe_event(self, probe, threshold: float) -> ev.ProbeDone:
+        s = self.session
+        layers = []
+        for st in probe.layers:
+            row = st.to_dict()
+            try:
+                row["weight"] = s.ledger.current_value(st.layer, st.out_channel, st.in_channel)
+            except SwtuiError:
+                row["weight"] = None
+            layers.append(row)
+        return ev.ProbeDone(layers, threshold, probe.tokens, probe.prompt)
 
     def _emit_state(self) -> None:
         s = self.session
         rows = []
         for sw in s.super_weights:
             row = sw.to_dict()
-            row["state"] = s.state_of(sw.key)
-            row["current"] = s.ledger.current_value(*sw.key)
+            row["measuring"] = self._detecting and sw.is_super is None
+            # while detection zeroes candidates temporarily, their state is not the user's
+            row["state"] = "measuring…" if row["measuring"] else s.state_of(sw.key)
+            row["current"] = sw.value if row["measuring"] else s.ledger.current_value(*sw.key)
             edit = s.ledger.edit(sw.key)
             row["pruned"] = edit is not None and edit.op == "prune"
             row["sa_restored"] = sw.key in s.sa_restore
             rows.append(row)
-        self.emit(ev.StateChanged(rows, s.ledger.count + len(s.sa_restore), self.quant_mode, s.batchable,
+        edits = self._edits_before if self._detecting else s.ledger.count + len(s.sa_restore)
+        self.emit(ev.StateChanged(rows, edits, self.quant_mode, s.batchable,
                                   self.prompt))
 
     def _refresh(self) -> None:
@@ -266,15 +308,7 @@ class InferenceWorker:
         probe = run_probe(s, prompt)
         self.last_probe = probe
         threshold = self.detection.threshold if self.detection else spike_threshold(probe, 50.0, 0.0)
-        layers = []
-        for st in probe.layers:
-            row = st.to_dict()
-            try:
-                row["weight"] = s.ledger.current_value(st.layer, st.out_channel, st.in_channel)
-            except SwtuiError:
-                row["weight"] = None
-            layers.append(row)
-        self.emit(ev.ProbeDone(layers, threshold, probe.tokens, prompt))
+        self.emit(self._probe_event(probe, threshold))
         self._check_cancel()
         cancelled = False
         texts: dict = {}

@@ -69,15 +69,19 @@ class SwtuiApp(App):
         self.tokens: list[str] = []
         self.threshold = 0.0
         self.busy_with = "starting"
+        self.loaded = False
+        self.load_error: str | None = None  # set when loading failed: the app exits with code 2
+        # `make bench` drives the real app in a terminal: it asks for the wall time at which each
+        # kind of event was first handled (and so drawn) through this file
+        self._trace_path = os.environ.get("SWTUI_TRACE")
+        self._traced: set[str] = set()
         self._theme_names: list[str] = []
 
     # -- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         yield ProgressBar(id="progress", show_eta=False)
-        chart = LayerSpikeChart(id="chart")
-        chart.border_title = "down_proj max |in| (pale) / |out| (bright), log"
-        yield chart
+        yield LayerSpikeChart(id="chart")
         with Horizontal(id="middle"):
             yield LayerDetail(id="detail")
             table = SuperWeightTable(id="sw-table")
@@ -96,7 +100,7 @@ class SwtuiApp(App):
             self.theme = wanted
         else:
             problems.append(f"theme {wanted!r} does not exist; available: {', '.join(self._theme_names)}")
-            self.theme = self._theme_names[0]
+            self.theme = DEFAULT_THEME if DEFAULT_THEME in self._theme_names else self._theme_names[0]
         for p in problems:
             self.notify(p, severity="warning")
         self.query_one(ComparisonPanel).set_prompt(self.worker.prompt)
@@ -111,6 +115,8 @@ class SwtuiApp(App):
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
         self.events_seen.append(event)
+        if self._trace_path and type(event).__name__ not in self._traced:
+            self._trace(type(event).__name__)
         handler = getattr(self, f"_on_{type(event).__name__}", None)
         if handler is not None:
             handler(event)
@@ -132,6 +138,7 @@ class SwtuiApp(App):
             self.query_one("#progress", ProgressBar).display = False
 
     def _on_Loaded(self, e: ev.Loaded) -> None:
+        self.loaded = True
         self.query_one(StatusBar).info = e.info
         self.sub_title = e.info.get("name", "")
 
@@ -140,7 +147,7 @@ class SwtuiApp(App):
         chart = self.query_one(LayerSpikeChart)
         chart.threshold = e.threshold
         chart.layers = e.layers
-        chart.border_subtitle = f"spike ≥ {e.threshold:,.0f} · prompt {e.prompt!r}"
+        chart.border_subtitle = f"╌ spike threshold {e.threshold:,.0f} · prompt {e.prompt!r}"
         self._show_layer(chart.selected)
 
     def _on_DetectionDone(self, e: ev.DetectionDone) -> None:
@@ -181,6 +188,11 @@ class SwtuiApp(App):
         self.query_one(StopwordTable).show(e.report, e.perplexity)
 
     def _on_Failed(self, e: ev.Failed) -> None:
+        if not self.loaded:  # nothing to inspect: the same contract as the headless commands
+            self.load_error = f"swtui: {e.title.lower()}: {e.message}"
+            self.worker.stop(timeout=0)
+            self.exit(return_code=2)
+            return
         if e.title == "Weight hash mismatch":
             self._ask_open_anyway(e.message)
             return
@@ -202,6 +214,13 @@ class SwtuiApp(App):
 
     def _on_Exported(self, e: ev.Exported) -> None:
         self.notify(f"snapshot written to {e.path}", title="Exported")
+
+    def _trace(self, name: str) -> None:
+        import time
+
+        self._traced.add(name)
+        with open(self._trace_path, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.time():.6f} {name}\n")
 
     # -- helpers --------------------------------------------------------------------------------
     def _show_layer(self, layer: int) -> None:
@@ -295,17 +314,10 @@ class SwtuiApp(App):
     def action_toggle_log(self) -> None:
         chart = self.query_one(LayerSpikeChart)
         chart.log_scale = not chart.log_scale
-        self._retitle_chart()
 
     def action_toggle_view(self) -> None:
         chart = self.query_one(LayerSpikeChart)
         chart.view = VIEWS[(VIEWS.index(chart.view) + 1) % len(VIEWS)]
-        self._retitle_chart()
-
-    def _retitle_chart(self) -> None:
-        chart = self.query_one(LayerSpikeChart)
-        what = "down_proj max |in| (pale) / |out| (bright)" if chart.view == "down_proj" else "residual stream max |h|"
-        chart.border_title = f"{what}, {'log' if chart.log_scale else 'linear'}"
 
     def action_next_theme(self) -> None:
         names = self._theme_names
@@ -321,16 +333,25 @@ class SwtuiApp(App):
 
 
 def _finish(app: SwtuiApp) -> int:
-    """Stop the inference thread; if it is stuck inside a long torch call, leave without waiting.
+    """After the screen is gone: report a failed load, then leave at once.
 
-    Interpreter shutdown while a thread runs native torch code can abort the process, so in that
-    case the process exits at once (output flushed): the model holds nothing that needs saving.
+    The terminal is already restored. Interpreter teardown after a torch + transformers session
+    takes over a second here (their atexit handlers and module finalisers), and a torch call still
+    in flight on the inference thread may take longer, or abort the process at shutdown. Nothing
+    is left to save (snapshots are written and fsynced synchronously), so the process ends with
+    os._exit once output and logs are flushed: `q` gives the shell back in a fraction of a second.
     """
-    if not app.worker.stop(timeout=1.0):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    import logging
+
+    code = app.return_code or 0
+    if app.load_error:
+        print(app.load_error, file=sys.stderr)
+        code = 2
+    app.worker.stop(timeout=0.05)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _exit_on_signals(app: SwtuiApp) -> None:

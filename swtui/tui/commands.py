@@ -22,7 +22,7 @@ ACTIONS = [
     ("Toggle log scale", "toggle_log", "spike chart in log or linear scale (L)"),
     ("Switch chart view", "toggle_view", "down_proj in/out vs residual stream (v)"),
     ("Cancel running work", "cancel", "stop generation or detection (esc)"),
-    ("Next theme", "next_theme", "cycle the themes from themes/ (t)"),
+    ("Next theme", "next_theme", "cycle the themes (t)"),
     ("Help", "help", "keys and concepts (?)"),
     ("Quit", "quit", "leave swtui (q)"),
 ]

@@ -26,11 +26,11 @@ class SuperWeightTable(DataTable):
         self.rows_data = rows
         self.clear()
         for r in rows:
-            impact = "—"
+            impact = Text("measuring…", style="italic") if r.get("measuring") else "—"
             if r.get("ppl_base") and r.get("ppl_pruned"):
                 ratio = r["ppl_pruned"] / r["ppl_base"]
                 impact = Text(f"ppl×{ratio:.1f}", style="bold" if r.get("is_super") else "dim")
-            state = Text(r["state"], style="reverse" if r["state"] != "original" else "")
+            state = Text(r["state"], style="reverse" if r["state"] not in ("original", "measuring…") else "dim")
             z = fmt(r.get("zscore"), 1)
             self.add_row(str(r["layer"]), str(r["row"]), str(r["col"]), state, f"{r['value']:.4g}", impact, z,
                          r.get("label") or ("" if r.get("is_super") is not False else "harmless"),

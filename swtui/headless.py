@@ -184,7 +184,7 @@ def apply_ablation_args(session, args, notices: list) -> None:
 
 
 def cmd_ablate(args) -> int:
-    from swtui.core.ledger import weights_hash
+    from swtui.core.edits import weights_hash
     from swtui.render import comparison_table, generation_table, stopword_shift_table
 
     notices: list[str] = []

@@ -25,6 +25,16 @@ def demo_session():
     return Session(load_model(None, LoadOptions(device="cpu", dtype="float32")))
 
 
+@pytest.fixture(scope="session")
+def demo_detection(demo_session):
+    """Detection on the demo model with the default options, run once per test run and adopted."""
+    from swtui.core.detect import DetectOptions, adopt, detect
+
+    detection = detect(demo_session, DetectOptions())
+    adopt(demo_session, detection)
+    return detection
+
+
 @pytest.fixture
 def demo(demo_session):
     """The demo session, with every edit undone after the test."""

@@ -6,16 +6,15 @@ import pytest
 
 from swtui.core import metrics
 from swtui.core.ablation import enable_sa_restore
-from swtui.core.detect import DetectOptions, detect
-from swtui.core.ledger import weights_hash
+from swtui.core.edits import weights_hash
 
 SW = (11, 507, 1229)
 pytestmark = pytest.mark.demo
 
 
-@pytest.fixture(scope="module")
-def detection(demo_session):
-    return detect(demo_session, DetectOptions())
+@pytest.fixture
+def detection(demo_detection):
+    return demo_detection
 
 
 def test_architecture(demo):
@@ -114,14 +113,13 @@ def test_nonsw_control_is_mild(demo):
 def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys):
     from swtui.cli import main
 
-    assert main(["quant-sweep", "--device", "cpu", "--blocks", "256,tensor", "--json"]) == 0
+    assert main(["quant-sweep", "--device", "cpu", "--blocks", "tensor", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["super_weights"] == [list(SW)]
     rows = {r["block"]: r for r in report["rows"]}
     for big in ("tensor",):
         assert rows[big]["sw_aware"] * 5 < rows[big]["naive"]  # holding out matters a lot here
         assert rows[big]["sw_aware"] < rows[big]["clip"]  # clipping alone destroys the super weight
-    assert rows[256]["naive"] < 2 * report["baseline_perplexity"]
 
 
 def test_quant_command_returns_exactly(capsys):
@@ -162,7 +160,8 @@ def test_batched_baseline_is_the_untouched_model_in_low_precision(dtype):
     solo_ppl = metrics.perplexity(s, text, variants=("current",))["current"]
     solo_sw = metrics.stopword_mass(s, prompts, variants=("current",)).mass["current"]
     solo_gen = metrics.generate(s, "The capital of France is", 6, variants=("current",))["current"]
-    for edit in ("prune", 10.0, 1000.0, "sa"):  # the tiny-model tests cover 0.5, 2 and 100 too
+    # the tiny-model tests cover 0.5, 2, 10 and 100 in every dtype too
+    for edit in ("prune", 1000.0, "sa") if dtype == "bfloat16" else ("prune", 1000.0):
         s.reset()
         if edit in ("prune", "sa"):
             s.ledger.prune(*SW)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swtui.core.errors import SwtuiError
-from swtui.core.ledger import ScalarEdit, edited_scalar
+from swtui.core.edits import ScalarEdit, edited_scalar
 from swtui.core.quant import rtn
 from swtui.core.quant_session import apply_quant_config, parse_config
 from swtui_testing import tiny_session

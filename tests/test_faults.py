@@ -150,11 +150,15 @@ def test_quit_during_model_load(monkeypatch):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signals_end_the_app(sig):
-    env = dict(os.environ, SWTUI_HEADLESS="1")
+def test_signals_end_the_app(sig, tmp_path):
+    trace = tmp_path / "trace"
+    env = dict(os.environ, SWTUI_HEADLESS="1", SWTUI_TRACE=str(trace))
     proc = subprocess.Popen([sys.executable, "-m", "swtui", "tiny:llama"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(8)
+    deadline = time.monotonic() + 60  # wait until the app has drawn its first chart, not a fixed time
+    while not (trace.exists() and "ProbeDone" in trace.read_text()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read()
     proc.send_signal(sig)
     try:

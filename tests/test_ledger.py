@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from swtui.core.errors import Cancelled, QuantizationError, UserInputError
-from swtui.core.ledger import weights_hash
+from swtui.core.edits import weights_hash
 from swtui.core.quant_session import WeightQuantizer, apply_quant_config, parse_config
 from swtui_testing import tiny_session
 

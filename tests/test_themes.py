@@ -35,7 +35,12 @@ def test_user_theme_folder_is_read_and_a_broken_theme_reported(tmp_path, monkeyp
 def test_a_built_wheel_carries_the_themes(tmp_path):
     """A non-editable install must find its themes: build the wheel, import from it alone."""
     pytest.importorskip("setuptools", reason="building the wheel offline needs setuptools in this environment")
-    root = Path(__file__).resolve().parents[1]
+    import shutil
+
+    root = tmp_path / "src"  # a copy: building in place would leave build/ in the checkout
+    shutil.copytree(Path(__file__).resolve().parents[1], root,
+                    ignore=shutil.ignore_patterns(".venv", ".git", ".dev", "build", "*.egg-info", "__pycache__",
+                                                  "tests", "snapshots", "bench"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(root), "--no-deps", "--no-build-isolation",
                     "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("swtui-*.whl"))

@@ -15,8 +15,9 @@ def _last(app, kind):
     return [e for e in app.events_seen if isinstance(e, kind)][-1]
 
 
-async def test_demo_end_to_end(demo_session):
-    app = SwtuiApp(session=demo_session, max_new_tokens=10)
+async def test_demo_end_to_end(demo_session, demo_detection):
+    """Detected super weights (detection itself streams in test_tui_progressive) → p → R."""
+    app = SwtuiApp(session=demo_session, max_new_tokens=10, detect_on_load=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, timeout=300)
         h0 = demo_session.current_hash()

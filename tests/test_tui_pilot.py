@@ -89,9 +89,10 @@ async def test_click_selects_a_layer_and_n_names_it():
 async def test_cancel_generation_and_keys_stay_responsive():
     from textual import events
 
-    app = make_app(detect_on_load=False, max_new_tokens=2000)
+    app = make_app(detect_on_load=False, max_new_tokens=4)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
+        app.worker.max_new_tokens = 2000  # long enough to still stream when esc arrives
         app.events_seen.clear()
         # keys are posted directly: pilot.press also waits for the app to go idle, which it
         # does not while tokens stream

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from swtui.core.errors import UserInputError
-from swtui.core.ledger import check_factor
+from swtui.core.edits import check_factor
 from swtui.core.session import Session
 
 _INT = r"\s*(-?\d+)\s*"

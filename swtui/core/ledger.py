@@ -20,40 +20,12 @@ live on the CPU (on a CPU model the original storage itself is kept, no copy).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
-from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
-from swtui.core.errors import Cancelled, EditError, QuantizationError, UserInputError
-from swtui.core.offload import OffloadSlot, offload_slot, real_tensor
-
-Key = tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class ScalarEdit:
-    op: str  # "prune" | "scale"
-    factor: float  # 0.0 for prune
-
-
-def check_factor(factor) -> float:
-    try:
-        value = float(factor)
-    except (TypeError, ValueError):
-        raise UserInputError(f"scale factor must be a number, not {factor!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise UserInputError(f"scale factor must be finite, not {factor!r}")
-    if abs(value) > 1e6:
-        raise UserInputError(f"scale factor {value:g} is absurd (|factor| must be ≤ 1e6)")
-    return value
-
-
-def edited_scalar(pristine, edit: ScalarEdit):
-    """E for one element: the pristine 0-d tensor under `edit`, computed in float64, rounded once."""
-    if edit.op == "prune":
-        return pristine.new_zeros(())
-    return (pristine.double() * edit.factor).to(pristine.dtype)
+from swtui.core.edits import Key, ScalarEdit, check_factor, edited_scalar
+from swtui.core.errors import Cancelled, EditError, QuantizationError
+from swtui.core.offload import OffloadSlot, offload_slot
 
 
 class Quantizer(Protocol):
@@ -404,23 +376,3 @@ class EditLedger:
             if have != want:
                 problems.append(f"{key}: {have} != {want}")
         return problems
-
-
-def weights_hash(model) -> str:
-    """SHA-256 over every parameter and buffer's bytes, in name order (tied tensors once)."""
-    import torch
-
-    h = hashlib.sha256()
-    seen = set()
-    for name, tensor in sorted(list(model.state_dict(keep_vars=True).items())):
-        if tensor is None:
-            continue
-        t = real_tensor(model, name, tensor.detach())  # offloaded: the values accelerate would load
-        if t.data_ptr() in seen and t.numel():
-            continue
-        seen.add(t.data_ptr())
-        h.update(name.encode())
-        h.update(str(t.dtype).encode())
-        if t.numel():
-            h.update(t.contiguous().reshape(-1).view(torch.uint8).cpu().numpy().tobytes())
-    return h.hexdigest()

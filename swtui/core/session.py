@@ -17,7 +17,8 @@ from typing import Callable, Iterator
 from swtui.core.adapters import ModelAdapter
 from swtui.core.errors import UserInputError
 from swtui.core.hooks import ExactBase, HookSet, RowCorrection, SARestore, installed
-from swtui.core.ledger import EditLedger, weights_hash
+from swtui.core.edits import weights_hash
+from swtui.core.ledger import EditLedger
 from swtui.core.loading import LoadedModel
 
 VARIANTS = ("base", "current")

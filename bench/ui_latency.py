@@ -49,7 +49,7 @@ async def main(samples: int = 40, phase: str = "generating") -> dict:
             key = "l" if chart.selected == 0 or (i % 2 == 0 and chart.selected < 29) else "h"
             want = chart.selected + (1 if key == "l" else -1)
             streaming = not any(isinstance(e, (ev.GenerationDone, ev.DetectionDone)) for e in app.events_seen)
-            busy = app.worker._busy.is_set()
+            busy = app.worker.busy
             t = time.perf_counter()
             app.post_message(events.Key(key, key))
             while chart.selected != want:

@@ -52,3 +52,35 @@ def test_detection_does_not_read_the_catalog(monkeypatch):
     monkeypatch.setattr(catalog, "lookup", boom)
     session = tiny_session("llama")
     assert detect(session, DetectOptions(impact=False)).candidates[0].key == (P.layer, P.row, P.col)
+
+
+def test_exact_attribution_picks_the_writing_column_not_the_largest_input():
+    """A louder input channel (40) that W barely reads must not be named: col = argmax |x·W[row]|."""
+    import torch
+
+    from swtui.core.detect import DetectOptions, detect
+
+    s = tiny_session("llama")
+    site = s.adapter.site(1)
+    mlp = dict(site.layer.named_modules())
+    with torch.no_grad():
+        for name in ("mlp.gate_proj", "mlp.up_proj"):
+            mlp[name].weight[40] = mlp[name].weight[17] * 1.5  # a larger input spike, same token
+        site.down.weight[:, 40] = 1e-4
+    s = type(s)(s.loaded)
+    d = detect(s, DetectOptions(impact=False))
+    stats = d.probe.layers[1]
+    assert stats.in_channel == 40  # the old rule (largest |input|) would have named col 40
+    assert d.candidates[0].key == (1, 5, 17)
+    assert d.candidates[0].share > 0.99
+
+
+def test_candidates_are_confirmed_across_prompts():
+    from swtui.core.detect import DetectOptions, confirmation_prompts, detect
+
+    s = tiny_session("llama")
+    d = detect(s, DetectOptions(impact=False))
+    prompts = confirmation_prompts(DetectOptions().prompt)
+    assert len(prompts) == 4 and len(set(prompts)) == 4
+    cand = d.candidates[0]
+    assert (cand.prompts_spiking, cand.prompts_total) == (4, 4)  # the planted SA is prompt-independent

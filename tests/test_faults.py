@@ -143,9 +143,9 @@ def test_quit_during_model_load(monkeypatch):
     w = InferenceWorker(out, "whatever")
     w.start()
     assert w.stop(timeout=0.2) is False  # still loading: stop does not hang
-    assert w._thread.daemon
+    assert w.daemon
     gate.set()
-    w._thread.join(5)
+    w.join(5)
     assert not w.alive
 
 
@@ -173,15 +173,19 @@ def test_signals_end_the_app(sig, tmp_path):
 def test_cancel_drops_queued_refreshes_but_keeps_edits():
     s = tiny_session("llama")
     w, out = idle_worker(s)
-    w._busy.set()  # pretend the thread is busy so requests queue up
-    w._queue.put(ev.Refresh())
-    w._queue.put(ev.Prune((1, 5, 17)))
-    w._queue.put(ev.Detect())
-    w._busy.clear()
+    gate = threading.Event()
+    w.submit(ev.Call(lambda session: gate.wait(10)))  # the thread is busy: what follows queues up
+    w.submit(ev.Refresh())
+    w.submit(ev.Prune((1, 5, 17)))
+    w.submit(ev.Detect())
+    out.events.clear()
     w.cancel()
+    gate.set()
     out.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.edit_count == 1)
-    assert w.stop(timeout=10)
+    assert w.wait_idle(30)
     assert s.ledger.edit((1, 5, 17)).op == "prune"
+    assert not any(isinstance(e, ev.DetectionDone) for e in out.events)  # the queued detection was dropped
+    assert w.stop(timeout=10)
 
 
 def test_an_edit_waits_for_a_running_quantization_instead_of_cancelling_it(monkeypatch):
@@ -206,4 +210,25 @@ def test_an_edit_waits_for_a_running_quantization_instead_of_cancelling_it(monke
     assert s.quant_config is not None and s.ledger.edit((1, 5, 17)).op == "prune"
     assert not any(isinstance(e, ev.Notice) and "cancelled" in e.message for e in out.events)
     w.cancel()
+    assert w.stop(timeout=5)
+
+
+def test_a_refresh_reuses_the_probe_of_an_unchanged_state(monkeypatch):
+    """No work done twice: right after detection (or a regenerate) the chart needs no new forward."""
+    import swtui.core.detect as detect
+
+    calls = []
+    real = detect.run_probe
+    monkeypatch.setattr(detect, "run_probe", lambda *a, **k: calls.append(1) or real(*a, **k))
+    s = tiny_session("llama")
+    w, out = idle_worker(s)
+    assert len(calls) == 1  # the load-time refresh
+    w.submit(ev.Refresh())
+    assert w.wait_idle(30)
+    assert len(calls) == 1  # same state, same prompt: the probe is reused
+    w.submit(ev.Prune((1, 5, 17)))
+    assert w.wait_idle(30)
+    assert len(calls) == 2  # the state changed: probed again
+    probe = [e for e in out.events if isinstance(e, ev.ProbeDone)][-1]
+    assert probe.layers[1]["out_max"] < 1000  # and it shows the pruned model
     assert w.stop(timeout=5)

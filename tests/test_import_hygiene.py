@@ -43,3 +43,69 @@ def test_palette_lists_every_action():
     bound = {b.action.split("(")[0] for b in SwtuiApp.BINDINGS}
     listed = {a for _, a, _ in ACTIONS}
     assert bound - {"chart_move", "table_move"} <= listed
+
+
+def import_graph() -> dict[str, set[str]]:
+    """swtui module -> the swtui modules it imports, anywhere in its body (lazy imports count)."""
+    import ast
+
+    mods = {}
+    for path in (ROOT / "swtui").rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        mods[name] = path
+    graph = {m: set() for m in mods}
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("swtui"):
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            graph[name] |= {t for t in targets if t in mods and t != name}
+    return graph
+
+
+#: layer -> the layers it may import (cli → tui → core; the leaves import no other swtui layer)
+LAYERS = {"swtui.cli": {"swtui.tui", "swtui.core", "swtui.fmt", "swtui"},
+          "swtui.tui": {"swtui.core", "swtui.fmt", "swtui"},
+          "swtui.core": {"swtui"},
+          "swtui.fmt": set()}
+
+
+def _layer(module: str) -> str:
+    return next((layer for layer in LAYERS if module == layer or module.startswith(layer + ".")), module)
+
+
+def test_layers_cli_tui_core():
+    bad = []
+    for module, imports in import_graph().items():
+        allowed = LAYERS.get(_layer(module))
+        if allowed is None:
+            continue
+        for target in imports:
+            if _layer(target) != _layer(module) and _layer(target) not in allowed:
+                bad.append(f"{module} imports {target}")
+    assert bad == []
+
+
+def test_no_import_circles():
+    graph = import_graph()
+    cycles, state, stack = [], {}, []
+
+    def visit(u):
+        state[u] = "open"
+        stack.append(u)
+        for v in sorted(graph[u]):
+            if v == "swtui":  # the package root only holds __version__
+                continue
+            if state.get(v) == "open":
+                cycles.append(" → ".join(stack[stack.index(v):] + [v]))
+            elif v not in state:
+                visit(v)
+        stack.pop()
+        state[u] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    assert cycles == []

@@ -154,7 +154,7 @@ async def test_help_palette_theme_and_quit():
         await pilot.press("v")
         assert app.query_one(LayerSpikeChart).view == "residual"
         await pilot.press("q")
-    app.worker._thread.join(10)
+    app.worker.join(10)
     assert not app.worker.alive
 
 

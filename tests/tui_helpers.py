@@ -9,7 +9,7 @@ async def settle(pilot, app, timeout: float = 120.0) -> None:
     while time.monotonic() < deadline:
         await pilot.pause(0.05)
         w = app.worker
-        if w.session is not None and not w._busy.is_set() and w._queue.empty():
+        if w.idle:
             quiet += 1
             if quiet >= 4:
                 await pilot.pause(0.05)

@@ -3,9 +3,12 @@
 Rule (configurable): a layer spikes when its max |down_proj output| is at least `ratio` times the
 median of that statistic over all layers of the first probe, and at least `min_abs`. Each round
 takes the *earliest* spiking layer (a super activation rides the residual stream forward, so later
-spikes may be its consequences), names row = output spike channel and col = input spike channel,
-zeroes that weight through the ledger and probes again, until no layer spikes or `max_rounds`.
-The temporary zeroing is undone at the end. This module never reads the catalog.
+spikes may be its consequences), names row = output spike channel and col = the input channel
+whose term x[t,col]·W[row,col] writes most of the spike at its token t (exact attribution, with
+its share reported), zeroes that weight through the ledger and probes again, until no layer
+spikes or `max_rounds`. The temporary zeroing is undone at the end. Each candidate is then
+probed on the user's prompt and three bundled ones (a super activation is prompt-independent)
+and its impact measured. This module never reads the catalog.
 """
 
 from __future__ import annotations
@@ -62,6 +65,36 @@ def spike_threshold(probe: ProbeResult, ratio: float, min_abs: float) -> float:
     return max(ratio * median, min_abs)
 
 
+def attributed_col(stats) -> int:
+    """The input channel that writes the output spike: argmax_c |x[t,c]·W[r,c]| at the spike's token
+    (exact attribution); the largest |input| only where the weight cannot be read (packed)."""
+    return stats.attr_col if stats.attr_col is not None else stats.in_channel
+
+
+def confirmation_prompts(user_prompt: str, n_bundled: int = 3) -> list[str]:
+    """The user's probe prompt plus `n_bundled` bundled prompts of other kinds."""
+    from swtui.core.metrics import stopword_prompts
+
+    bundled = [p for p in stopword_prompts() if p != user_prompt][:n_bundled]
+    return [user_prompt] + bundled
+
+
+def confirm_across_prompts(session: Session, detection: "Detection", prompt: str,
+                           cancel: threading.Event | None = None) -> None:
+    """A super activation is prompt-independent: count, per candidate, the prompts on which its
+    layer's largest output is on its row and above the detection threshold."""
+    prompts = confirmation_prompts(prompt)
+    probes = []
+    for text in prompts:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("detection cancelled")
+        probes.append(run_probe(session, text))
+    for cand in detection.candidates:
+        cand.prompts_total = len(prompts)
+        cand.prompts_spiking = sum(1 for p in probes if p.layers[cand.layer].out_channel == cand.row
+                                   and p.layers[cand.layer].out_max >= detection.threshold)
+
+
 def tensor_zscore(session: Session, layer: int, row: int, col: int) -> float:
     from swtui.core.offload import real_tensor
 
@@ -112,22 +145,22 @@ def detect(session: Session, opts: DetectOptions | None = None,
                                                                 for s in spikes]})
             # A spike that points at a weight we already zeroed is no longer one weight's doing:
             # that layer is exhausted; look further.
-            while spikes and (spikes[0].layer, spikes[0].out_channel, spikes[0].in_channel) in zeroed:
+            while spikes and (spikes[0].layer, spikes[0].out_channel, attributed_col(spikes[0])) in zeroed:
                 exhausted.add(spikes.pop(0).layer)
             if not spikes:
                 result.stop_reason = "no spike left above the threshold"
                 break
             s = spikes[0]
-            key = (s.layer, s.out_channel, s.in_channel)
+            key = (s.layer, s.out_channel, attributed_col(s))
             if session.ledger.edit(key) is not None:
                 exhausted.add(s.layer)
                 continue
             first_layer, persist = residual_persistence(probe, s.layer, s.out_channel)
             cand = SuperWeight(
-                layer=s.layer, row=s.out_channel, col=s.in_channel,
+                layer=s.layer, row=s.out_channel, col=key[2],
                 value=session.ledger.pristine_value(*key), source="detected",
                 zscore=tensor_zscore(session, *key), in_act=s.in_max, out_act=s.out_max,
-                sa_magnitude=s.out_max, first_layer=first_layer, persist_layers=persist,
+                sa_magnitude=s.out_max, first_layer=first_layer, persist_layers=persist, share=s.attr_share,
             )
             result.candidates.append(cand)
             if listener.found:
@@ -143,6 +176,8 @@ def detect(session: Session, opts: DetectOptions | None = None,
         for key in reversed(zeroed):
             session.ledger.restore(*key)
 
+    if result.candidates:
+        confirm_across_prompts(session, result, opts.prompt, cancel)
     if opts.impact and result.candidates:
         progress("measuring impact (perplexity)", None)
         base = perplexity(session, variants=("current",))["current"]

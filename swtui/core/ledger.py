@@ -75,6 +75,11 @@ class EditLedger:
         return self._edits.get(tuple(key))
 
     @property
+    def zero_masks(self) -> dict[str, object]:
+        """{parameter name: flat indices zeroed} (the non-SW control), read-only."""
+        return dict(self._zeros)
+
+    @property
     def rewritten(self) -> bool:
         """True while any whole tensor or module differs from its pristine form (quantized, masked)."""
         return bool(self._saved or self._swapped)

@@ -120,10 +120,8 @@ def load_model(source: str | None, opts: LoadOptions | None = None,
         loaded.name = DEMO_NAME
         loaded.source = "demo"
         return loaded
-    if source.startswith("tiny:"):
-        from swtui.core.tiny import load_tiny
-
-        return load_tiny(source, device=device, dtype=dtype)
+    if tiny:
+        return _load_tiny(source, device, dtype)
     path = Path(source).expanduser()
     if path.exists():
         if path.is_file():
@@ -134,6 +132,16 @@ def load_model(source: str | None, opts: LoadOptions | None = None,
     if source.startswith((".", "/", "~")) or os.sep in source and source.count("/") > 1:
         raise ModelLoadError(f"no such file or directory: {source}")
     return _load_hub(source, opts, device, dtype, progress)
+
+
+def _load_tiny(source: str, device: str, dtype) -> LoadedModel:
+    from swtui.core.tiny import build_tiny, parse_tiny
+
+    arch, plant = parse_tiny(source)
+    model, tokenizer = build_tiny(arch, plant)
+    model.to(device=device, dtype=dtype)
+    return LoadedModel(model, tokenizer, source=source, name=f"tiny-{arch}", kind="tiny", device=device,
+                       dtype=str(model.dtype).removeprefix("torch."))
 
 
 def _check_weights_files(path: Path, allow_pickle: bool) -> None:

@@ -24,6 +24,10 @@ class LayerStats:
     out_value: float  # signed value at the output spike
     resid_max: float
     resid_channel: int
+    # exact attribution at the output spike (token t, channel r): the input channel c with the
+    # largest |x[t,c]·W[r,c]| and that term's share of y[t,r] (None for packed weights)
+    attr_col: int | None = None
+    attr_share: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,24 +65,44 @@ def _amax(t):
     return val.abs().float(), r * width + c, val.float()
 
 
+def _attribution(x, y, weight, transposed: bool, flat_out_idx):
+    """(c, share) as 0-d device tensors: argmax_c |x[t,c]·W[r,c]| at the output spike, and its share."""
+    width = y.shape[-1]
+    t, r = flat_out_idx // width, flat_out_idx % width
+    x_row = x.reshape(-1, x.shape[-1])[t].float()
+    w_row = (weight[:, r] if transposed else weight[r]).float()
+    terms = x_row * w_row
+    c = terms.abs().argmax()
+    total = y.reshape(-1, width)[t, r].float()
+    return c, terms[c] / total
+
+
 def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str = "", tokens=None) -> ProbeResult:
     """Run one forward pass of `input_ids` ([1, T]) and return per-layer spike statistics."""
     import torch
 
+    from swtui.core.offload import real_tensor
+
     found: dict[int, list] = {}
 
     def down_hook(i: int):
+        site = adapter.site(i)
+
         def hook(module, args, output):
             x, y = args[0], _first_tensor(output)
-            found.setdefault(i, [None, None, None, None])
+            found.setdefault(i, [None, None, None, None, None])
             found[i][0], found[i][1] = _amax(x), x.shape[-1]
             found[i][2] = _amax(y)
+            weight = getattr(module, "weight", None)
+            if weight is not None and weight.ndim == 2 and weight.dtype.is_floating_point:
+                weight = real_tensor(model, site.weight_name, weight.detach())  # offloaded: the real one
+                found[i][4] = _attribution(x.detach(), y.detach(), weight, site.transposed, found[i][2][1])
         return hook
 
     def layer_hook(i: int):
         def hook(module, args, output):
             h = _first_tensor(output)
-            found.setdefault(i, [None, None, None, None])
+            found.setdefault(i, [None, None, None, None, None])
             found[i][3] = _amax(h), h.shape[-1]
         return hook
 
@@ -89,23 +113,32 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
         model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
 
     seq = input_ids.shape[-1]
-    values, indices, widths = [], [], []
+    values, indices, widths, attrs = [], [], [], []
     for i in range(adapter.n_layers):
-        (in_abs, in_idx, _), in_w, (out_abs, out_idx, out_val), ((r_abs, r_idx, _), r_w) = found[i]
+        (in_abs, in_idx, _), in_w, (out_abs, out_idx, out_val), ((r_abs, r_idx, _), r_w), attr = found[i]
         values.append(torch.stack([in_abs, out_abs, out_val, r_abs]))
         indices.append(torch.stack([in_idx, out_idx, r_idx]))
         widths.append((in_w, adapter.site(i).out_features, r_w))
-    # two device->host copies for the whole table (float values, int64 flat indices)
+        attrs.append(attr)
+    # a few device->host copies for the whole table (float values, int64 flat indices, attributions)
     vals = torch.stack(values).cpu().double().tolist()
     idxs = torch.stack(indices).cpu().tolist()
+    have = [a for a in attrs if a is not None]
+    attr_vals = iter(torch.stack([torch.stack([c.float(), sh.float()]) for c, sh in have]).cpu().tolist()
+                     if have else [])
     layers = []
     for i, ((in_abs, out_abs, out_val, r_abs), (in_idx, out_idx, r_idx), (in_w, out_w, r_w)) in enumerate(
             zip(vals, idxs, widths)):
+        attr_col = attr_share = None
+        if attrs[i] is not None:
+            c, share = next(attr_vals)
+            attr_col, attr_share = int(c), share
         layers.append(LayerStats(
             layer=i,
             in_max=in_abs, in_channel=in_idx % in_w, in_token=(in_idx // in_w) % seq,
             out_max=out_abs, out_channel=out_idx % out_w, out_token=(out_idx // out_w) % seq,
             out_value=out_val,
             resid_max=r_abs, resid_channel=r_idx % r_w,
+            attr_col=attr_col, attr_share=attr_share,
         ))
     return ProbeResult(prompt=prompt, tokens=list(tokens or []), layers=layers)

@@ -42,6 +42,9 @@ class SuperWeight:
     ppl_pruned: float | None = None
     is_super: bool | None = None  # None until impact is measured
     catalog: str | None = None
+    share: float | None = None  # x[t,col]·W[row,col] / y[t,row] at the output spike: 1 = all of it
+    prompts_spiking: int | None = None  # on how many confirmation prompts its layer spikes on `row`
+    prompts_total: int | None = None
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -150,6 +153,13 @@ class Session:
             self.sa_restore.add((layer, row, col))
         else:
             self.sa_restore.discard((layer, row, col))
+
+    def state_key(self) -> tuple:
+        """A value equal for equal model states (edits, masks, quantization, SA restores)."""
+        q = self.quant_config
+        masks = tuple(sorted((name, tuple(idx.tolist())) for name, idx in self.ledger.zero_masks.items()))
+        return (tuple(sorted(self.ledger.edits.items())), masks,
+                None if q is None else repr(sorted(q.items())), tuple(sorted(self.sa_restore)))
 
     def reset(self) -> None:
         """Back to the pristine model: no edits, no quantization, no SA restore."""

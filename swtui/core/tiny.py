@@ -70,6 +70,13 @@ def _config(arch: str, vocab: int):
 TINY_ARCHS = ("llama", "gemma3", "gpt2", "phi3", "qwen2", "gpt_neox", "opt")
 
 
+def parse_tiny(source: str) -> tuple[str, Plant | None]:
+    """`tiny:ARCH` or `tiny:ARCH:noplant` -> (arch, plant)."""
+    parts = source.split(":")
+    arch = parts[1] if len(parts) > 1 and parts[1] else "llama"
+    return arch, None if "noplant" in parts[2:] else Plant()
+
+
 def build_tiny(arch: str = "llama", plant: Plant | None = Plant(), seed: int = 0):
     """Return (model, tokenizer) for a tiny random `arch`, with `plant` applied (None: no plant)."""
     import torch
@@ -122,18 +129,3 @@ def plant_super_weight(model, plant: Plant) -> None:
         else:
             site.down.weight[:, c] *= 1e-4
         site.down.weight[site.index_of(plant.row, plant.col)] = plant.value
-
-
-def load_tiny(source: str, device: str = "cpu", dtype=None):
-    """`tiny:ARCH` or `tiny:ARCH:noplant`, as a LoadedModel."""
-    from swtui.core.loading import LoadedModel
-
-    parts = source.split(":")
-    arch = parts[1] if len(parts) > 1 and parts[1] else "llama"
-    plant = None if "noplant" in parts[2:] else Plant()
-    model, tokenizer = build_tiny(arch, plant)
-    if dtype is not None:
-        model.to(dtype)
-    model.to(device)
-    return LoadedModel(model, tokenizer, source=source, name=f"tiny-{arch}", kind="tiny", device=device,
-                       dtype=str(model.dtype).removeprefix("torch."))

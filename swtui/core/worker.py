@@ -21,7 +21,7 @@ class InferenceWorker:
     def __init__(self, emit: Callable[[ev.Event], None], source: str | None, load_options=None,
                  prompt: str = "The capital of France is", max_new_tokens: int = 24,
                  detect_on_load: bool = True, session=None, snapshot: dict | None = None,
-                 leave_core_for_ui: bool = False, token_interval: float = 0.05):
+                 snapshot_force: bool = False, leave_core_for_ui: bool = False, token_interval: float = 0.05):
         self.emit = emit
         self.source = source
         self.load_options = load_options
@@ -30,13 +30,14 @@ class InferenceWorker:
         self.detect_on_load = detect_on_load
         self.session = session
         self.snapshot = snapshot
-        self.snapshot_force = False
+        self.snapshot_force = snapshot_force  # open the snapshot even if the weight hash differs
         self.leave_core_for_ui = leave_core_for_ui
         self.token_interval = token_interval
         self.detection = None
         self.last_generation: dict = {}
         self.last_stopwords: dict = {}
         self.last_probe = None
+        self._probe_state = None  # (prompt, session.state_key()) that last_probe was taken in
         self.quant_mode = "full precision"
         self._detecting = False
         self._running = ""  # what the thread works on now ("refresh", "Detect", "Quantize", …)
@@ -81,6 +82,38 @@ class InferenceWorker:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def busy(self) -> bool:
+        """True while the thread works on a request."""
+        return self._busy.is_set()
+
+    @property
+    def idle(self) -> bool:
+        """True when a model is loaded, nothing runs and nothing is queued."""
+        return self.session is not None and not self._busy.is_set() and self._queue.empty()
+
+    def wait_idle(self, timeout: float = 60.0, settle: float = 0.2) -> bool:
+        """Block until the thread has been idle for `settle` seconds (not from the UI thread)."""
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while time.monotonic() < deadline:
+            if self.idle:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return True
+            else:
+                quiet_since = None
+            time.sleep(0.02)
+        return False
+
+    @property
+    def daemon(self) -> bool:
+        """The thread never keeps the process alive."""
+        return self._thread.daemon
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
 
     # -- thread side ----------------------------------------------------------------------------
     def _progress(self, stage: str, fraction: float | None) -> None:
@@ -247,7 +280,7 @@ class InferenceWorker:
 
         def probed(d) -> None:
             self.detection = d
-            self.last_probe = d.probe
+            self.last_probe, self._probe_state = d.probe, (d.probe.prompt, self.session.state_key())
             self.emit(self._probe_event(d.probe, d.threshold))
 
         def found(cand) -> None:
@@ -305,8 +338,12 @@ class InferenceWorker:
 
         s = self.session
         prompt = self.detection.probe.prompt if self.detection else DEFAULT_PROMPT
-        probe = run_probe(s, prompt)
-        self.last_probe = probe
+        state = s.state_key()
+        if self.last_probe is not None and self._probe_state == (prompt, state):
+            probe = self.last_probe  # nothing changed since that probe (e.g. right after detection)
+        else:
+            probe = run_probe(s, prompt)
+        self.last_probe, self._probe_state = probe, (prompt, state)
         threshold = self.detection.threshold if self.detection else spike_threshold(probe, 50.0, 0.0)
         self.emit(self._probe_event(probe, threshold))
         self._check_cancel()

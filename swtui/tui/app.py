@@ -55,12 +55,12 @@ class SwtuiApp(App):
 
     def __init__(self, source: str | None = None, load_options=None, prompt: str | None = None,
                  max_new_tokens: int = 24, theme: str | None = None, session=None, detect_on_load: bool = True,
-                 snapshot: dict | None = None):
+                 snapshot: dict | None = None, snapshot_force: bool = False):
         super().__init__()
         self.worker = InferenceWorker(self._emit, source, load_options,
                                       prompt=prompt or "The capital of France is", max_new_tokens=max_new_tokens,
                                       detect_on_load=detect_on_load, session=session, snapshot=snapshot,
-                                      leave_core_for_ui=True)
+                                      snapshot_force=snapshot_force, leave_core_for_ui=True)
         self.requested_theme = theme
         self.snapshot = snapshot
         self.events_seen: list[ev.Event] = []  # for tests and debugging
@@ -347,7 +347,7 @@ def _finish(app: SwtuiApp) -> int:
     if app.load_error:
         print(app.load_error, file=sys.stderr)
         code = 2
-    app.worker.stop(timeout=0.05)
+    app.worker.stop(timeout=0)  # tell it to stop; waiting would only delay the exit
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -364,26 +364,20 @@ def _exit_on_signals(app: SwtuiApp) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_app(args) -> int:
-    from swtui.headless import load_options
-
-    app = SwtuiApp(args.model, load_options(args), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
-                   theme=args.theme)
+def run_app(source: str | None, load_options=None, prompt: str | None = None, max_new_tokens: int = 24,
+            theme: str | None = None) -> int:
+    """The inspector on `source` (None: the demo model) with plain options; returns the exit code."""
+    app = SwtuiApp(source, load_options, prompt=prompt, max_new_tokens=max_new_tokens, theme=theme)
     _exit_on_signals(app)
     app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
     return _finish(app)
 
 
-def run_snapshot_app(args, data: dict) -> int:
+def run_snapshot_app(source: str | None, load_options, data: dict, theme: str | None = None,
+                     force: bool = False) -> int:
     """`swtui open SNAPSHOT`: the inspector with the snapshot's state re-applied."""
-    from swtui.core.snapshot import model_source
-    from swtui.headless import load_options
-
-    source = args.model or model_source(data)
-    app = SwtuiApp(source, load_options(args), theme=args.theme, snapshot=data,
+    app = SwtuiApp(source, load_options, theme=theme, snapshot=data, snapshot_force=force,
                    max_new_tokens=data["prompts"].get("max_new_tokens") or 24)
-    if args.force:
-        app.worker.snapshot_force = True
     _exit_on_signals(app)
     app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
     return _finish(app)

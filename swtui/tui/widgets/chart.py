@@ -13,7 +13,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from swtui.render import compact
+from swtui.fmt import compact
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 GUTTER = 6  # y-axis labels: "10k ┤"

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from swtui.render import compact
+from swtui.fmt import compact
 
 
 class LayerDetail(Static):

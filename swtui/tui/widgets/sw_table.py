@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from swtui.render import fmt
+from swtui.fmt import fmt
 
-COLUMNS = ("layer", "row", "col", "state", "value", "impact", "z", "label")
+COLUMNS = ("layer", "row", "col", "state", "value", "impact", "prompts", "share", "z", "label")
 
 
 class SuperWeightTable(DataTable):
@@ -32,7 +32,10 @@ class SuperWeightTable(DataTable):
                 impact = Text(f"ppl×{ratio:.1f}", style="bold" if r.get("is_super") else "dim")
             state = Text(r["state"], style="reverse" if r["state"] not in ("original", "measuring…") else "dim")
             z = fmt(r.get("zscore"), 1)
-            self.add_row(str(r["layer"]), str(r["row"]), str(r["col"]), state, f"{r['value']:.4g}", impact, z,
+            prompts = "—" if r.get("prompts_total") is None else f"{r['prompts_spiking']}/{r['prompts_total']}"
+            share = "—" if r.get("share") is None else f"{100 * r['share']:.0f}%"
+            self.add_row(str(r["layer"]), str(r["row"]), str(r["col"]), state, f"{r['value']:.4g}", impact, prompts,
+                         share, z,
                          r.get("label") or ("" if r.get("is_super") is not False else "harmless"),
                          key=f"{r['layer']},{r['row']},{r['col']}")
         if keep is not None:

@@ -35,7 +35,7 @@ def render_svg(session, prompt: str, max_new_tokens: int, size=(120, 40), detect
             while time.monotonic() < deadline and quiet < 4:
                 await pilot.pause(0.1)
                 w = app.worker
-                idle = not w._busy.is_set() and w._queue.empty() and w.last_stopwords.get("perplexity")
+                idle = w.idle and w.last_stopwords.get("perplexity")
                 quiet = quiet + 1 if idle else 0
             app.clear_notifications()
             await pilot.pause(0.2)
@@ -52,7 +52,8 @@ def cmd_export(args) -> int:
     from swtui.core.detect import DetectOptions, adopt, detect
     from swtui.core.quant_session import apply_quant_config
     from swtui.core.snapshot import build_snapshot, write_snapshot
-    from swtui.headless import ablate_report, apply_ablation_args, emit_json, open_session, out_console, progress_display
+    from swtui.cli.ablate import ablate_report, apply_ablation_args
+    from swtui.cli.common import emit_json, open_session, out_console, progress_display
 
     notices: list[str] = []
     quant = None
@@ -88,7 +89,7 @@ def cmd_export(args) -> int:
 def reopen(args, data):
     """Load the snapshot's model (or --model), check the hash, re-apply; returns (session, notes)."""
     from swtui.core.snapshot import apply_snapshot, model_source
-    from swtui.headless import open_session, progress_display
+    from swtui.cli.common import open_session, progress_display
 
     args.model = args.model or model_source(data)
     with progress_display() as progress:
@@ -102,11 +103,14 @@ def cmd_open(args) -> int:
 
     data = load_snapshot(args.snapshot)
     if not args.headless:
+        from swtui.cli.common import load_options
+        from swtui.core.snapshot import model_source
         from swtui.tui.app import run_snapshot_app
 
-        return run_snapshot_app(args, data)
+        return run_snapshot_app(args.model or model_source(data), load_options(args), data, theme=args.theme,
+                                force=args.force)
     from swtui.core import metrics
-    from swtui.headless import emit_json, out_console
+    from swtui.cli.common import emit_json, out_console
 
     session, notes = reopen(args, data)
     prompt = data["prompts"].get("generation") or "The capital of France is"
@@ -137,7 +141,7 @@ def cmd_report(args) -> int:
 
     from swtui.core.report import markdown_report
     from swtui.core.snapshot import load_snapshot
-    from swtui.headless import out_console
+    from swtui.cli.common import out_console
 
     data = load_snapshot(args.snapshot)
     out_console.print(Markdown(markdown_report(data)))

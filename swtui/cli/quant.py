@@ -33,7 +33,7 @@ def add_quant_options(p, sweep: bool = False) -> None:
 
 def _session_with_detection(args, progress):
     from swtui.core.detect import DetectOptions, adopt, detect
-    from swtui.headless import open_session
+    from swtui.cli.common import open_session
 
     session = open_session(args, progress)
     progress("detecting super weights", None)
@@ -52,8 +52,8 @@ def cmd_quant(args) -> int:
     from swtui.core import metrics
     from swtui.core.detect import run_probe
     from swtui.core.quant_session import apply_quant_config, parse_config
-    from swtui.headless import emit_json, model_info, out_console, progress_display
-    from swtui.render import comparison_table, generation_table, stopword_shift_table
+    from swtui.cli.common import emit_json, model_info, out_console, progress_display
+    from swtui.cli.render import comparison_table, generation_table, stopword_shift_table
 
     config = _config_from_args(args)
     parse_config(config)  # bad options fail before the model loads
@@ -120,7 +120,7 @@ def cmd_quant_sweep(args) -> int:
     from swtui.core import metrics
     from swtui.core.quant import check_bits
     from swtui.core.quant_session import apply_quant_config
-    from swtui.headless import emit_json, model_info, out_console, progress_display
+    from swtui.cli.common import emit_json, model_info, out_console, progress_display
 
     blocks = parse_blocks(args.blocks)
     check_bits(args.bits)

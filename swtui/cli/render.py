@@ -5,25 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-
-def fmt(value, digits: int = 2) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.{digits}e}"
-        return f"{value:,.{digits}f}"
-    return str(value)
-
-
-def compact(value, digits: int = 1) -> str:
-    """24021.9 -> '24.0k': numbers that fit narrow columns."""
-    if value is None:
-        return "—"
-    for bound, unit, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
-        if abs(value) >= bound:
-            return f"{value / unit:.{digits}f}{suffix}"
-    return f"{value:.{digits}f}"
+from swtui.fmt import compact, fmt  # noqa: F401 - used by the tables below
 
 
 def layer_table(layers: list[dict], threshold: float | None = None, title: str = "down_proj spikes per layer") -> Table:
@@ -39,16 +21,25 @@ def layer_table(layers: list[dict], threshold: float | None = None, title: str =
     return t
 
 
+def share_text(share) -> str:
+    return "—" if share is None else f"{100 * share:.0f}%"
+
+
+def prompts_text(c: dict) -> str:
+    return "—" if c.get("prompts_total") is None else f"{c['prompts_spiking']}/{c['prompts_total']}"
+
+
 def super_weight_table(candidates: list[dict], title: str = "super weight candidates") -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("layer", "row", "col", "value", "z", "|out|", "persist", "ppl", "pruned", "verdict"):
+    for col in ("layer", "row", "col", "value", "z", "|out|", "share", "prompts", "persist", "ppl", "pruned",
+                "verdict"):
         t.add_column(col, justify="right")
     for c in candidates:
         verdict = {True: Text("SUPER", style="bold red"), False: Text("harmless", style="dim"),
                    None: Text("unmeasured", style="yellow")}[c.get("is_super")]
         persist = c.get("persist_layers")
         t.add_row(str(c["layer"]), str(c["row"]), str(c["col"]), f"{c['value']:.3g}", fmt(c.get("zscore"), 1),
-                  compact(c.get("out_act")), fmt(persist),
+                  compact(c.get("out_act")), share_text(c.get("share")), prompts_text(c), fmt(persist),
                   fmt(c.get("ppl_base")), fmt(c.get("ppl_pruned")), verdict)
     return t
 

@@ -1,15 +1,13 @@
-"""Command line: `swtui [MODEL]` opens the inspector; subcommands run headless.
-
-Bad input never shows a traceback: SwtuiError subclasses print one line on stderr and exit 2.
-"""
+"""The argument parser: one parser per subcommand, built from shared option groups."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 from swtui import __version__
+
+#: the headless subcommands, in the order `--help` lists them (swtui.cli.COMMANDS runs them)
+SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "export", "open", "report")
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (like every other swtui error) and exit code 2."""
@@ -18,7 +16,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"swtui: invalid input: {message} (see `{self.prog} --help`)\n")
 
 
-SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "export", "open", "report")
 
 
 def _model_options(p: argparse.ArgumentParser, model_positional: bool = True) -> None:
@@ -88,12 +85,12 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
                        help="prompt used to measure the super activation for --restore-sa")
         _metric_options(p)
     elif command in ("quant", "quant-sweep"):
-        from swtui.cli_quant import add_quant_options
+        from swtui.cli.quant import add_quant_options
 
         add_quant_options(p, sweep=command == "quant-sweep")
         _metric_options(p)
     elif command == "export":
-        from swtui.cli_snapshot import add_export_options
+        from swtui.cli.snapshot import add_export_options
 
         add_export_options(p)
         _metric_options(p)
@@ -107,32 +104,3 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true")
             p.add_argument("--theme", default=None)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
-    parser = build_parser(command)
-    args = parser.parse_args(argv[1:] if command else argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    from swtui.core.errors import SwtuiError
-
-    try:
-        if command is None:
-            from swtui.tui.app import run_app
-
-            return run_app(args)
-        # a slow first import of torch + transformers must never look like a hang
-        print(f"… swtui {command}: starting (importing torch)", file=sys.stderr, flush=True)
-        from swtui import headless
-
-        return headless.dispatch(command, args)
-    except SwtuiError as err:
-        print(f"swtui: {err.title.lower()}: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("swtui: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0

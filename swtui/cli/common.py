@@ -1,0 +1,73 @@
+"""What every headless command shares: options to plain values, progress on stderr, output helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+from rich.console import Console
+
+from swtui.core.errors import UserInputError
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+@contextlib.contextmanager
+def progress_display(enabled: bool = True):
+    """Yields a ProgressFn drawing a Rich progress bar on stderr."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if not enabled or not err_console.is_terminal:
+        def plain(stage: str, fraction: float | None) -> None:
+            if fraction is None or fraction in (0.0,):
+                err_console.print(f"[dim]… {stage}[/dim]", highlight=False)
+        yield plain
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as prog:
+        task = prog.add_task("starting", total=None)
+
+        def update(stage: str, fraction: float | None) -> None:
+            prog.update(task, description=stage, total=None if fraction is None else 1.0,
+                        completed=fraction or 0.0)
+        yield update
+
+
+def load_options(args):
+    from swtui.core.loading import LoadOptions, parse_max_memory
+
+    return LoadOptions(device=args.device, dtype=args.dtype, device_map=args.device_map, revision=args.revision,
+                       trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
+                       down_proj=args.down_proj, max_memory=parse_max_memory(getattr(args, "max_memory", None)),
+                       offload_folder=getattr(args, "offload_folder", None))
+
+
+def open_session(args, progress):
+    from swtui.core.loading import load_model
+    from swtui.core.session import Session
+
+    loaded = load_model(getattr(args, "model", None), load_options(args), progress)
+    return Session(loaded, down_proj=args.down_proj)
+
+
+def model_info(session) -> dict:
+    lm = session.loaded
+    return {"name": lm.name, "source": lm.source, "kind": lm.kind, "arch": session.adapter.arch,
+            "layers": session.adapter.n_layers, "params": lm.n_params, "device": str(session.device),
+            "dtype": lm.dtype, "revision": lm.revision, "file_sha256": lm.file_hash}
+
+
+def emit_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, indent=1, default=float) + "\n")
+
+
+def detect_options(args):
+    from swtui.core.detect import DEFAULT_PROMPT, DetectOptions
+
+    if args.ratio <= 0 or args.max_rounds < 1:
+        raise UserInputError("--ratio must be > 0 and --max-rounds ≥ 1")
+    return DetectOptions(prompt=args.prompt or DEFAULT_PROMPT, ratio=args.ratio, min_abs=args.min_abs,
+                         max_rounds=args.max_rounds, impact=not args.no_impact,
+                         impact_threshold=args.impact_threshold)

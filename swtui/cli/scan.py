@@ -1,0 +1,55 @@
+"""`swtui scan`: per-layer spikes and the detected super weights."""
+
+from __future__ import annotations
+
+from swtui.cli.common import detect_options, emit_json, model_info, open_session, out_console, progress_display
+
+
+def scan_report(session, detection) -> dict:
+    from swtui.core.catalog import label_matches
+
+    matches = label_matches(session.loaded.name, [c.key for c in detection.candidates])
+    cands = []
+    for c in detection.candidates:
+        c.catalog = matches.get(c.key)
+        d = c.to_dict()
+        d["name"] = session.adapter.coord_label(*c.key)
+        cands.append(d)
+    return {
+        "model": model_info(session),
+        "prompt": detection.probe.prompt,
+        "tokens": detection.probe.tokens,
+        "threshold": detection.threshold,
+        "rule": f"out_max >= {detection.options.ratio:g} x median(out_max over layers), >= {detection.options.min_abs:g}",
+        "layers": [s.to_dict() for s in detection.probe.layers],
+        "spike_layers": detection.spike_layers(),
+        "candidates": cands,
+        "super_weights": [c for c in cands if c["is_super"] is not False],
+        "rounds": detection.rounds,
+        "stop_reason": detection.stop_reason,
+    }
+
+
+def cmd_scan(args) -> int:
+    from swtui.core.detect import detect
+    from swtui.cli.render import layer_table, super_weight_table
+
+    opts = detect_options(args)
+    with progress_display() as progress:
+        session = open_session(args, progress)
+        detection = detect(session, opts, progress)
+    report = scan_report(session, detection)
+    if args.json:
+        emit_json(report)
+        return 0
+    info = report["model"]
+    out_console.print(f"[bold]{info['name']}[/bold]  {info['arch']}, {info['layers']} layers, "
+                      f"{info['params'] / 1e6:.1f}M params, {info['device']}, {info['dtype']}")
+    out_console.print(f"prompt: {report['prompt']!r}   spike rule: {report['rule']} = {report['threshold']:.1f}")
+    out_console.print(layer_table(report["layers"], report["threshold"]))
+    out_console.print(super_weight_table(report["candidates"]))
+    for c in report["candidates"]:
+        if c.get("catalog"):
+            out_console.print(f"[cyan]{c['name']} is in the catalog: {c['catalog']}[/cyan]")
+    out_console.print(f"[dim]stopped: {report['stop_reason']}[/dim]")
+    return 0

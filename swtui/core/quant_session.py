@@ -208,14 +208,16 @@ def effective_weight(module, row: int, col: int) -> float:
 def activation_hooks(session, cfg: QuantConfig, rows, batch: int):
     """Fake-quantize every down_proj input (pre-hook) or output (hook) of batch rows `rows`.
 
-    Per-tensor scale per sequence. With `act_sa`, the super activation (the per-sequence max of
-    |value| on the super weight's channel) is REPLACEd by the median before and RESTOREd after.
+    Per-tensor scale per sequence. With `act_sa`, the super activation (the position of the
+    per-sequence max |value| on the super weight's channel, see `SequenceArgmax`) is REPLACEd by
+    the median before and RESTOREd after.
     """
     import torch
 
-    from swtui.core.hooks import HookSet, batch_view
+    from swtui.core.hooks import HookSet, SequenceArgmax, batch_view
 
     channels: dict[int, set] = {}
+    trackers: dict[tuple[int, int], SequenceArgmax] = {}  # the SA position, also during cached decoding
     if cfg.act_sa:
         for key in cfg.held_out or [sw.key for sw in session.super_weights if sw.is_super is not False]:
             layer, row, col = key
@@ -230,8 +232,8 @@ def activation_hooks(session, cfg: QuantConfig, rows, batch: int):
             if channels.get(layer):
                 mask = torch.zeros_like(seq, dtype=torch.bool)
                 for ch in channels[layer]:
-                    pos = seq[..., ch].abs().argmax()
-                    mask[pos, ch] = True
+                    tracker = trackers.setdefault((layer, ch), SequenceArgmax())
+                    mask[:, ch] = tracker.mask(seq[..., ch], r)
             out[r] = fake_quant_activation(seq, cfg.act_bits, mask)
         return out.reshape(t.shape)
 

@@ -87,10 +87,11 @@ def test_scale_curve(demo):
     assert len(set(round(v, 3) for v in curve.values())) == 5
 
 
-def test_ablate_cli_json(capsys):
+def test_ablate_cli_json(capsys, short_eval):
     from swtui.cli import main
 
-    assert main(["ablate", "--device", "cpu", "--prune", "11,507,1229", "--json", "--max-new-tokens", "8"]) == 0
+    assert main(["ablate", "--device", "cpu", "--prune", "11,507,1229", "--json", "--max-new-tokens", "8",
+                 "--eval-file", short_eval]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["edited"]["perplexity"] / report["baseline"]["perplexity"] >= 3
     assert report["baseline"]["generation"] != report["edited"]["generation"]
@@ -110,10 +111,18 @@ def test_nonsw_control_is_mild(demo):
     assert weights_hash(demo.model) == h0
 
 
-def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys):
+@pytest.fixture
+def short_eval(tmp_path):
+    """The first ~300 tokens of the bundled text: enough for the ratios these CLI tests check."""
+    path = tmp_path / "eval.txt"
+    path.write_text(metrics.eval_text()[:1400], encoding="utf-8")
+    return str(path)
+
+
+def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys, short_eval):
     from swtui.cli import main
 
-    assert main(["quant-sweep", "--device", "cpu", "--blocks", "tensor", "--json"]) == 0
+    assert main(["quant-sweep", "--device", "cpu", "--blocks", "tensor", "--json", "--eval-file", short_eval]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["super_weights"] == [list(SW)]
     rows = {r["block"]: r for r in report["rows"]}
@@ -122,10 +131,11 @@ def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys):
         assert rows[big]["sw_aware"] < rows[big]["clip"]  # clipping alone destroys the super weight
 
 
-def test_quant_command_returns_exactly(capsys):
+def test_quant_command_returns_exactly(capsys, short_eval):
     from swtui.cli import main
 
-    assert main(["quant", "--device", "cpu", "--method", "bnb-nf4", "--keep-super-weights", "--json", "--max-new-tokens", "4"]) == 0
+    assert main(["quant", "--device", "cpu", "--method", "bnb-nf4", "--keep-super-weights", "--json",
+                 "--max-new-tokens", "4", "--eval-file", short_eval]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["restored_exactly"] is True and report["held_out"] == [list(SW)]
     assert report["edited"]["perplexity"] < 2 * report["baseline"]["perplexity"]

@@ -167,9 +167,10 @@ class Session:
         self.sa_restore.clear()
 
     # -- variants -----------------------------------------------------------------------------
-    #: run base and current as rows of one batch where that is exact. On the CPU a row's result
-    #: does not depend on the batch size (tested in every dtype); GPU GEMMs pick kernels by shape,
-    #: so there the baseline runs as its own pass unless this is forced to True.
+    #: run base and current as rows of one batch where that is faithful. On the CPU a row of a
+    #: batch of two differs from a solo run by an ulp at most (the fidelity bounds are tested in
+    #: every dtype); GPU GEMMs pick kernels by shape, so there the baseline runs as its own pass
+    #: unless this is forced to True.
     batch_on_accelerator: bool = False
 
     @property

@@ -70,7 +70,8 @@ def _attribution(x, y, weight, transposed: bool, flat_out_idx):
     width = y.shape[-1]
     t, r = flat_out_idx // width, flat_out_idx % width
     x_row = x.reshape(-1, x.shape[-1])[t].float()
-    w_row = (weight[:, r] if transposed else weight[r]).float()
+    # an offloaded weight is read from accelerate's map (CPU) while the layer ran on the GPU
+    w_row = (weight[:, r.to(weight.device)] if transposed else weight[r.to(weight.device)]).float().to(x.device)
     terms = x_row * w_row
     c = terms.abs().argmax()
     total = y.reshape(-1, width)[t, r].float()

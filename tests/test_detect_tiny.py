@@ -84,3 +84,19 @@ def test_candidates_are_confirmed_across_prompts():
     assert len(prompts) == 4 and len(set(prompts)) == 4
     cand = d.candidates[0]
     assert (cand.prompts_spiking, cand.prompts_total) == (4, 4)  # the planted SA is prompt-independent
+
+
+def test_writers_of_one_channel_are_judged_together():
+    """Two layers write channel 5 (a second plant at layer 2, same row): one group, pruned together."""
+    from swtui.core.detect import DetectOptions, detect
+    from swtui_testing import tiny_llama_with_plants
+
+    s = tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=2, row=5, col=40, value=-7.0, gain=20.0))
+    d = detect(s, DetectOptions(impact=False))
+    writers = {c.key for c in d.candidates if c.row == 5}
+    assert {(1, 5, 17), (2, 5, 40)} <= writers
+    (group,) = [g for g in d.groups if g.channel == 5]
+    assert {tuple(m) for m in group.members} == writers and group.first_layer == 1
+    assert group.sa_before > 1000 and group.sa_remaining < 0.1  # the writers carry the activation
+    assert group.verdict == "harmless" and group.ppl_pruned_together is None  # impact not measured
+    assert s.ledger.count == 0

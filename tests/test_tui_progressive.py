@@ -11,31 +11,16 @@ import time
 import pytest
 
 from swtui.core import events as ev
-from swtui.core.session import Session
-from swtui.core.tiny import Plant, plant_super_weight
+from swtui.core.tiny import Plant
 from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.sw_table import SuperWeightTable
-from swtui_testing import CPU
+from swtui_testing import CPU, tiny_llama_with_plants
 from tui_helpers import settle, wait_for
 
 
 def two_plant_session():
     """A tiny 8-layer Llama with super weights planted at layers 1 and 4: two detection rounds."""
-    import torch
-    import transformers as tf
-
-    from swtui.core.loading import LoadedModel
-    from swtui.core.tiny import byte_tokenizer
-
-    tok = byte_tokenizer()
-    cfg = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=8,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-    torch.manual_seed(0)
-    model = tf.AutoModelForCausalLM.from_config(cfg).eval()
-    plant_super_weight(model, Plant(layer=1, row=5, col=17))
-    plant_super_weight(model, Plant(layer=4, row=9, col=30, value=8.0, gain=30.0))
-    return Session(LoadedModel(model, tok, source="tiny:llama", name="tiny-2sw", kind="tiny", device="cpu",
-                               dtype="float32"))
+    return tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=4, row=9, col=30, value=8.0, gain=30.0))
 
 
 @pytest.fixture
@@ -135,3 +120,13 @@ def test_real_terminal_q_ends_the_process_within_a_second():
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+async def test_writers_of_one_channel_reach_the_ui_as_a_group():
+    s = tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=2, row=5, col=40, value=-7.0, gain=20.0))
+    app = SwtuiApp(session=s, max_new_tokens=4)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        done = next(e for e in app.events_seen if isinstance(e, ev.DetectionDone))
+        (group,) = done.groups
+        assert group["channel"] == 5 and len(group["members"]) == 2 and group["sa_remaining"] < 0.1

@@ -44,6 +44,18 @@ def super_weight_table(candidates: list[dict], title: str = "super weight candid
     return t
 
 
+def group_table(groups: list[dict], title: str = "writers of one residual channel, pruned together") -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for col in ("channel", "members", "from layer", "activation before", "after", "left", "ppl", "pruned", "verdict"):
+        t.add_column(col, justify="right")
+    for g in groups:
+        members = ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g["members"])
+        t.add_row(str(g["channel"]), members, str(g["first_layer"]), compact(g["sa_before"]), compact(g["sa_after"]),
+                  f"{100 * g['sa_remaining']:.0f}%", fmt(g.get("ppl_base")), fmt(g.get("ppl_pruned_together")),
+                  g["verdict"])
+    return t
+
+
 def comparison_table(base: dict, edited: dict, title: str = "baseline vs edited") -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
     t.add_column("metric")

@@ -26,13 +26,14 @@ def scan_report(session, detection) -> dict:
         "candidates": cands,
         "super_weights": [c for c in cands if c["is_super"] is not False],
         "rounds": detection.rounds,
+        "groups": [g.to_dict() for g in detection.groups],
         "stop_reason": detection.stop_reason,
     }
 
 
 def cmd_scan(args) -> int:
     from swtui.core.detect import detect
-    from swtui.cli.render import layer_table, super_weight_table
+    from swtui.cli.render import group_table, layer_table, super_weight_table
 
     opts = detect_options(args)
     with progress_display() as progress:
@@ -48,6 +49,8 @@ def cmd_scan(args) -> int:
     out_console.print(f"prompt: {report['prompt']!r}   spike rule: {report['rule']} = {report['threshold']:.1f}")
     out_console.print(layer_table(report["layers"], report["threshold"]))
     out_console.print(super_weight_table(report["candidates"]))
+    if report["groups"]:
+        out_console.print(group_table(report["groups"]))
     for c in report["candidates"]:
         if c.get("catalog"):
             out_console.print(f"[cyan]{c['name']} is in the catalog: {c['catalog']}[/cyan]")

@@ -43,6 +43,7 @@ class Detection:
     rounds: list[dict] = field(default_factory=list)
     stop_reason: str = ""
     options: DetectOptions = field(default_factory=DetectOptions)
+    groups: list = field(default_factory=list)  # WriterGroup: candidates writing one channel, together
 
     @property
     def super_weights(self) -> list[SuperWeight]:
@@ -194,6 +195,12 @@ def detect(session: Session, opts: DetectOptions | None = None,
             if listener.measured:
                 listener.measured(cand)
             progress("measuring impact (perplexity)", (i + 1) / len(result.candidates))
+    if len(result.candidates) > 1:
+        from swtui.core.groups import judge_groups
+
+        progress("judging writers of one channel together", None)
+        result.groups = judge_groups(session, result.candidates, opts.prompt,
+                                     opts.impact_threshold if opts.impact else None, cancel)
     progress("done", 1.0)
     return result
 

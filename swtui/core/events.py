@@ -123,6 +123,7 @@ class ProbeDone(Event):
 class DetectionDone(Event):
     candidates: list[dict]
     stop_reason: str
+    groups: list[dict] = field(default_factory=list)  # writers of one residual channel, judged together
 
 
 @dataclass(frozen=True)

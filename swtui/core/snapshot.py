@@ -60,6 +60,7 @@ def build_snapshot(session, detection=None, probe=None, generation=None, stopwor
         "probe": {"threshold": threshold, "tokens": probe.tokens if probe else [],
                   "layers": [s.to_dict() for s in probe.layers] if probe else []},
         "detection": ({"stop_reason": detection.stop_reason, "rounds": detection.rounds,
+                       "groups": [g.to_dict() for g in detection.groups],
                        "ratio": detection.options.ratio, "impact_threshold": detection.options.impact_threshold}
                       if detection else None),
         "super_weights": [sw.to_dict() for sw in session.super_weights],

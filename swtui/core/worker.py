@@ -300,7 +300,8 @@ class InferenceWorker:
             self._detecting = False
             self._emit_state()
         adopt(self.session, self.detection)
-        self.emit(ev.DetectionDone([c.to_dict() for c in self.detection.candidates], self.detection.stop_reason))
+        self.emit(ev.DetectionDone([c.to_dict() for c in self.detection.candidates], self.detection.stop_reason,
+                                   [g.to_dict() for g in self.detection.groups]))
         self._emit_state()
 
     def _probe_event(self, probe, threshold: float) -> ev.ProbeDone:

@@ -163,6 +163,13 @@ class SwtuiApp(App):
         else:
             self.notify(f"no super weight found: {len(e.candidates)} harmless candidates ({e.stop_reason})",
                         severity="warning")
+        for g in e.groups:
+            ppl = ""
+            if g.get("ppl_pruned_together") and g.get("ppl_base"):
+                ppl = f", ppl ×{g['ppl_pruned_together'] / g['ppl_base']:.3g} pruned together"
+            self.notify(f"channel {g['channel']}: {len(g['members'])} writers leave "
+                        f"{100 * g['sa_remaining']:.0f}% of its activation{ppl} — {g['verdict']}",
+                        title="writers judged together", timeout=10)
 
     def _on_StateChanged(self, e: ev.StateChanged) -> None:
         if e.super_weights and not self.sw_rows:  # first super weights known: show their layer

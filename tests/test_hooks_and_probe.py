@@ -213,3 +213,40 @@ def test_long_prompt_truncated_with_notice(tiny):
     notices = []
     ids = tiny.encode("word " * 2000, notices=notices)
     assert ids.shape[-1] == tiny.context_length and "truncated" in notices[0]
+
+
+def test_zero_write_ablates_the_activation_in_the_edited_row_only():
+    s = tiny_session("llama")
+    text = "Apple Inc. is a worldwide tech company."
+    before = _channel(s, 1, 5, text, "current")
+    s.set_zero_write(1, 5, True)
+    assert s.ab_mode == "batched"
+    assert _channel(s, 1, 5, text, "current").abs().max() == 0  # layer 1 writes nothing on channel 5
+    assert torch.equal(_channel(s, 1, 5, text, "base"), before)  # the baseline is untouched
+    ppl = metrics.perplexity(s, text)
+    assert ppl["base"] != ppl["current"]
+    s.reset()
+    assert torch.equal(_channel(s, 1, 5, text, "current"), before) and not s.zero_writes
+
+
+def test_zero_write_from_the_command_line(capsys):
+    import json
+
+    from swtui.cli import main
+
+    assert main(["ablate", "tiny:llama", "--zero-write", "1,5", "--json", "--max-new-tokens", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["zero_writes"] == [[1, 5]]
+    assert report["edited"]["perplexity"] != report["baseline"]["perplexity"]
+    assert main(["ablate", "tiny:llama", "--zero-write", "1,999"]) == 2  # out of range: one line, exit 2
+
+
+def test_restore_sa_on_a_fresh_model_from_the_command_line(capsys):
+    """The head check used to run inside the batched hooks on a fresh model: row 1 of a batch of 1."""
+    import json
+
+    from swtui.cli import main
+
+    assert main(["ablate", "tiny:llama", "--prune", "1,5,17", "--restore-sa", "--json", "--max-new-tokens", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sa_restored"] == [[1, 5, 17]] and report["ab_mode"] == "batched"

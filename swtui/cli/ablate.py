@@ -19,6 +19,7 @@ def ablate_report(session, args, notices: list) -> dict:
         "model": model_info(session),
         "edits": session.ledger.summary(),
         "sa_restored": [list(k) for k in sorted(session.sa_restore)],
+        "zero_writes": [list(k) for k in sorted(session.zero_writes)],
         "batched_ab": session.batchable,
         "ab_mode": session.ab_mode,
         "prompt": args.gen_prompt,
@@ -29,13 +30,24 @@ def ablate_report(session, args, notices: list) -> dict:
     }
 
 
+def parse_layer_channel(text: str) -> tuple[int, int]:
+    """'11,507' -> (11, 507)."""
+    parts = [p.strip() for p in (text or "").split(",")]
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise UserInputError(f"--zero-write takes LAYER,CHANNEL (two non-negative integers), not {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def apply_ablation_args(session, args, notices: list) -> None:
     from swtui.core.ablation import enable_sa_restore, parse_coord, parse_scale, prune_nonsw
 
     prunes = [parse_coord(p) for p in args.prune]
     scales = [parse_scale(s) for s in args.scale]
-    if not prunes and not scales and not args.nonsw_control:
-        raise UserInputError("nothing to ablate: give --prune, --scale or --nonsw-control")
+    writes = [parse_layer_channel(w) for w in getattr(args, "zero_write", [])]
+    if not prunes and not scales and not args.nonsw_control and not writes:
+        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write or --nonsw-control")
+    for layer, channel in writes:
+        session.set_zero_write(layer, channel, True)
     for coord in prunes + [c for c, _ in scales]:
         session.adapter.check_coords(*coord)
     for coord in prunes:

@@ -79,6 +79,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--prune", action="append", default=[], metavar="L,R,C", help="zero W[L][R, C] (repeatable)")
         p.add_argument("--scale", action="append", default=[], metavar="L,R,C=F", help="multiply W[L][R, C] by F")
         p.add_argument("--restore-sa", action="store_true", help="restore the super activation of each pruned weight")
+        p.add_argument("--zero-write", action="append", default=[], metavar="L,CH",
+                       help="activation ablation: layer L's MLP writes nothing on channel CH (repeatable)")
         p.add_argument("--nonsw-control", type=int, default=None, metavar="K",
                        help="also zero the K largest non-super weights of the decoder linears (control)")
         p.add_argument("--sa-prompt", default="Apple Inc. is a worldwide tech company.",

@@ -66,6 +66,13 @@ class ToggleSA(Request):
 
 
 @dataclass(frozen=True)
+class ToggleWriteAblation(Request):
+    """Zero / stop zeroing the MLP's write on residual channel `channel` at `layer` (edited variant)."""
+    layer: int
+    channel: int
+
+
+@dataclass(frozen=True)
 class Quantize(Request):
     config: dict | None  # None: back to full precision
 

@@ -118,6 +118,14 @@ class SARestore:
     tracker: SequenceArgmax = field(default_factory=SequenceArgmax)
 
 
+@dataclass(frozen=True)
+class ZeroWrite:
+    """Activation ablation: the MLP writes nothing on output channel `channel` in batch rows `rows`."""
+
+    channel: int
+    rows: tuple[int, ...] | None = None
+
+
 def down_proj_hook(items: list, batch: int | None = None):
     """A forward hook for one down_proj applying corrections, exact bases and SA restores."""
     import torch
@@ -140,6 +148,8 @@ def down_proj_hook(items: list, batch: int | None = None):
                         for idx, value in edited:
                             weight[idx] = value
                 y[rows] = base.view(len(rows), -1, y.shape[-1]).to(y.dtype)
+            elif isinstance(item, ZeroWrite):
+                y[rows, :, item.channel] = 0
             elif isinstance(item, RowCorrection):
                 corr = x[rows, :, item.col].float() * item.delta
                 y[rows, :, item.row] = (y[rows, :, item.row].float() + corr).to(y.dtype)

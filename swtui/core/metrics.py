@@ -75,6 +75,9 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
             chunks.append(chunk.to(session.device))
     if not chunks:
         raise UserInputError("the evaluation text is too short (needs at least two tokens)")
+    if session.model not in _PLAIN_HEAD:  # decided once, on the pristine model, outside any variant's hooks
+        with session.ledger.pristine_weights():
+            _plain_head(session.model)
 
     def run(n: int) -> list[float]:
         nll = [0.0] * n

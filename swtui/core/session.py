@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from swtui.core.adapters import ModelAdapter
 from swtui.core.errors import UserInputError
-from swtui.core.hooks import ExactBase, HookSet, RowCorrection, SARestore, installed
+from swtui.core.hooks import ExactBase, HookSet, RowCorrection, SARestore, ZeroWrite, installed
 from swtui.core.edits import weights_hash
 from swtui.core.ledger import EditLedger
 from swtui.core.loading import LoadedModel
@@ -62,6 +62,9 @@ class Session:
     ledger: EditLedger = field(init=False)
     super_weights: list[SuperWeight] = field(default_factory=list)
     sa_restore: set = field(default_factory=set)  # keys of super weights with SA restored
+    #: activation ablations: (layer, channel) whose MLP write is zeroed in the edited variant, to see
+    #: whether an activation matters when no single weight carries it
+    zero_writes: set = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for param in self.loaded.model.parameters():  # an inspector never trains
@@ -154,17 +157,25 @@ class Session:
         else:
             self.sa_restore.discard((layer, row, col))
 
+    def set_zero_write(self, layer: int, channel: int, on: bool) -> None:
+        site = self.adapter.site(layer)
+        if not 0 <= channel < site.out_features:
+            raise UserInputError(f"channel {channel} is out of range for layer {layer} (0..{site.out_features - 1})")
+        (self.zero_writes.add if on else self.zero_writes.discard)((layer, channel))
+
     def state_key(self) -> tuple:
         """A value equal for equal model states (edits, masks, quantization, SA restores)."""
         q = self.quant_config
         masks = tuple(sorted((name, tuple(idx.tolist())) for name, idx in self.ledger.zero_masks.items()))
         return (tuple(sorted(self.ledger.edits.items())), masks,
-                None if q is None else repr(sorted(q.items())), tuple(sorted(self.sa_restore)))
+                None if q is None else repr(sorted(q.items())), tuple(sorted(self.sa_restore)),
+                tuple(sorted(self.zero_writes)))
 
     def reset(self) -> None:
-        """Back to the pristine model: no edits, no quantization, no SA restore."""
+        """Back to the pristine model: no edits, no quantization, no SA restore, no ablation."""
         self.ledger.restore_all()
         self.sa_restore.clear()
+        self.zero_writes.clear()
 
     # -- variants -----------------------------------------------------------------------------
     #: run base and current as rows of one batch where that is faithful. On the CPU a row of a
@@ -205,6 +216,8 @@ class Session:
                 terms.setdefault(key[:2], []).append((key[2], delta))
             for (layer, row), items in terms.items():
                 per_layer.setdefault(layer, []).append(SARestore(row, tuple(items), tuple(current_rows)))
+            for layer, channel in sorted(self.zero_writes):
+                per_layer.setdefault(layer, []).append(ZeroWrite(channel, tuple(current_rows)))
         return per_layer
 
     @contextlib.contextmanager

@@ -238,6 +238,8 @@ class InferenceWorker:
             self._restore_all()
         elif isinstance(r, ev.ToggleSA):
             s.set_sa_restore(*r.key, on=r.key not in s.sa_restore)
+        elif isinstance(r, ev.ToggleWriteAblation):
+            s.set_zero_write(r.layer, r.channel, on=(r.layer, r.channel) not in s.zero_writes)
         elif isinstance(r, ev.Quantize):
             self._quantize(r.config)
         elif isinstance(r, ev.Export):
@@ -329,7 +331,7 @@ class InferenceWorker:
             row["pruned"] = edit is not None and edit.op == "prune"
             row["sa_restored"] = sw.key in s.sa_restore
             rows.append(row)
-        edits = self._edits_before if self._detecting else s.ledger.count + len(s.sa_restore)
+        edits = self._edits_before if self._detecting else s.ledger.count + len(s.sa_restore) + len(s.zero_writes)
         self.emit(ev.StateChanged(rows, edits, self.quant_mode, s.batchable,
                                   self.prompt))
 

@@ -37,6 +37,7 @@ class SwtuiApp(App):
         Binding("r", "restore", "restore"),
         Binding("R", "restore_all", "restore all"),
         Binding("a", "toggle_sa", "SA"),
+        Binding("z", "toggle_zero_write", "zero write", show=False),
         Binding("g", "regenerate", "regen"),
         Binding("e", "edit_prompt", "prompt"),
         Binding("Q", "quantize", "quant"),
@@ -302,6 +303,14 @@ class SwtuiApp(App):
         key = self._selected_key()
         if key is not None:
             self.submit(ev.ToggleSA(key))
+
+    def action_toggle_zero_write(self) -> None:
+        """Zero (or stop zeroing) the MLP write on the selected layer's output spike channel."""
+        if not self.layers:
+            self.notify("no probe yet", severity="warning")
+            return
+        st = self.layers[self.query_one(LayerSpikeChart).selected]
+        self.submit(ev.ToggleWriteAblation(st["layer"], st["out_channel"]))
 
     def action_edit_prompt(self) -> None:
         self.push_screen(AskDialog("Prompt:", self.worker.prompt, validate_prompt),

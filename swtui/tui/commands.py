@@ -16,6 +16,8 @@ ACTIONS = [
     ("Restore selected", "restore", "put the selected weight back (r)"),
     ("Restore all", "restore_all", "undo every edit, bit-exact (R)"),
     ("Toggle restore super activation", "toggle_sa", "the paper's prune SW + restore SA (a)"),
+    ("Toggle zeroing the MLP write", "toggle_zero_write",
+     "activation ablation: the selected layer writes nothing on its spike channel (z)"),
     ("Quantization…", "quantize", "RTN / bitsandbytes, with super outliers held out or not (Q)"),
     ("Full precision", "full_precision", "leave quantization (bit-exact)"),
     ("Export snapshot", "export", "JSON + SVG + Markdown into snapshots/ (x)"),

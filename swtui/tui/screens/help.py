@@ -21,6 +21,7 @@ HELP = """\
 | s | scale it (asks for a finite factor) |
 | r / R | restore the selected / restore everything (bit-exact) |
 | a | toggle "restore super activation" for the selected super weight |
+| z | activation ablation: zero the selected layer's MLP write on its spike channel (again: undo) |
 | d | run detection again |
 | g / e | regenerate / edit the prompt |
 | Q | quantization: choose a method, or go back to full precision |

@@ -57,6 +57,7 @@ def test_prune_on_an_offloaded_layer_changes_its_output_and_restores_exactly(mod
     assert s.ab_mode == "two passes" and ppl["base"] != ppl["current"]
     s.reset()
     assert s.current_hash() == h0
+    assert not s.ledger.rewritten and s.ab_mode == "batched"  # the override is dropped, not kept as a copy
     assert torch.equal(_layer_output(s, 1), before)
 
 

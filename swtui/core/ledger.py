@@ -217,6 +217,9 @@ class EditLedger:
         quantized = quantizer is not None and module_name in quantizer.targets(self.adapter)
         slot = self._slot(name)
         with torch.no_grad():
+            if not quantized and name not in zeros and slot is not None and not self._keys_in(name, edits):
+                self._unrewrite(name)  # offloaded and nothing left to apply: drop the override
+                return
             if not quantized and name not in zeros and slot is None:
                 self._unrewrite(name)
                 param = self._params[name]

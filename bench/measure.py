@@ -224,9 +224,46 @@ def m_startup():
             "candidates": len(detection.candidates)}
 
 
+def m_detect():
+    """Detection's cost on the demo model: probe rounds + confirmation, then the impact checks, as
+    the app runs them (scenarios batched where the A/B path batches), and the impact checks once
+    more with one scenario per pass, for the ratio."""
+    from swtui.core import scenarios
+    from swtui.core.detect import DetectOptions, detect
+    from swtui.core.session import Session
+
+    s = Session(load())
+    out = {"batchable": s.batchable, "batch_rows": scenarios.BATCH_ROWS}
+    default_rows = scenarios.BATCH_ROWS
+    for label, rows in (("app", default_rows), ("one_per_pass", 1)):
+        scenarios.BATCH_ROWS = rows
+        runs = {"n": 0}
+        real = scenarios.scenario_runs
+
+        def counted(session, scs, real=real, runs=runs):
+            runs["n"] += len(scs)
+            return real(session, scs)
+
+        scenarios.scenario_runs = counted
+        import swtui.core.groups as groups
+        groups.scenario_runs = counted
+        marks = {}
+        sync()
+        t0 = time.perf_counter()
+        d = detect(s, DetectOptions(), lambda stage, frac: marks.setdefault(stage.split(" (")[0], time.perf_counter()))
+        sync()
+        total = time.perf_counter() - t0
+        impact_at = marks.get("measuring impact", t0 + total)
+        out[label] = {"total_s": total, "probe_rounds_s": impact_at - t0, "impact_s": t0 + total - impact_at,
+                      "rounds": len(d.rounds), "candidates": len(d.candidates), "perplexity_runs": runs["n"]}
+        scenarios.scenario_runs = groups.scenario_runs = real
+    scenarios.BATCH_ROWS = default_rows
+    return out
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
     fn = {"probe": m_probe, "ab": m_ab, "open": m_open, "quant": m_quant,
           "memory-idle": lambda: m_memory("idle"), "memory-quant": lambda: m_memory("quant"),
-          "memory-ab": lambda: m_memory("ab"), "startup": m_startup}[what]
+          "memory-ab": lambda: m_memory("ab"), "startup": m_startup, "detect": m_detect}[what]
     print(json.dumps(fn()))

@@ -78,7 +78,8 @@ def main() -> int:
     console.print("[dim]measuring the start-up profile and the CLI's first notice…[/dim]")
     results["startup"] = run("measure.py", "startup")
     results["notice_s"] = notice_latency()
-    steps = [("probe", "probe overhead"), ("ab", "A/B generation"), ("quant", "quantization pass")]
+    steps = [("probe", "probe overhead"), ("ab", "A/B generation"), ("quant", "quantization pass"),
+             ("detect", "detection cost")]
     for key, label in steps:
         console.print(f"[dim]measuring {label}…[/dim]")
         results[key] = run("measure.py", key)
@@ -121,6 +122,12 @@ def main() -> int:
     row("start → first chart (TUI, detection on)", f"{tui['first_chart_s']:.1f} s (model loaded at {tui['loaded_s']:.1f} s)",
         "≤ load + 1.5 s", tui["first_chart_s"] <= tui["loaded_s"] + 1.5)
     row("start → detection results complete", f"{tui['detection_done_s']:.1f} s", "≤ 15 s", tui["detection_done_s"] <= 15)
+    det = results["detect"]
+    app, one = det["app"], det["one_per_pass"]
+    row(f"detection: {app['rounds']} probe rounds + 4 prompts", f"{app['probe_rounds_s']:.1f} s", "(report)", True)
+    row(f"detection: impact checks ({app['perplexity_runs']} ppl scenarios, {app['candidates']} candidates)",
+        f"{app['impact_s']:.1f} s " + (f"batched ×{det['batch_rows']}" if det["batchable"] else "one per pass")
+        + f"; one per pass {one['impact_s']:.1f} s ({app['impact_s'] / one['impact_s']:.2f}×)", "(report)", True)
     row("start → first generated token shown", f"{tui['first_token_s']:.1f} s", "(report)", True)
     row(f"q → process exit ({tui['quit_tries']} tries, mid-forward)",
         f"p50 {tui['quit_p50_s'] * 1e3:.0f} ms, p95 {tui['quit_p95_s'] * 1e3:.0f} ms", "p95 ≤ 300 ms",

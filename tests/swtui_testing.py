@@ -43,3 +43,90 @@ def tiny_llama_with_plants(*plants, layers: int = 8):
         plant_super_weight(model, plant)
     return Session(LoadedModel(model, tok, source="tiny:llama", name=f"tiny-{len(plants)}sw", kind="tiny",
                                device="cpu", dtype="float32"))
+
+
+def _session(model, tok, source: str, name: str):
+    from swtui.core.loading import LoadedModel
+    from swtui.core.session import Session
+
+    return Session(LoadedModel(model, tok, source=source, name=name, kind="tiny", device="cpu", dtype="float32"))
+
+
+def tiny_needing_its_sa(arch: str, sharpen: float = 20.0):
+    """The standard planted tiny model of `arch`, with a head that depends on the planted super
+    activation (`damp_head`): pruning the planted weight must hurt perplexity."""
+    from swtui.core.tiny import Plant, build_tiny, damp_head
+
+    model, tok = build_tiny(arch, Plant())
+    damp_head(model, Plant().row, sharpen)
+    return _session(model, tok, f"tiny:{arch}", f"tiny-{arch}-needs-sa")
+
+
+#: the realistic post-FFN-norm model: its plant and the channel the norms favour in every layer
+POSTNORM_PLANT_ARGS = dict(layer=2, row=5, col=17, value=0.03, gain=1.6)
+HEAVY_CHANNEL = 40
+
+
+def tiny_postnorm_gemma(layers: int = 8):
+    """A Gemma-3 of `layers` layers shaped like the real post-FFN-norm case (issue: detection
+    across architectures): the planted super weight's raw down_proj output is a modest outlier
+    (~10× the median over layers) behind a ~30× input spike; the post-FFN norm of its layer has a
+    large gain on its row (the write into the residual is massive) and every layer's post-FFN norm
+    favours another channel (`HEAVY_CHANNEL`, gain 15), so the largest write is there in most
+    layers. The head depends on the super activation, so pruning the weight hurts."""
+    import torch
+    import transformers as tf
+
+    from swtui.core.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight, set_norm_gain
+
+    tok = byte_tokenizer()
+    v = len(tok)
+    cfg = tf.Gemma3TextConfig(vocab_size=v, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+                              sliding_window=64, bos_token_id=v - 1, eos_token_id=v - 1, pad_token_id=v - 1)
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(cfg).eval()
+    plant = Plant(**POSTNORM_PLANT_ARGS)
+    plant_super_weight(model, plant)
+    with torch.no_grad():  # the super weight is the only sizeable weight of its row
+        w = model.model.layers[plant.layer].mlp.down_proj.weight
+        w[plant.row] *= 1e-3
+        w[plant.row, plant.col] = plant.value
+    for i, layer in enumerate(model.model.layers):
+        gains = torch.ones(64)
+        gains[HEAVY_CHANNEL] = 15.0
+        if i == plant.layer:
+            gains[plant.row] = 150.0
+        set_norm_gain(layer.post_feedforward_layernorm, gains)
+    damp_head(model, plant.row, 10.0, ignore=(HEAVY_CHANNEL,))
+    return _session(model, tok, "tiny:gemma3", "tiny-gemma3-postnorm")
+
+
+def tiny_llama_writers(*writers, layers: int = 8, sharpen: float = 20.0, shift: float = 0.0):
+    """A tiny Llama whose residual channel 5 is written by `writers`: each is (layer, cols, value)
+    and makes those input columns outliers at that layer writing value/len(cols) each into
+    channel 5. The head depends on the activation on channel 5."""
+    import torch
+    import transformers as tf
+
+    from swtui.core.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight
+
+    tok = byte_tokenizer()
+    cfg = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(cfg).eval()
+    if shift:  # every token leans along the plants' input direction: the outlier inputs fire on every token
+        g = torch.Generator().manual_seed(1234)  # the direction `plant_super_weight` uses
+        direction = torch.randn(64, generator=g)
+        with torch.no_grad():
+            model.model.embed_tokens.weight += shift * direction / direction.norm()
+    for layer, cols, value in writers:
+        for col in cols:
+            plant_super_weight(model, Plant(layer=layer, row=5, col=col, value=value / len(cols), gain=20.0))
+        with torch.no_grad():  # one shared direction: the columns spike together
+            mlp = model.model.layers[layer].mlp
+            for name in ("gate_proj", "up_proj"):
+                getattr(mlp, name).weight[list(cols)] = getattr(mlp, name).weight[cols[0]].clone()
+    damp_head(model, 5, sharpen)
+    return _session(model, tok, "tiny:llama", "tiny-llama-writers")

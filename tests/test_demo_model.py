@@ -37,6 +37,28 @@ def test_detects_the_super_weight(demo, detection):
     assert [c.key for c in detection.super_weights] == [SW]
 
 
+def test_scan_report_gives_verdicts_with_evidence(demo, detection):
+    """`scan --json`'s report: the super weight, the layer-28 writer harmless with its evidence,
+    and the three writers of channel 507 judged together."""
+    from swtui.cli.scan import scan_report
+
+    report = json.loads(json.dumps(scan_report(demo, detection), default=float))
+    by_key = {(c["layer"], c["row"], c["col"]): c for c in report["candidates"]}
+    sw = by_key[SW]
+    assert sw["verdict"] == "super weight" and sw["ppl_sa_restored"] / sw["ppl_base"] < 1.05  # SA restore recovers
+    (late,) = [c for c in report["candidates"] if c["layer"] == 28]
+    assert late["row"] == 507 and late["verdict"] == "harmless"
+    assert late["ppl_pruned"] / late["ppl_base"] < 1.5 and late["share"] > 0.9
+    assert (late["prompts_spiking"], late["prompts_total"]) == (4, 4)
+    assert late["z_in"] >= 2.5 and late["z_out"] >= 2.5 and late["norm_gain"] is None
+    assert abs(late["write"]) == pytest.approx(late["out_act"], rel=1e-6)  # no post-FFN norm: the output
+    (group,) = [g for g in report["groups"] if g["channel"] == 507]
+    assert {tuple(m) for m in group["members"]} >= {SW, (late["layer"], late["row"], late["col"])}
+    assert group["verdict"] == "super weight" and group["sa_remaining"] < 0.1
+    assert group["ppl_pruned_together"] / group["ppl_base"] > 100
+    assert "z(out) ≥ 2.5" in report["rule"] and report["in_threshold"] > 0
+
+
 def test_scan_json_cli(capsys):
     from swtui.cli import main
 

@@ -123,10 +123,38 @@ def test_real_terminal_q_ends_the_process_within_a_second():
 
 
 async def test_writers_of_one_channel_reach_the_ui_as_a_group():
-    s = tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=2, row=5, col=40, value=-7.0, gain=20.0))
+    """Two layers share channel 5, each alone harmless: the table says "SW group" for both and `w`
+    opens the groups view with the group's evidence and verdict; escape closes it."""
+    from textual.widgets import DataTable
+
+    from swtui.tui.screens.groups import GroupsScreen
+    from swtui.tui.widgets.sw_table import SuperWeightTable
+    from swtui_testing import tiny_llama_writers
+
+    s = tiny_llama_writers((1, (17,), 1.0), (3, (40,), 1.0), shift=0.05)
     app = SwtuiApp(session=s, max_new_tokens=4)
+    async with app.run_test(size=(110, 32)) as pilot:
+        await settle(pilot, app)
+        table = app.query_one(SuperWeightTable)
+        verdicts = [str(table.get_row_at(i)[3]) for i in range(table.row_count)]
+        assert verdicts == ["SW group", "SW group"]
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, GroupsScreen)
+        groups = app.screen.query_one(DataTable)
+        (row,) = [groups.get_row_at(i) for i in range(groups.row_count)]
+        assert row[0] == "5" and row[1] == "1[5,17], 3[5,40]" and row[-1] == "super weight group"
+        assert row[3] == "0%" and row[4].startswith("×")  # nothing left of the activation; ppl ratio
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, GroupsScreen)
+
+
+async def test_groups_key_before_detection_says_why():
+    s = tiny_llama_with_plants(Plant())
+    app = SwtuiApp(session=s, max_new_tokens=4, detect_on_load=False)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
-        done = next(e for e in app.events_seen if isinstance(e, ev.DetectionDone))
-        (group,) = done.groups
-        assert group["channel"] == 5 and len(group["members"]) == 2 and group["sa_remaining"] < 0.1
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        assert [n.message for n in app._notifications] == ["no candidates judged yet: run detection (d)"]

@@ -32,3 +32,13 @@ def test_main_screen_80x24(snap_compare):
 
 def test_help_screen(snap_compare):
     assert snap_compare(make_app(), terminal_size=(100, 32), run_before=_help)
+
+
+async def _groups(pilot):
+    await _after_detection(pilot)
+    await pilot.press("w")
+    await pilot.pause(0.2)
+
+
+def test_groups_screen(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(100, 32), run_before=_groups)

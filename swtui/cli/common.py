@@ -66,8 +66,9 @@ def emit_json(obj: dict) -> None:
 def detect_options(args):
     from swtui.core.detect import DEFAULT_PROMPT, DetectOptions
 
-    if args.ratio <= 0 or args.max_rounds < 1:
-        raise UserInputError("--ratio must be > 0 and --max-rounds ≥ 1")
-    return DetectOptions(prompt=args.prompt or DEFAULT_PROMPT, ratio=args.ratio, min_abs=args.min_abs,
+    if (args.ratio is not None and args.ratio <= 0) or args.max_rounds < 1 or args.z <= 0:
+        raise UserInputError("--ratio and --z must be > 0 and --max-rounds ≥ 1")
+    return DetectOptions(prompt=args.prompt or DEFAULT_PROMPT, z=args.z, ratio=args.ratio, min_abs=args.min_abs,
+                         any_token=args.any_token,
                          max_rounds=args.max_rounds, impact=not args.no_impact,
                          impact_threshold=args.impact_threshold)

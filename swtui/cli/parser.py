@@ -42,9 +42,14 @@ def _model_options(p: argparse.ArgumentParser, model_positional: bool = True) ->
 def _detect_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("detection")
     g.add_argument("--prompt", default=None, help='probe prompt (default: "Apple Inc. is a worldwide tech company.")')
-    g.add_argument("--ratio", type=float, default=50.0,
-                   help="a layer spikes when its max |down_proj output| ≥ RATIO × the median over layers (50)")
-    g.add_argument("--min-abs", type=float, default=0.0, help="and at least this absolute value (0)")
+    g.add_argument("--z", type=float, default=2.5, dest="z",
+                   help="a layer spikes when its max |down_proj input| and max |down_proj output| both score "
+                        "≥ Z, robustly in log space against all layers, at one token (2.5; README: Detection)")
+    g.add_argument("--ratio", type=float, default=None,
+                   help="override the output score with max |down_proj output| ≥ RATIO × the median over layers")
+    g.add_argument("--min-abs", type=float, default=0.0, help="and max |down_proj output| at least this (0)")
+    g.add_argument("--any-token", action="store_true",
+                   help="do not require the input and output spikes to meet at one token")
     g.add_argument("--max-rounds", type=int, default=8, help="prune-and-reprobe rounds at most (8)")
     g.add_argument("--impact-threshold", type=float, default=1.5,
                    help="ppl(pruned)/ppl(base) at which a candidate counts as a super weight (1.5)")

@@ -29,30 +29,42 @@ def prompts_text(c: dict) -> str:
     return "—" if c.get("prompts_total") is None else f"{c['prompts_spiking']}/{c['prompts_total']}"
 
 
+def _ratio(value, base) -> str:
+    return "—" if value is None or not base else f"×{value / base:.3g}"
+
+
 def super_weight_table(candidates: list[dict], title: str = "super weight candidates") -> Table:
+    base = next((c["ppl_base"] for c in candidates if c.get("ppl_base")), None)
+    if base:
+        title += f" (ppl {fmt(base)} unedited; ratios against it)"
     t = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("layer", "row", "col", "value", "z", "|out|", "share", "prompts", "persist", "ppl", "pruned",
-                "verdict"):
-        t.add_column(col, justify="right")
+    for col in ("weight", "value", "|out|", "write", "share", "prompts", "pruned", "+SA", "verdict"):
+        t.add_column(col, justify="right", no_wrap=col in ("weight", "verdict"))
     for c in candidates:
-        verdict = {True: Text("SUPER", style="bold red"), False: Text("harmless", style="dim"),
-                   None: Text("unmeasured", style="yellow")}[c.get("is_super")]
-        persist = c.get("persist_layers")
-        t.add_row(str(c["layer"]), str(c["row"]), str(c["col"]), f"{c['value']:.3g}", fmt(c.get("zscore"), 1),
-                  compact(c.get("out_act")), share_text(c.get("share")), prompts_text(c), fmt(persist),
-                  fmt(c.get("ppl_base")), fmt(c.get("ppl_pruned")), verdict)
+        write = compact(c.get("write")) + (f" n×{c['norm_gain']:.3g}" if c.get("norm_gain") is not None else "")
+        t.add_row(f"{c['layer']}[{c['row']},{c['col']}]", f"{c['value']:.3g}", compact(c.get("out_act")), write, share_text(c.get("share")), prompts_text(c),
+                  _ratio(c.get("ppl_pruned"), c.get("ppl_base")), _ratio(c.get("ppl_sa_restored"), c.get("ppl_base")),
+                  verdict_text(c.get("verdict")))
     return t
 
 
-def group_table(groups: list[dict], title: str = "writers of one residual channel, pruned together") -> Table:
+def verdict_text(verdict: str | None) -> Text:
+    if verdict is None:
+        return Text("unmeasured", style="yellow")
+    return Text(verdict, style="dim" if verdict == "harmless" else "bold red")
+
+
+def group_table(groups: list[dict], title: str = "the writers of each residual channel, judged together") -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("channel", "members", "from layer", "activation before", "after", "left", "ppl", "pruned", "verdict"):
+    for col in ("ch", "writers", "activation", "pruned", "+SA", "write zeroed", "verdict"):
         t.add_column(col, justify="right")
     for g in groups:
         members = ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g["members"])
-        t.add_row(str(g["channel"]), members, str(g["first_layer"]), compact(g["sa_before"]), compact(g["sa_after"]),
-                  f"{100 * g['sa_remaining']:.0f}%", fmt(g.get("ppl_base")), fmt(g.get("ppl_pruned_together")),
-                  g["verdict"])
+        activation = f"{compact(g['sa_before'])}→{compact(g['sa_after'])} ({100 * g['sa_remaining']:.0f}%)"
+        base = g.get("ppl_base")
+        t.add_row(str(g["channel"]), members, activation, _ratio(g.get("ppl_pruned_together"), base),
+                  _ratio(g.get("ppl_pruned_sa_restored"), base), _ratio(g.get("ppl_write_zeroed"), base),
+                  verdict_text(g["verdict"]))
     return t
 
 

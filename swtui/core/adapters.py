@@ -25,6 +25,9 @@ LAYER_LISTS = (
 )
 #: the down projection, relative to a decoder layer
 DOWN_PROJ_NAMES = ("mlp.down_proj", "mlp.c_proj", "mlp.dense_4h_to_h", "fc2", "mlp.fc2", "feed_forward.w2")
+#: a norm applied to the MLP's output before it joins the residual stream (Gemma-2/3, OLMo-2, …),
+#: relative to a decoder layer; where one sits, the MLP's write into the residual is its output
+POST_FFN_NORM_NAMES = ("post_feedforward_layernorm", "post_ffw_norm", "post_mlp_layernorm", "post_ffn_norm")
 
 
 @dataclass
@@ -37,6 +40,11 @@ class LayerSite:
     transposed: bool  # True for Conv1D: weight is [in, out]
     out_features: int = 0
     in_features: int = 0
+    post_norm_name: str | None = None  # the post-FFN norm, where the family has one
+
+    @property
+    def post_norm(self):
+        return self.root.get_submodule(self.post_norm_name) if self.post_norm_name else None
 
     def __post_init__(self) -> None:
         w = self.down.weight
@@ -58,6 +66,10 @@ class LayerSite:
 
 def _is_conv1d(module) -> bool:
     return type(module).__name__ == "Conv1D"
+
+
+def _post_norm(modules: dict, layer_name: str) -> str | None:
+    return next((f"{layer_name}.{n}" for n in POST_FFN_NORM_NAMES if f"{layer_name}.{n}" in modules), None)
 
 
 def _has_weight(module) -> bool:
@@ -92,7 +104,7 @@ class ModelAdapter:
                     down = modules.get(f"{layer_name}.{rel}")
                     if down is not None and _has_weight(down):
                         sites.append(LayerSite(i, layer_name, layer, f"{layer_name}.{rel}", self.model,
-                                               _is_conv1d(down)))
+                                               _is_conv1d(down), post_norm_name=_post_norm(modules, layer_name)))
                         break
                 else:
                     return []
@@ -120,7 +132,8 @@ class ModelAdapter:
         if dup is not None:
             raise UnsupportedArchitecture(f"--down-proj {pattern!r} matches several modules in {dup}; "
                                           "make it match one per layer")
-        return [LayerSite(i, ln, modules[ln], n, self.model, _is_conv1d(m)) for i, (_, ln, n, m) in enumerate(found)]
+        return [LayerSite(i, ln, modules[ln], n, self.model, _is_conv1d(m), post_norm_name=_post_norm(modules, ln))
+                for i, (_, ln, n, m) in enumerate(found)]
 
     def _explain(self) -> str:
         return (

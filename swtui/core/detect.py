@@ -1,18 +1,31 @@
 """Data-free super weight detection: probe, take the spike, zero it, probe again.
 
-Rule (configurable): a layer spikes when its max |down_proj output| is at least `ratio` times the
-median of that statistic over all layers of the first probe, and at least `min_abs`. Each round
-takes the *earliest* spiking layer (a super activation rides the residual stream forward, so later
-spikes may be its consequences), names row = output spike channel and col = the input channel
-whose term x[t,col]·W[row,col] writes most of the spike at its token t (exact attribution, with
-its share reported), zeroes that weight through the ledger and probes again, until no layer
-spikes or `max_rounds`. The temporary zeroing is undone at the end. Each candidate is then
-probed on the user's prompt and three bundled ones (a super activation is prompt-independent)
-and its impact measured. This module never reads the catalog.
+The spike rule holds across families with its defaults (README "Detection"). Each layer's max
+|down_proj input| and max |down_proj output| are scored robustly against the same statistic over
+all layers of the first probe, in log space:
+
+    z = (ln s − median ln s) / max(1.4826 · MAD(ln s), SPREAD_FLOOR)
+
+A layer spikes when both its input and its output score at least `z` (default 2.5) and the two
+spikes meet at the same token (a super weight meets its outlier input there); `min_abs` bounds the
+output from below. `ratio` overrides the output score with the older fixed rule (out ≥ ratio ×
+median); `any_token` drops the same-token requirement. Raw outputs are scored, not the residual
+write: behind a post-FFN norm (Gemma-2/3, OLMo-2) the write is capped by the norm and is largest
+on the norm's heavy channel in every layer, so it is reported as evidence, not used to rank.
+
+Each round takes the *earliest* spiking layer (a super activation rides the residual stream
+forward, so later spikes may be its consequences), names row = output spike channel and col = the
+input channel whose term x[t,col]·W[row,col] writes most of the spike at its token t (exact
+attribution, with its share reported), zeroes that weight through the ledger and probes again,
+until no layer spikes or `max_rounds`. The temporary zeroing is undone at the end. The candidates
+are then probed on the user's prompt and three bundled ones (a super activation is
+prompt-independent) and the impact check decides (see `swtui.core.groups` for the verdicts).
+This module never reads the catalog.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 from dataclasses import dataclass, field
@@ -25,33 +38,107 @@ from swtui.core.session import Session, SuperWeight
 DEFAULT_PROMPT = "Apple Inc. is a worldwide tech company."
 
 
+#: the smallest spread (natural-log units) a score divides by: with a spike score of 2.5, a layer
+#: must be at least e^(2.5·0.5) ≈ 3.5× the median even when every other layer is alike
+SPREAD_FLOOR = 0.5
+
+
 @dataclass
 class DetectOptions:
     prompt: str = DEFAULT_PROMPT
-    ratio: float = 50.0
+    z: float = 2.5  # robust log-space score both the input and the output spike must reach
+    ratio: float | None = None  # override: out_max ≥ ratio × median instead of the output score
     min_abs: float = 0.0
+    any_token: bool = False  # True: the input and output spikes need not meet at one token
     max_rounds: int = 8
     impact: bool = True
     impact_threshold: float = 1.5  # ppl(pruned)/ppl(base) at or above this: a super weight
 
 
+@dataclass(frozen=True)
+class LogScale:
+    """Median and robust spread of ln(statistic) over layers."""
+
+    median: float
+    spread: float
+
+    @classmethod
+    def of(cls, values) -> "LogScale":
+        logs = [math.log(max(v, 1e-30)) for v in values]
+        med = statistics.median(logs)
+        mad = statistics.median(abs(v - med) for v in logs)
+        return cls(med, max(1.4826 * mad, SPREAD_FLOOR))
+
+    def score(self, value: float) -> float:
+        return (math.log(max(value, 1e-30)) - self.median) / self.spread
+
+    def level(self, z: float) -> float:
+        """The value whose score is z."""
+        return math.exp(self.median + z * self.spread)
+
+
+@dataclass(frozen=True)
+class SpikeRule:
+    """The spike rule, fixed by the first probe (thresholds stay put while weights are zeroed)."""
+
+    out_scale: LogScale
+    in_scale: LogScale
+    threshold: float  # on max |down_proj output|
+    in_threshold: float  # on max |down_proj input|
+    same_token: bool
+    text: str
+
+    @classmethod
+    def from_probe(cls, probe: ProbeResult, opts: "DetectOptions") -> "SpikeRule":
+        out_s = LogScale.of(s.out_max for s in probe.layers)
+        in_s = LogScale.of(s.in_max for s in probe.layers)
+        if opts.ratio is not None:
+            out_thr = opts.ratio * math.exp(out_s.median)
+            out_text = f"out ≥ {opts.ratio:g} × median"
+        else:
+            out_thr = out_s.level(opts.z)
+            out_text = f"z(out) ≥ {opts.z:g}"
+        out_thr = max(out_thr, opts.min_abs)
+        if opts.min_abs:
+            out_text += f", out ≥ {opts.min_abs:g}"
+        text = (f"{out_text}, z(in) ≥ {opts.z:g}" + ("" if opts.any_token else ", same token")
+                + f"; z = (ln s − median ln s) / max(1.4826·MAD, {SPREAD_FLOOR:g}) over layers")
+        return cls(out_s, in_s, out_thr, in_s.level(opts.z), not opts.any_token, text)
+
+    def spikes(self, probe: ProbeResult) -> list:
+        return [s for s in probe.layers if self.is_spike(s)]
+
+    def is_spike(self, s) -> bool:
+        return (s.out_max >= self.threshold and s.in_max >= self.in_threshold
+                and (not self.same_token or s.in_token == s.out_token))
+
+    def scores(self, s) -> tuple[float, float]:
+        """(z of the input spike, z of the output spike) of one layer."""
+        return self.in_scale.score(s.in_max), self.out_scale.score(s.out_max)
+
+
 @dataclass
 class Detection:
     probe: ProbeResult
-    threshold: float
+    rule: SpikeRule
     candidates: list[SuperWeight] = field(default_factory=list)
     rounds: list[dict] = field(default_factory=list)
     stop_reason: str = ""
     options: DetectOptions = field(default_factory=DetectOptions)
-    groups: list = field(default_factory=list)  # WriterGroup: candidates writing one channel, together
+    groups: list = field(default_factory=list)  # WriterGroup: the candidates writing one channel
+    impact: object = None  # groups.Impact, when candidates were judged
+
+    @property
+    def threshold(self) -> float:
+        """The output threshold (the chart's line)."""
+        return self.rule.threshold
 
     @property
     def super_weights(self) -> list[SuperWeight]:
         return [c for c in self.candidates if c.is_super is not False]
 
     def spike_layers(self, probe: ProbeResult | None = None) -> list[int]:
-        probe = probe or self.probe
-        return [s.layer for s in probe.layers if s.out_max >= self.threshold]
+        return [s.layer for s in self.rule.spikes(probe or self.probe)]
 
 
 def run_probe(session: Session, prompt: str, variant: str = "current") -> ProbeResult:
@@ -59,11 +146,6 @@ def run_probe(session: Session, prompt: str, variant: str = "current") -> ProbeR
     names, ctx = session.variant_runs((variant,))[0]
     with ctx:
         return probe_down_proj(session.model, session.adapter, ids, prompt=prompt, tokens=session.token_strings(ids))
-
-
-def spike_threshold(probe: ProbeResult, ratio: float, min_abs: float) -> float:
-    median = statistics.median(s.out_max for s in probe.layers)
-    return max(ratio * median, min_abs)
 
 
 def attributed_col(stats) -> int:
@@ -83,7 +165,7 @@ def confirmation_prompts(user_prompt: str, n_bundled: int = 3) -> list[str]:
 def confirm_across_prompts(session: Session, detection: "Detection", prompt: str,
                            cancel: threading.Event | None = None) -> None:
     """A super activation is prompt-independent: count, per candidate, the prompts on which its
-    layer's largest output is on its row and above the detection threshold."""
+    layer spikes (the detection's rule) with the largest output on its row."""
     prompts = confirmation_prompts(prompt)
     probes = []
     for text in prompts:
@@ -93,7 +175,7 @@ def confirm_across_prompts(session: Session, detection: "Detection", prompt: str
     for cand in detection.candidates:
         cand.prompts_total = len(prompts)
         cand.prompts_spiking = sum(1 for p in probes if p.layers[cand.layer].out_channel == cand.row
-                                   and p.layers[cand.layer].out_max >= detection.threshold)
+                                   and detection.rule.is_spike(p.layers[cand.layer]))
 
 
 def tensor_zscore(session: Session, layer: int, row: int, col: int) -> float:
@@ -124,14 +206,13 @@ class DetectionListener:
 def detect(session: Session, opts: DetectOptions | None = None,
            progress: Callable[[str, float | None], None] | None = None,
            cancel: threading.Event | None = None, listener: DetectionListener | None = None) -> Detection:
-    from swtui.core.metrics import perplexity
 
     opts = opts or DetectOptions()
     progress = progress or (lambda stage, frac: None)
     listener = listener or DetectionListener()
     progress("probing", 0.0)
     first = run_probe(session, opts.prompt)
-    result = Detection(probe=first, threshold=spike_threshold(first, opts.ratio, opts.min_abs), options=opts)
+    result = Detection(probe=first, rule=SpikeRule.from_probe(first, opts), options=opts)
     if listener.probed:
         listener.probed(result)
     zeroed: list[tuple[int, int, int]] = []
@@ -141,7 +222,7 @@ def detect(session: Session, opts: DetectOptions | None = None,
         for round_no in range(opts.max_rounds):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("detection cancelled")
-            spikes = [s for s in probe.layers if s.out_max >= result.threshold and s.layer not in exhausted]
+            spikes = [s for s in result.rule.spikes(probe) if s.layer not in exhausted]
             result.rounds.append({"round": round_no, "spikes": [[s.layer, s.out_channel, s.in_channel, s.out_max]
                                                                 for s in spikes]})
             # A spike that points at a weight we already zeroed is no longer one weight's doing:
@@ -157,11 +238,13 @@ def detect(session: Session, opts: DetectOptions | None = None,
                 exhausted.add(s.layer)
                 continue
             first_layer, persist = residual_persistence(probe, s.layer, s.out_channel)
+            z_in, z_out = result.rule.scores(s)
             cand = SuperWeight(
                 layer=s.layer, row=s.out_channel, col=key[2],
                 value=session.ledger.pristine_value(*key), source="detected",
                 zscore=tensor_zscore(session, *key), in_act=s.in_max, out_act=s.out_max,
                 sa_magnitude=s.out_max, first_layer=first_layer, persist_layers=persist, share=s.attr_share,
+                z_in=z_in, z_out=z_out, write=s.write_value, norm_gain=s.norm_gain,
             )
             result.candidates.append(cand)
             if listener.found:
@@ -179,28 +262,13 @@ def detect(session: Session, opts: DetectOptions | None = None,
 
     if result.candidates:
         confirm_across_prompts(session, result, opts.prompt, cancel)
-    if opts.impact and result.candidates:
-        progress("measuring impact (perplexity)", None)
-        base = perplexity(session, variants=("current",))["current"]
-        for i, cand in enumerate(result.candidates):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("detection cancelled")
-            session.ledger.prune(*cand.key)
-            try:
-                pruned = perplexity(session, variants=("current",))["current"]
-            finally:
-                session.ledger.restore(*cand.key)
-            cand.ppl_base, cand.ppl_pruned = base, pruned
-            cand.is_super = pruned / base >= opts.impact_threshold
-            if listener.measured:
-                listener.measured(cand)
-            progress("measuring impact (perplexity)", (i + 1) / len(result.candidates))
-    if len(result.candidates) > 1:
-        from swtui.core.groups import judge_groups
+    if result.candidates:
+        from swtui.core.groups import judge
 
-        progress("judging writers of one channel together", None)
-        result.groups = judge_groups(session, result.candidates, opts.prompt,
-                                     opts.impact_threshold if opts.impact else None, cancel)
+        progress("measuring impact (perplexity)" if opts.impact else "judging writers of one channel", None)
+        impact = judge(session, result.candidates, opts.prompt, opts.impact_threshold if opts.impact else None,
+                       cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac))
+        result.groups, result.impact = impact.groups, impact
     progress("done", 1.0)
     return result
 

@@ -169,13 +169,23 @@ def down_proj_hook(items: list, batch: int | None = None):
 
 @contextlib.contextmanager
 def installed(adapter, per_layer: dict[int, list], batch: int | None = None) -> Iterator[None]:
-    """Install `down_proj_hook`s for {layer: [items]}; removed on exit, also on error."""
+    """Install `down_proj_hook`s for {layer: [items]}; removed on exit, also on error.
+
+    Where a post-FFN norm follows the down projection, the MLP's write into the residual stream is
+    that norm's output: a `ZeroWrite` acts there (zeroing the down_proj channel instead would change
+    the norm's RMS and rescale every other channel's write)."""
     hooks = HookSet()
     try:
         for layer, items in per_layer.items():
             if items:
                 site = adapter.site(layer)
-                hooks.add(site.down.register_forward_hook(down_proj_hook(list(items), batch)))
+                post = site.post_norm
+                writes = [i for i in items if isinstance(i, ZeroWrite)] if post is not None else []
+                rest = [i for i in items if not any(i is w for w in writes)]
+                if rest:
+                    hooks.add(site.down.register_forward_hook(down_proj_hook(rest, batch)))
+                if writes:
+                    hooks.add(post.register_forward_hook(down_proj_hook(writes, batch)))
         yield
     finally:
         hooks.close()

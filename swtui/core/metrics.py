@@ -53,8 +53,11 @@ def bos_id(tokenizer) -> int | None:
     return bos if ids and ids[0] == bos else None
 
 
-def perplexity(session: Session, text: str | None = None, variants=VARIANTS, window: int = 512) -> dict[str, float]:
+def perplexity(session: Session, text: str | None = None, variants=VARIANTS, window: int = 512,
+               runs: list | None = None) -> dict[str, float]:
     """exp(mean next-token NLL) over `text` in non-overlapping windows, per variant.
+
+    `runs` ([(names, context)], e.g. `scenarios.scenario_runs`) replaces the variants.
 
     Every window starts with BOS where the tokenizer uses one (models such as Gemma degrade
     without it); BOS itself is never a target.
@@ -95,7 +98,13 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
                 count += target.shape[-1]
         return [math.exp(v / count) for v in nll]
 
-    return session.run_variants(run, variants)
+    if runs is None:
+        return session.run_variants(run, variants)
+    out: dict[str, float] = {}
+    for names, ctx in runs:
+        with ctx:
+            out.update(zip(names, run(len(names))))
+    return out
 
 
 _PLAIN_HEAD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

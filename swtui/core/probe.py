@@ -2,11 +2,15 @@
 
 For every layer: max |down_proj input| (→ the super weight's col), max |down_proj output|
 (→ its row) with their token positions, and max |residual stream| after the layer with its
-channel. Reductions stay on the device; only a few numbers per layer reach the host, in two copies.
+channel. Where a post-FFN norm follows the down projection (Gemma-2/3, OLMo-2), the MLP's write into
+the residual stream is that norm's output: its value at the output spike and the norm's gain on
+that channel are recorded too. Reductions stay on the device; only a few numbers per layer reach
+the host, in a few copies.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from swtui.core.hooks import HookSet, _first_tensor
@@ -28,6 +32,10 @@ class LayerStats:
     # largest |x[t,c]·W[r,c]| and that term's share of y[t,r] (None for packed weights)
     attr_col: int | None = None
     attr_share: float | None = None
+    # the MLP's write into the residual stream at the output spike (t, r): the down_proj output
+    # itself, or the post-FFN norm's output where one follows; the norm's gain on channel r
+    write_value: float | None = None
+    norm_gain: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +93,7 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
     from swtui.core.offload import real_tensor
 
     found: dict[int, list] = {}
+    writes: dict[int, object] = {}
 
     def down_hook(i: int):
         site = adapter.site(i)
@@ -98,6 +107,20 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
             if weight is not None and weight.ndim == 2 and weight.dtype.is_floating_point:
                 weight = real_tensor(model, site.weight_name, weight.detach())  # offloaded: the real one
                 found[i][4] = _attribution(x.detach(), y.detach(), weight, site.transposed, found[i][2][1])
+            if site.post_norm is None:  # the down_proj output is the write
+                writes[i] = (found[i][2][2], None)
+        return hook
+
+    def post_norm_hook(i: int):
+        def hook(module, args, output):
+            w = _first_tensor(output).detach()
+            flat = found[i][2][1]  # the down_proj output spike, flat over (tokens, channels)
+            value = w.reshape(-1)[flat].float()
+            # the norm's per-channel gain, read by normalizing a vector of ones (RMS 1): covers
+            # `weight·x` and Gemma's `(1 + weight)·x` alike
+            ones = torch.ones(1, w.shape[-1], dtype=args[0].dtype, device=args[0].device)
+            gain = module.forward(ones).reshape(-1)[flat % w.shape[-1]].float()  # no hook re-entry
+            writes[i] = (value, gain)
         return hook
 
     def layer_hook(i: int):
@@ -111,6 +134,8 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
         for site in adapter.sites:
             hooks.add(site.down.register_forward_hook(down_hook(site.index)))
             hooks.add(site.layer.register_forward_hook(layer_hook(site.index)))
+            if site.post_norm is not None:
+                hooks.add(site.post_norm.register_forward_hook(post_norm_hook(site.index)))
         model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
 
     seq = input_ids.shape[-1]
@@ -127,6 +152,9 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
     have = [a for a in attrs if a is not None]
     attr_vals = iter(torch.stack([torch.stack([c.float(), sh.float()]) for c, sh in have]).cpu().tolist()
                      if have else [])
+    nan = torch.tensor(float("nan"))
+    write_vals = torch.stack([torch.stack([v.cpu(), (g if g is not None else nan).cpu()])
+                              for v, g in (writes[i] for i in range(adapter.n_layers))]).double().tolist()
     layers = []
     for i, ((in_abs, out_abs, out_val, r_abs), (in_idx, out_idx, r_idx), (in_w, out_w, r_w)) in enumerate(
             zip(vals, idxs, widths)):
@@ -141,5 +169,6 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
             out_value=out_val,
             resid_max=r_abs, resid_channel=r_idx % r_w,
             attr_col=attr_col, attr_share=attr_share,
+            write_value=write_vals[i][0], norm_gain=None if math.isnan(write_vals[i][1]) else write_vals[i][1],
         ))
     return ProbeResult(prompt=prompt, tokens=list(tokens or []), layers=layers)

@@ -34,7 +34,8 @@ def markdown_report(data: dict, has_svg: bool = False) -> str:
         rows = []
         for s in sws:
             ratio = s["ppl_pruned"] / s["ppl_base"] if s.get("ppl_base") and s.get("ppl_pruned") else None
-            verdict = {True: "**super weight**", False: "harmless", None: "not measured"}[s.get("is_super")]
+            verdict = s.get("verdict") or {True: "super weight", False: "harmless", None: "not measured"}[s.get("is_super")]
+            verdict = verdict if verdict in ("harmless", "not measured") else f"**{verdict}**"
             rows.append([f"`layers.{s['layer']}.down_proj[{s['row']}, {s['col']}]`", _num(s.get("value"), 4),
                          _num(s.get("zscore"), 1), _num(s.get("out_act"), 1), _num(s.get("persist_layers")),
                          f"{_num(s.get('ppl_base'))} → {_num(s.get('ppl_pruned'))}" + (f" ({ratio:.2f}×)" if ratio else ""),

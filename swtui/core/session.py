@@ -45,6 +45,12 @@ class SuperWeight:
     share: float | None = None  # x[t,col]·W[row,col] / y[t,row] at the output spike: 1 = all of it
     prompts_spiking: int | None = None  # on how many confirmation prompts its layer spikes on `row`
     prompts_total: int | None = None
+    z_in: float | None = None  # the spike rule's scores of its layer's input and output spikes
+    z_out: float | None = None
+    write: float | None = None  # the MLP's write into the residual at the spike (after a post-FFN norm)
+    norm_gain: float | None = None  # that norm's gain on `row` (None: no post-FFN norm)
+    ppl_sa_restored: float | None = None  # pruned alone with its super activation restored
+    verdict: str | None = None  # "super weight" | "super weight group" | "massive activation …" | "harmless"
 
     @property
     def key(self) -> tuple[int, int, int]:

@@ -61,7 +61,9 @@ def build_snapshot(session, detection=None, probe=None, generation=None, stopwor
                   "layers": [s.to_dict() for s in probe.layers] if probe else []},
         "detection": ({"stop_reason": detection.stop_reason, "rounds": detection.rounds,
                        "groups": [g.to_dict() for g in detection.groups],
-                       "ratio": detection.options.ratio, "impact_threshold": detection.options.impact_threshold}
+                       "rule": detection.rule.text, "z": detection.options.z, "ratio": detection.options.ratio,
+                       "in_threshold": detection.rule.in_threshold,
+                       "impact_threshold": detection.options.impact_threshold if detection.options.impact else None}
                       if detection else None),
         "super_weights": [sw.to_dict() for sw in session.super_weights],
         "edits": session.ledger.summary(),

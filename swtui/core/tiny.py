@@ -129,3 +129,37 @@ def plant_super_weight(model, plant: Plant) -> None:
         else:
             site.down.weight[:, c] *= 1e-4
         site.down.weight[site.index_of(plant.row, plant.col)] = plant.value
+
+
+FINAL_NORMS = ("model.norm", "model.language_model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm",
+               "model.decoder.final_layer_norm")
+
+
+def set_norm_gain(norm, gains) -> None:
+    """Give a norm the per-channel gains `gains` (a tensor), whatever its form (`w·x` or Gemma's
+    `(1 + w)·x`): the offset between weight and gain is read by normalizing a vector of ones."""
+    import torch
+
+    with torch.no_grad():
+        ones = torch.ones(1, norm.weight.shape[-1], dtype=norm.weight.dtype)
+        offset = norm.forward(ones).reshape(-1) - norm.weight
+        norm.weight.copy_(gains.to(norm.weight.dtype) - offset)
+
+
+def damp_head(model, channel: int, sharpen: float, ignore: tuple[int, ...] = ()) -> None:
+    """Make the model's quality depend on a massive activation on residual `channel`, as real
+    models depend on their super activation.
+
+    The final norm ignores `channel` and `ignore` (gain 0) and scales the others by `sharpen`. Where a
+    massive activation sits on `channel`, it dominates the norm's RMS and damps the logits (calm,
+    near-uniform predictions); without it the random logits are sharp and perplexity rises.
+    """
+    import torch
+
+    modules = dict(model.named_modules())
+    norm = next((modules[n] for n in FINAL_NORMS if n in modules), None)
+    if norm is None:
+        raise UserInputError(f"{type(model).__name__}: no final norm found among {', '.join(FINAL_NORMS)}")
+    gains = torch.full((norm.weight.shape[-1],), float(sharpen))
+    gains[[channel, *ignore]] = 0.0
+    set_norm_gain(norm, gains)

@@ -337,7 +337,7 @@ class InferenceWorker:
 
     def _refresh(self) -> None:
         from swtui.core import metrics
-        from swtui.core.detect import DEFAULT_PROMPT, run_probe, spike_threshold
+        from swtui.core.detect import DEFAULT_PROMPT, DetectOptions, SpikeRule, run_probe
 
         s = self.session
         prompt = self.detection.probe.prompt if self.detection else DEFAULT_PROMPT
@@ -347,7 +347,7 @@ class InferenceWorker:
         else:
             probe = run_probe(s, prompt)
         self.last_probe, self._probe_state = probe, (prompt, state)
-        threshold = self.detection.threshold if self.detection else spike_threshold(probe, 50.0, 0.0)
+        threshold = (self.detection or SpikeRule.from_probe(probe, DetectOptions())).threshold
         self.emit(self._probe_event(probe, threshold))
         self._check_cancel()
         cancelled = False

@@ -38,6 +38,7 @@ class SwtuiApp(App):
         Binding("R", "restore_all", "restore all"),
         Binding("a", "toggle_sa", "SA"),
         Binding("z", "toggle_zero_write", "zero write", show=False),
+        Binding("w", "groups", "groups", show=False),
         Binding("g", "regenerate", "regen"),
         Binding("e", "edit_prompt", "prompt"),
         Binding("Q", "quantize", "quant"),
@@ -66,6 +67,7 @@ class SwtuiApp(App):
         self.snapshot = snapshot
         self.events_seen: list[ev.Event] = []  # for tests and debugging
         self.sw_rows: list[dict] = []
+        self.groups: list[dict] = []  # the last detection's writer groups
         self.layers: list[dict] = []
         self.tokens: list[str] = []
         self.threshold = 0.0
@@ -148,7 +150,7 @@ class SwtuiApp(App):
         chart = self.query_one(LayerSpikeChart)
         chart.threshold = e.threshold
         chart.layers = e.layers
-        chart.border_subtitle = f"╌ spike threshold {e.threshold:,.0f} · prompt {e.prompt!r}"
+        chart.border_subtitle = f"╌ spike threshold {e.threshold:.3g} · prompt {e.prompt!r}"
         self._show_layer(chart.selected)
 
     def _on_DetectionDone(self, e: ev.DetectionDone) -> None:
@@ -164,12 +166,15 @@ class SwtuiApp(App):
         else:
             self.notify(f"no super weight found: {len(e.candidates)} harmless candidates ({e.stop_reason})",
                         severity="warning")
+        self.groups = e.groups
         for g in e.groups:
+            if len(g["members"]) < 2 and g["verdict"] in ("super weight", "harmless"):
+                continue  # a lone writer's verdict is its own, in the table
             ppl = ""
             if g.get("ppl_pruned_together") and g.get("ppl_base"):
                 ppl = f", ppl ×{g['ppl_pruned_together'] / g['ppl_base']:.3g} pruned together"
             self.notify(f"channel {g['channel']}: {len(g['members'])} writers leave "
-                        f"{100 * g['sa_remaining']:.0f}% of its activation{ppl} — {g['verdict']}",
+                        f"{100 * g['sa_remaining']:.0f}% of its activation{ppl} — {g['verdict']} (w: details)",
                         title="writers judged together", timeout=10)
 
     def _on_StateChanged(self, e: ev.StateChanged) -> None:
@@ -311,6 +316,14 @@ class SwtuiApp(App):
             return
         st = self.layers[self.query_one(LayerSpikeChart).selected]
         self.submit(ev.ToggleWriteAblation(st["layer"], st["out_channel"]))
+
+    def action_groups(self) -> None:
+        from swtui.tui.screens.groups import GroupsScreen
+
+        if not self.groups:
+            self.notify("no candidates judged yet: run detection (d)", severity="warning")
+            return
+        self.push_screen(GroupsScreen(self.groups))
 
     def action_edit_prompt(self) -> None:
         self.push_screen(AskDialog("Prompt:", self.worker.prompt, validate_prompt),

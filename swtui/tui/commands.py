@@ -18,6 +18,8 @@ ACTIONS = [
     ("Toggle restore super activation", "toggle_sa", "the paper's prune SW + restore SA (a)"),
     ("Toggle zeroing the MLP write", "toggle_zero_write",
      "activation ablation: the selected layer writes nothing on its spike channel (z)"),
+    ("Writers judged together", "groups",
+     "per residual channel: the candidates pruned together, with SA restored, the write zeroed (w)"),
     ("Quantization…", "quantize", "RTN / bitsandbytes, with super outliers held out or not (Q)"),
     ("Full precision", "full_precision", "leave quantization (bit-exact)"),
     ("Export snapshot", "export", "JSON + SVG + Markdown into snapshots/ (x)"),

@@ -23,6 +23,7 @@ HELP = """\
 | a | toggle "restore super activation" for the selected super weight |
 | z | activation ablation: zero the selected layer's MLP write on its spike channel (again: undo) |
 | d | run detection again |
+| w | writers judged together: per residual channel, what pruning them (with / without SA restore) and zeroing the write do |
 | g / e | regenerate / edit the prompt |
 | Q | quantization: choose a method, or go back to full precision |
 | x | export a snapshot (JSON + SVG + Markdown) to snapshots/ |

@@ -1,4 +1,4 @@
-"""SuperWeightTable: named super weights with value, z-score, state and impact."""
+"""SuperWeightTable: named super weights with value, z-score, state, impact and verdict."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from textual.widgets import DataTable
 
 from swtui.fmt import fmt
 
-COLUMNS = ("layer", "row", "col", "state", "value", "impact", "prompts", "share", "z", "label")
+COLUMNS = ("layer", "row", "col", "verdict", "state", "impact", "value", "prompts", "share", "z", "label")
+
+#: the verdicts of `swtui.core.groups`, short enough for a column
+SHORT_VERDICT = {"super weight": "super weight", "super weight group": "SW group",
+                 "massive activation without a super weight": "activation only", "harmless": "harmless"}
 
 
 class SuperWeightTable(DataTable):
@@ -34,10 +38,11 @@ class SuperWeightTable(DataTable):
             z = fmt(r.get("zscore"), 1)
             prompts = "—" if r.get("prompts_total") is None else f"{r['prompts_spiking']}/{r['prompts_total']}"
             share = "—" if r.get("share") is None else f"{100 * r['share']:.0f}%"
-            self.add_row(str(r["layer"]), str(r["row"]), str(r["col"]), state, f"{r['value']:.4g}", impact, prompts,
-                         share, z,
-                         r.get("label") or ("" if r.get("is_super") is not False else "harmless"),
-                         key=f"{r['layer']},{r['row']},{r['col']}")
+            verdict = r.get("verdict")
+            verdict = Text(SHORT_VERDICT.get(verdict, verdict or "—"),
+                           style="bold" if verdict and verdict != "harmless" else "dim")
+            self.add_row(str(r["layer"]), str(r["row"]), str(r["col"]), verdict, state, impact, f"{r['value']:.4g}",
+                         prompts, share, z, r.get("label") or "", key=f"{r['layer']},{r['row']},{r['col']}")
         if keep is not None:
             for i, r in enumerate(rows):
                 if (r["layer"], r["row"], r["col"]) == keep:

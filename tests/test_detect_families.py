@@ -1,0 +1,121 @@
+"""Detection with its defaults on realistic planted models: a post-FFN-norm family, one channel
+written by two layers, an activation no single weight carries, and every tiny family with a head
+that needs its super activation. Each asserts the verdict and its evidence."""
+
+import statistics
+
+import pytest
+
+from swtui.core.detect import DetectOptions, detect
+from swtui.core.groups import ACTIVATION, GROUP, HARMLESS, SUPER
+from swtui.core.tiny import TINY_ARCHS, Plant
+
+from swtui_testing import (HEAVY_CHANNEL, POSTNORM_PLANT_ARGS, tiny_llama_writers, tiny_needing_its_sa,
+                           tiny_postnorm_gemma)
+
+
+def _old_rule(probe) -> list[int]:
+    """The rule this replaced: max |down_proj output| ≥ 50 × its median over layers."""
+    median = statistics.median(s.out_max for s in probe.layers)
+    return [s.layer for s in probe.layers if s.out_max >= 50 * median]
+
+
+def test_post_ffn_norm_super_weight_is_found_and_judged():
+    s = tiny_postnorm_gemma()
+    plant = Plant(**POSTNORM_PLANT_ARGS)
+    d = detect(s, DetectOptions())
+    probe = d.probe
+    spike = probe.layers[plant.layer]
+    out_ratio = spike.out_max / statistics.median(x.out_max for x in probe.layers)
+    in_ratio = spike.in_max / statistics.median(x.in_max for x in probe.layers)
+    assert 5 < out_ratio < 20 and 20 < in_ratio < 60  # a modest raw output spike, a larger input one
+    assert _old_rule(probe) == []  # the fixed 50× rule sees nothing here
+    assert s.adapter.site(0).post_norm_name.endswith("post_feedforward_layernorm")
+    (cand,) = d.candidates
+    assert cand.key == (plant.layer, plant.row, plant.col)
+    assert cand.verdict == SUPER and cand.ppl_pruned / cand.ppl_base >= 1.5
+    # evidence: the write after the norm is massive although the raw output is modest
+    assert cand.norm_gain == pytest.approx(150.0, rel=1e-3)
+    assert cand.write > 50 * spike.out_max and cand.share > 0.99
+    (group,) = d.groups
+    assert group.sa_remaining < 0.01 and group.sa_before > 500
+    assert s.ledger.count == 0 and not s.sa_restore and not s.zero_writes
+    # the override reproduces the old rule: nothing found
+    assert detect(s, DetectOptions(ratio=50.0, any_token=True, impact=False)).candidates == []
+
+
+def test_post_norm_heavy_channel_is_not_a_candidate():
+    """The norms favour HEAVY_CHANNEL in every layer; its writes are not spikes of any layer."""
+    s = tiny_postnorm_gemma()
+    d = detect(s, DetectOptions(impact=False))
+    assert all(c.row != HEAVY_CHANNEL for c in d.candidates)
+    assert all(s.adapter.site(i).post_norm is not None for i in range(s.adapter.n_layers))
+
+
+def test_two_layers_writing_one_channel_are_a_super_weight_group():
+    s = tiny_llama_writers((1, (17,), 1.0), (3, (40,), 1.0), shift=0.05)
+    d = detect(s, DetectOptions())
+    assert {c.key for c in d.candidates} == {(1, 5, 17), (3, 5, 40)}
+    for c in d.candidates:  # each alone: harmless by its own perplexity …
+        assert c.is_super is False and c.ppl_pruned / c.ppl_base < 1.5
+        assert c.verdict == GROUP  # … but a member of the group that carries the activation
+    (group,) = d.groups
+    assert group.verdict == GROUP and group.ppl_pruned_together / group.ppl_base >= 1.5
+    assert group.sa_remaining < 0.01 and group.ppl_pruned_sa_restored is not None
+
+
+def test_an_activation_no_weight_carries_is_reported_as_such():
+    """32 input columns share the write on channel 5: no weight, nor the 8 found, carry it."""
+    s = tiny_llama_writers((1, tuple(range(10, 42)), 12.0))
+    d = detect(s, DetectOptions())
+    assert d.candidates and all(c.row == 5 and c.share < 0.1 for c in d.candidates)
+    (group,) = d.groups
+    assert group.ppl_pruned_together / group.ppl_base < 1.5 and group.sa_remaining > 0.5
+    assert group.ppl_write_zeroed / group.ppl_base >= 1.5
+    assert group.verdict == ACTIVATION
+    assert {c.verdict for c in d.candidates} == {ACTIVATION}
+
+
+def test_no_plant_means_no_candidate_and_harmless_stays_harmless():
+    from swtui_testing import tiny_session
+
+    d = detect(tiny_session("llama"), DetectOptions(impact_threshold=1e9))
+    assert [c.verdict for c in d.candidates] == [HARMLESS]
+    assert d.groups[0].verdict == HARMLESS and d.groups[0].ppl_write_zeroed is not None
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_every_family_is_judged_with_the_defaults(arch):
+    s = tiny_needing_its_sa(arch)
+    d = detect(s, DetectOptions())
+    first = d.candidates[0]
+    assert first.key == (Plant().layer, Plant().row, Plant().col)
+    assert first.verdict == SUPER and first.ppl_sa_restored is not None
+    assert (first.prompts_spiking, first.prompts_total) == (4, 4)
+
+
+def test_activation_ablation_acts_after_the_post_ffn_norm():
+    """The MLP writes nothing on the channel and everything else as before: zeroing the down_proj
+    channel instead would change the norm's RMS and rescale every other channel's write."""
+    import torch
+
+    s = tiny_postnorm_gemma()
+    plant = Plant(**POSTNORM_PLANT_ARGS)
+    site = s.adapter.site(plant.layer)
+    ids = s.encode(DetectOptions().prompt)
+
+    def write():
+        got = {}
+        (names, ctx), = s.variant_runs(("current",))
+        with ctx, torch.no_grad():  # registered after the ablation's hook: sees its result
+            handle = site.post_norm.register_forward_hook(lambda m, a, o: got.update(w=o.detach().clone()))
+            s.model(input_ids=ids, use_cache=False)
+            handle.remove()
+        return got["w"]
+
+    before = write()
+    s.set_zero_write(plant.layer, plant.row, True)
+    after = write()
+    assert before[..., plant.row].abs().max() > 500 and after[..., plant.row].abs().max() == 0
+    others = [c for c in range(before.shape[-1]) if c != plant.row]
+    assert torch.equal(before[..., others], after[..., others])

@@ -174,6 +174,14 @@ def m_memory(mode):
         s.ledger.prune(11, 507, 1229)
         metrics.generate(s, "The capital of France is", 32)
         metrics.perplexity(s)
+    elif mode == "compare":  # the inspector's C: baseline + three variants, one after the other
+        from swtui.core.variants import Variant, compare
+
+        s.name_super_weight(11, 507, 1229)
+        tensor = {"method": "rtn", "bits": 4, "group": "tensor"}
+        compare(s, [Variant("naive", tensor), Variant("sw-aware", dict(tensor, clip_z=9.0, keep_super_weights=True)),
+                    Variant("block 4096", {"method": "rtn", "bits": 4, "group": "block", "block": 4096})],
+                "The capital of France is", 24)
     out["peak_mb"] = peak_mb()
     out["multiple"] = (out["peak_mb"] - base) / w
     if on_cuda(s):  # the weights live on the device: its peak is the figure that matters
@@ -265,5 +273,6 @@ if __name__ == "__main__":
     what = sys.argv[1]
     fn = {"probe": m_probe, "ab": m_ab, "open": m_open, "quant": m_quant,
           "memory-idle": lambda: m_memory("idle"), "memory-quant": lambda: m_memory("quant"),
-          "memory-ab": lambda: m_memory("ab"), "startup": m_startup, "detect": m_detect}[what]
+          "memory-ab": lambda: m_memory("ab"), "memory-compare": lambda: m_memory("compare"),
+          "startup": m_startup, "detect": m_detect}[what]
     print(json.dumps(fn()))

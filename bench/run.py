@@ -96,7 +96,7 @@ def main() -> int:
     results["tui"] = run("tui_path.py")
 
     console.print("[dim]measuring memory (three processes)…[/dim]")
-    results["memory"] = {m: run("measure.py", f"memory-{m}") for m in ("idle", "quant", "ab")}
+    results["memory"] = {m: run("measure.py", f"memory-{m}") for m in ("idle", "quant", "ab", "compare")}
     console.print("[dim]measuring UI latency while detection runs, then while a generation streams…[/dim]")
     results["ui_detecting"] = run("ui_latency.py", "detecting")
     results["ui"] = run("ui_latency.py", "generating")
@@ -144,8 +144,10 @@ def main() -> int:
         mem["idle"]["multiple"] <= 1.3)
     row("peak RSS quantized preview / weights", f"{mem['quant']['multiple']:.2f}×", "≤ 2.1×", mem["quant"]["multiple"] <= 2.1)
     row("peak RSS A/B generation / weights", f"{mem['ab']['multiple']:.2f}×", "≤ 2.1×", mem["ab"]["multiple"] <= 2.1)
+    row("peak RSS comparison, baseline + 3 variants / weights", f"{mem['compare']['multiple']:.2f}×",
+        "≤ 2.1× (model + one quantized copy)", mem["compare"]["multiple"] <= 2.1)
     if "device_multiple" in mem["idle"]:
-        for m in ("idle", "quant", "ab"):
+        for m in ("idle", "quant", "ab", "compare"):
             row(f"peak GPU memory {m} / weights", f"{mem[m]['device_multiple']:.2f}× ({mem[m]['device_peak_mb']:.0f} MB)",
                 "(report)", True)
     row("CLI call → first stderr notice", f"{results['notice_s'] * 1e3:.0f} ms", "≤ 100 ms", results["notice_s"] <= 0.1)

@@ -19,6 +19,8 @@ COMMANDS = {
     "ablate": ("swtui.cli.ablate", "cmd_ablate"),
     "quant": ("swtui.cli.quant", "cmd_quant"),
     "quant-sweep": ("swtui.cli.quant", "cmd_quant_sweep"),
+    "compare": ("swtui.cli.quant", "cmd_compare"),
+    "scale-sweep": ("swtui.cli.quant", "cmd_scale_sweep"),
     "export": ("swtui.cli.snapshot", "cmd_export"),
     "open": ("swtui.cli.snapshot", "cmd_open"),
     "report": ("swtui.cli.snapshot", "cmd_report"),
@@ -29,7 +31,7 @@ assert set(COMMANDS) == set(SUBCOMMANDS)
 def run_inspector(args) -> int:
     """`swtui [MODEL]`: the TUI, given plain options."""
     from swtui.cli.common import load_options
-    from swtui.tui.app import run_app
+    from swtui.tui.run import run_app
 
     return run_app(args.model, load_options(args), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
                    theme=args.theme)

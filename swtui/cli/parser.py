@@ -7,7 +7,7 @@ import argparse
 from swtui import __version__
 
 #: the headless subcommands, in the order `--help` lists them (swtui.cli.COMMANDS runs them)
-SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "export", "open", "report")
+SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export", "open", "report")
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (like every other swtui error) and exit code 2."""
@@ -75,7 +75,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--max-new-tokens", type=int, default=24)
         return p
     p = Parser(prog=f"swtui {command}")
-    if command in ("scan", "ablate", "quant", "quant-sweep", "export"):
+    if command in ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export"):
         _model_options(p)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     if command == "scan":
@@ -95,6 +95,17 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         from swtui.cli.quant import add_quant_options
 
         add_quant_options(p, sweep=command == "quant-sweep")
+        _metric_options(p)
+    elif command == "compare":
+        p.add_argument("--variant", action="append", required=True, metavar="NAME=CONFIG",
+                       help="a quantization variant (1 to 3): NAME=full, or NAME={JSON config}, e.g. "
+                            "'sw-aware={\"bits\": 4, \"group\": \"tensor\", \"clip_z\": 9, "
+                            "\"keep_super_weights\": true}' (method rtn unless given)")
+        _metric_options(p)
+    elif command == "scale-sweep":
+        p.add_argument("--sw", default=None, metavar="L,R,C",
+                       help="the weight to scale (default: the first super weight detection confirms)")
+        p.add_argument("--factors", default="0,0.5,1,1.2,1.5,2,3", help="comma-separated factors (0,0.5,1,1.2,1.5,2,3)")
         _metric_options(p)
     elif command == "export":
         from swtui.cli.snapshot import add_export_options

@@ -119,28 +119,16 @@ def parse_blocks(text: str) -> list[int | None]:
 def cmd_quant_sweep(args) -> int:
     from swtui.core import metrics
     from swtui.core.quant import check_bits
-    from swtui.core.quant_session import apply_quant_config
+    from swtui.core.variants import quant_sweep
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
 
     blocks = parse_blocks(args.blocks)
     check_bits(args.bits)
-    rows = []
     with progress_display() as progress:
         session = _session_with_detection(args, progress)
         text = metrics.eval_text(args.eval_file)
         base = metrics.perplexity(session, text, variants=("current",))["current"]
-        variants = (("naive", None, False), ("keep_sw", None, True), ("clip", args.clip_z, False),
-                    ("sw_aware", args.clip_z, True))
-        for i, block in enumerate(blocks):
-            row = {"block": block or "tensor"}
-            for name, clip, keep in variants:
-                progress(f"block {row['block']}: {name}", i / len(blocks))
-                cfg = {"method": "rtn", "bits": args.bits, "group": "block" if block else "tensor", "block": block,
-                       "clip_z": clip, "keep_super_weights": keep}
-                apply_quant_config(session, cfg)
-                row[name] = metrics.perplexity(session, text, variants=("current",))["current"]
-            apply_quant_config(session, None)
-            rows.append(row)
+        rows = quant_sweep(session, args.bits, blocks, args.clip_z, text, progress)
     held = [list(s.key) for s in session.super_weights if s.is_super is not False]
     report = {"model": model_info(session), "bits": args.bits, "clip_z": args.clip_z, "baseline_perplexity": base,
               "super_weights": held, "rows": rows,
@@ -161,3 +149,108 @@ def cmd_quant_sweep(args) -> int:
                       "z·std+mean per block; SW-aware (the paper's): clip, quantize, restore the super weights[/dim]")
     out_console.print(t)
     return 0
+
+
+def parse_variant(text: str) -> dict:
+    """NAME=JSON (a quantization config), NAME=full, or a preset name; "-noedits" after NAME drops
+    the scalar edits for that variant."""
+    import json
+
+    from swtui.core.variants import Variant
+
+    name, _, spec = text.partition("=")
+    if not name or not spec:
+        raise UserInputError(f"--variant takes NAME=CONFIG, e.g. 'naive={{\"bits\": 4, \"group\": \"tensor\"}}', "
+                             f"not {text!r}")
+    if spec == "full":
+        config = None
+    else:
+        try:
+            config = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise UserInputError(f"--variant {name}: the config is not JSON ({exc.msg})") from None
+        if not isinstance(config, dict):
+            raise UserInputError(f"--variant {name}: the config must be a JSON object")
+        config = {"method": "rtn", **config}
+    return Variant(name, config).to_dict()
+
+
+def cmd_compare(args) -> int:
+    from swtui.core import metrics
+    from swtui.core.variants import Variant, check_variants, compare
+    from swtui.cli.common import emit_json, model_info, out_console, progress_display
+
+    variants = [Variant.from_dict(parse_variant(v)) for v in args.variant]
+    check_variants(variants)  # bad options fail before the model loads
+    with progress_display() as progress:
+        session = _session_with_detection(args, progress)
+        results = compare(session, variants, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file),
+                          progress)
+    report = {"model": model_info(session), "variants": [v.to_dict() for v in variants],
+              "super_weights": [list(s.key) for s in session.super_weights if s.is_super is not False],
+              "results": {name: m.to_dict() for name, m in results.items()}}
+    if args.json:
+        emit_json(report)
+        return 0
+    t = Table(title=f"baseline vs {len(variants)} variants (generation: {args.gen_prompt!r})", title_justify="left",
+              show_lines=True)
+    t.add_column("")
+    for name in results:
+        t.add_column(name, ratio=1)
+    base = results["baseline"]
+    t.add_row("perplexity", *[f"{m.perplexity:.2f}" + ("" if n == "baseline" else f" (×{m.perplexity / base.perplexity:.3g})")
+                              for n, m in results.items()])
+    t.add_row("stopword mass", *[f"{m.stopword_mass:.3f}" for m in results.values()])
+    t.add_row("generation", *[m.generation or "" for m in results.values()])
+    out_console.print(t)
+    return 0
+
+
+def cmd_scale_sweep(args) -> int:
+    from swtui.core import metrics
+    from swtui.core.ablation import parse_coord
+    from swtui.core.variants import scale_sweep
+    from swtui.cli.common import emit_json, model_info, out_console, progress_display
+
+    factors = parse_factors(args.factors)
+    key = parse_coord(args.sw) if args.sw else None
+    with progress_display() as progress:
+        if key is None:  # the first super weight detection confirms
+            session = _session_with_detection(args, progress)
+            supers = [s.key for s in session.super_weights if s.is_super]
+            if not supers:
+                raise UserInputError("detection found no super weight: name one with --sw L,R,C")
+            key = supers[0]
+        else:
+            from swtui.cli.common import open_session
+
+            session = open_session(args, progress)
+        text = metrics.eval_text(args.eval_file)
+        rows = scale_sweep(session, key, factors, text, progress)
+    report = {"model": model_info(session), "super_weight": list(key),
+              "value": session.ledger.pristine_value(*key), "rows": rows}
+    if args.json:
+        emit_json(report)
+        return 0
+    t = Table(title=f"scaling W{list(key)} = {report['value']:.4g}", title_justify="left")
+    for col in ("factor", "perplexity", "stopword mass"):
+        t.add_column(col, justify="right")
+    best = min(rows, key=lambda r: r["perplexity"])
+    for r in rows:
+        t.add_row(f"×{r['factor']:g}", f"{r['perplexity']:.3f}", f"{r['stopword_mass']:.4f}",
+                  style="bold" if r is best else None)
+    out_console.print(t)
+    return 0
+
+
+def parse_factors(text: str) -> list[float]:
+    from swtui.core.edits import check_factor
+
+    try:
+        return [check_factor(part.strip()) for part in text.split(",") if part.strip()] or _none()
+    except UserInputError as exc:
+        raise UserInputError(f"--factors: {exc}") from None
+
+
+def _none():
+    raise UserInputError("give at least one factor")

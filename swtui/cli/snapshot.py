@@ -105,7 +105,7 @@ def cmd_open(args) -> int:
     if not args.headless:
         from swtui.cli.common import load_options
         from swtui.core.snapshot import model_source
-        from swtui.tui.app import run_snapshot_app
+        from swtui.tui.run import run_snapshot_app
 
         return run_snapshot_app(args.model or model_source(data), load_options(args), data, theme=args.theme,
                                 force=args.force)

@@ -78,6 +78,23 @@ class Quantize(Request):
 
 
 @dataclass(frozen=True)
+class Compare(Request):
+    """Measure the baseline and each variant (`variants.Variant` dicts), one after the other."""
+    variants: tuple
+
+
+@dataclass(frozen=True)
+class Sweep(Request):
+    """kind "scale": W[key] scaled by each factor; kind "quant": naive vs SW-aware RTN by block."""
+    kind: str
+    key: tuple | None = None
+    factors: tuple = (0.0, 0.5, 1.0, 1.2, 1.5, 2.0, 3.0)
+    bits: int = 4
+    blocks: tuple = (64, 256, 1024, 4096, 16384, None)
+    clip_z: float = 9.0
+
+
+@dataclass(frozen=True)
 class Export(Request):
     out_dir: str
     svg: str | None = None  # screenshot provided by the UI
@@ -176,3 +193,36 @@ class Notice(Event):
 @dataclass(frozen=True)
 class Exported(Event):
     path: str
+
+
+@dataclass(frozen=True)
+class VariantToken(Event):
+    name: str  # "baseline" or a variant's name
+    text: str
+
+
+@dataclass(frozen=True)
+class VariantMeasured(Event):
+    name: str
+    metrics: dict  # variants.Metrics as a dict
+
+
+@dataclass(frozen=True)
+class ComparisonDone(Event):
+    variants: list  # Variant dicts
+    results: dict  # name -> Metrics dict (the baseline first)
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class SweepRow(Event):
+    kind: str
+    row: dict
+
+
+@dataclass(frozen=True)
+class SweepDone(Event):
+    kind: str
+    rows: list
+    meta: dict  # what was swept: the weight and its value, or bits and clip z
+    cancelled: bool = False

@@ -58,6 +58,16 @@ class QuantConfig:
         return text
 
 
+def describe_config(data: dict | None) -> str:
+    """A config dict's label ("full precision" for None), or the reason it is not valid."""
+    if data is None:
+        return "full precision"
+    try:
+        return parse_config(data).describe()
+    except QuantizationError as exc:
+        return f"invalid: {exc}"
+
+
 def parse_config(data: dict) -> QuantConfig:
     try:
         cfg = QuantConfig(**data)

@@ -74,6 +74,8 @@ def markdown_report(data: dict, has_svg: bool = False) -> str:
         prompt = data["prompts"].get("generation")
         lines += [f"## Greedy generation: “{prompt}”", "",
                   _table(["baseline", "current"], [[gen.get("base", ""), gen.get("current", "")]]), ""]
+    lines += _comparison_lines(data.get("comparison"))
+    lines += _sweep_lines(data.get("sweeps") or {})
     layers = data["probe"].get("layers") or []
     if layers:
         thr = data["probe"].get("threshold")
@@ -86,3 +88,41 @@ def markdown_report(data: dict, has_svg: bool = False) -> str:
     v = data["versions"]
     lines += ["## Versions", "", ", ".join(f"{k} {val}" for k, val in v.items() if val), ""]
     return "\n".join(lines)
+
+
+def _comparison_lines(comparison: dict | None) -> list[str]:
+    if not comparison or not comparison.get("results"):
+        return []
+    from swtui.core.quant_session import describe_config
+
+    results = comparison["results"]
+    base = results.get("baseline", {})
+    what = {v["name"]: describe_config(v.get("config")) + ("" if v.get("with_edits", True) else ", unedited")
+            for v in comparison.get("variants", [])}
+    rows = []
+    for name, m in results.items():
+        ratio = f"{m['perplexity'] / base['perplexity']:.3g}×" if base.get("perplexity") else "—"
+        rows.append([name, what.get(name, "the unedited model"), _num(m["perplexity"]), ratio,
+                     _num(m["stopword_mass"], 3), (m.get("generation") or "").replace("|", "\\|")])
+    return ["## Quantization variants side by side", "",
+            _table(["variant", "configuration", "perplexity", "vs baseline", "stopword mass", "generation"], rows), ""]
+
+
+def _sweep_lines(sweeps: dict) -> list[str]:
+    lines: list[str] = []
+    scale = sweeps.get("scale")
+    if scale and scale.get("rows"):
+        meta = scale["meta"]
+        lines += [f"## Scale sweep of W{meta['super_weight']} = {meta['value']:.4g}", "",
+                  _table(["factor", "perplexity", "stopword mass"],
+                         [[f"×{r['factor']:g}", _num(r["perplexity"], 3), _num(r["stopword_mass"], 4)]
+                          for r in scale["rows"]]), ""]
+    quant = sweeps.get("quant")
+    if quant and quant.get("rows"):
+        meta = quant["meta"]
+        lines += [f"## W{meta['bits']} RTN by block size (clip z{meta['clip_z']:g}; full precision "
+                  f"{_num(meta.get('baseline_perplexity'))})", "",
+                  _table(["block", "naive", "keep SW", "clip", "clip + keep SW (SW-aware)"],
+                         [[r["block"], _num(r["naive"]), _num(r["keep_sw"]), _num(r["clip"]), _num(r["sw_aware"])]
+                          for r in quant["rows"]]), ""]
+    return lines

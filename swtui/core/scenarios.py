@@ -16,8 +16,9 @@ from typing import Iterator
 
 from swtui.core.hooks import RowCorrection, SARestore, ZeroWrite, installed
 
-#: rows of one batched run at most (each row holds a window's logits)
-BATCH_ROWS = 4
+#: rows of one batched run at most (each row holds a window's logits). Two: the baseline and the
+#: first candidate come back together, as early as a single pass would bring the baseline alone
+BATCH_ROWS = 2
 
 
 @dataclass(frozen=True)

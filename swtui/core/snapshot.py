@@ -40,7 +40,8 @@ def library_versions() -> dict:
 
 
 def build_snapshot(session, detection=None, probe=None, generation=None, stopwords=None, prompt: str = "",
-                   max_new_tokens: int = 24, created: str | None = None) -> dict:
+                   max_new_tokens: int = 24, created: str | None = None, comparison: dict | None = None,
+                   sweeps: dict | None = None) -> dict:
     lm = session.loaded
     probe = probe or (detection.probe if detection else None)
     threshold = detection.threshold if detection else None
@@ -70,6 +71,10 @@ def build_snapshot(session, detection=None, probe=None, generation=None, stopwor
         "sa_restored": [list(k) for k in sorted(session.sa_restore)],
         "quantization": session.quant_config,
         "metrics": {"perplexity": perplexity, "stopwords": stopwords or None, "generation": generation or None},
+        # the last side-by-side comparison ({"variants": [Variant dicts], "results": {name: Metrics}})
+        # and sweeps ({kind: {"rows", "meta"}}); re-opening a snapshot restores the variants
+        "comparison": comparison,
+        "sweeps": sweeps or {},
     }
 
 
@@ -177,6 +182,13 @@ def validate(data, where: str = "snapshot") -> None:
             raise SnapshotError(f"{where}: sa_restored[{i}] is malformed")
     if data.get("quantization") is not None and not isinstance(data["quantization"], dict):
         raise SnapshotError(f"{where}: quantization must be an object or null")
+    comparison = data.get("comparison")
+    if comparison is not None:
+        variants = comparison.get("variants") if isinstance(comparison, dict) else None
+        if not isinstance(variants, list) or not all(
+                isinstance(v, dict) and isinstance(v.get("name"), str)
+                and (v.get("config") is None or isinstance(v.get("config"), dict)) for v in variants):
+            raise SnapshotError(f"{where}: comparison.variants must be a list of {{name, config}}")
 
 
 def model_source(data: dict) -> str | None:

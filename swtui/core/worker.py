@@ -35,6 +35,8 @@ class InferenceWorker:
         self.token_interval = token_interval
         self.detection = None
         self.last_generation: dict = {}
+        self.comparison: dict | None = None  # the last comparison: {"variants", "results"}
+        self.sweeps: dict = {}  # kind -> {"kind", "rows", "meta"}: the last sweep of each kind
         self.last_stopwords: dict = {}
         self.last_probe = None
         self._probe_state = None  # (prompt, session.state_key()) that last_probe was taken in
@@ -58,7 +60,8 @@ class InferenceWorker:
         self._queue.put(request)
 
     def cancel(self) -> None:
-        """Stop the running work, and drop refreshes and detections still queued (edits stay)."""
+        """Stop the running work, and drop refreshes, detections, comparisons and sweeps still queued
+        (edits stay)."""
         self._cancel.set()
         kept = []
         while True:
@@ -66,7 +69,7 @@ class InferenceWorker:
                 request = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(request, (ev.Refresh, ev.Detect)):
+            if not isinstance(request, (ev.Refresh, ev.Detect, ev.Compare, ev.Sweep)):
                 kept.append(request)
         for request in kept:
             self._queue.put(request)
@@ -245,6 +248,15 @@ class InferenceWorker:
         elif isinstance(r, ev.Export):
             self._export(r)
             return False
+        elif isinstance(r, (ev.Compare, ev.Sweep)):
+            from swtui.core import variants
+
+            if isinstance(r, ev.Compare):
+                self.comparison = variants.compare_work(s, r.variants, self.prompt, self.max_new_tokens, self.emit,
+                                                        self._progress, self._cancel, self.token_interval)
+            else:
+                self.sweeps[r.kind] = variants.sweep_work(s, r, self.emit, self._progress, self._cancel)
+            return False
         self._emit_state()
         return True
 
@@ -271,7 +283,8 @@ class InferenceWorker:
 
         data = build_snapshot(self.session, detection=self.detection, probe=self.last_probe,
                               generation=self.last_generation, stopwords=self.last_stopwords,
-                              prompt=self.prompt, max_new_tokens=self.max_new_tokens)
+                              prompt=self.prompt, max_new_tokens=self.max_new_tokens,
+                              comparison=self.comparison, sweeps=self.sweeps)
         path = write_snapshot(data, r.out_dir, svg=r.svg)
         self.emit(ev.Exported(str(path)))
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import sys
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -14,6 +12,7 @@ from textual.widgets import Footer, ProgressBar
 from swtui.core import events as ev
 from swtui.core.worker import InferenceWorker
 from swtui.tui.commands import SwtuiCommands
+from swtui.tui.comparing import ComparisonMixin
 from swtui.tui.messages import EngineEvent
 from swtui.tui.screens.ask import AskDialog, validate_factor, validate_prompt
 from swtui.tui.screens.help import HelpScreen
@@ -25,7 +24,7 @@ from swtui.tui.widgets.status import StatusBar
 from swtui.tui.widgets.sw_table import SuperWeightTable
 
 
-class SwtuiApp(App):
+class SwtuiApp(ComparisonMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "swtui"
     COMMANDS = App.COMMANDS | {SwtuiCommands}
@@ -42,6 +41,10 @@ class SwtuiApp(App):
         Binding("g", "regenerate", "regen"),
         Binding("e", "edit_prompt", "prompt"),
         Binding("Q", "quantize", "quant"),
+        Binding("C", "compare", "compare"),
+        Binding("F", "quant_form", "quant form", show=False),
+        Binding("S", "scale_sweep", "scale sweep", show=False),
+        Binding("B", "quant_sweep", "block sweep", show=False),
         Binding("x", "export", "export"),
         Binding("h", "chart_move(-1)", "◀", show=False),
         Binding("l", "chart_move(1)", "▶", show=False),
@@ -68,6 +71,8 @@ class SwtuiApp(App):
         self.events_seen: list[ev.Event] = []  # for tests and debugging
         self.sw_rows: list[dict] = []
         self.groups: list[dict] = []  # the last detection's writer groups
+        # named quantization variants for the side-by-side comparison (a snapshot brings its own)
+        self.variants: list[dict] = list(((snapshot or {}).get("comparison") or {}).get("variants") or [])
         self.layers: list[dict] = []
         self.tokens: list[str] = []
         self.threshold = 0.0
@@ -332,7 +337,18 @@ class SwtuiApp(App):
     def action_quantize(self) -> None:
         from swtui.tui.screens.quant import QuantDialog
 
-        self.push_screen(QuantDialog(), lambda cfg: cfg is not None and self.submit(ev.Quantize(cfg or None)))
+        def done(choice) -> None:
+            if choice is None:
+                return
+            how, label, cfg = choice
+            if how == "form":
+                self.action_quant_form()
+            elif how == "variant":
+                self.add_variant(label, cfg or None)
+            else:
+                self.submit(ev.Quantize(cfg or None))
+
+        self.push_screen(QuantDialog(), done)
 
     def action_full_precision(self) -> None:
         self.submit(ev.Quantize(None))
@@ -359,54 +375,3 @@ class SwtuiApp(App):
     async def action_quit(self) -> None:
         self.worker.stop(timeout=0)  # signal only: the UI never waits on the model
         self.exit()
-
-
-def _finish(app: SwtuiApp) -> int:
-    """After the screen is gone: report a failed load, then leave at once.
-
-    The terminal is already restored. Interpreter teardown after a torch + transformers session
-    takes over a second here (their atexit handlers and module finalisers), and a torch call still
-    in flight on the inference thread may take longer, or abort the process at shutdown. Nothing
-    is left to save (snapshots are written and fsynced synchronously), so the process ends with
-    os._exit once output and logs are flushed: `q` gives the shell back in a fraction of a second.
-    """
-    import logging
-
-    code = app.return_code or 0
-    if app.load_error:
-        print(app.load_error, file=sys.stderr)
-        code = 2
-    app.worker.stop(timeout=0)  # tell it to stop; waiting would only delay the exit
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def _exit_on_signals(app: SwtuiApp) -> None:
-    """SIGTERM and SIGINT end the app cleanly (the inference thread is told to stop)."""
-    def handler(signum, frame):
-        app.worker.cancel()
-        app.call_later(app.exit)
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def run_app(source: str | None, load_options=None, prompt: str | None = None, max_new_tokens: int = 24,
-            theme: str | None = None) -> int:
-    """The inspector on `source` (None: the demo model) with plain options; returns the exit code."""
-    app = SwtuiApp(source, load_options, prompt=prompt, max_new_tokens=max_new_tokens, theme=theme)
-    _exit_on_signals(app)
-    app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
-    return _finish(app)
-
-
-def run_snapshot_app(source: str | None, load_options, data: dict, theme: str | None = None,
-                     force: bool = False) -> int:
-    """`swtui open SNAPSHOT`: the inspector with the snapshot's state re-applied."""
-    app = SwtuiApp(source, load_options, theme=theme, snapshot=data, snapshot_force=force,
-                   max_new_tokens=data["prompts"].get("max_new_tokens") or 24)
-    _exit_on_signals(app)
-    app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
-    return _finish(app)

@@ -25,7 +25,10 @@ HELP = """\
 | d | run detection again |
 | w | writers judged together: per residual channel, what pruning them (with / without SA restore) and zeroing the write do |
 | g / e | regenerate / edit the prompt |
-| Q | quantization: choose a method, or go back to full precision |
+| Q | quantization presets: enter applies, a adds as a variant, f opens the form; or full precision |
+| F | quantization form: method, bits, grouping and size, clip z, keep SW, activation bits/site, SA handling |
+| C | compare the baseline and up to three variants side by side (default: W4 per tensor, naive vs clip z9 + keep SW) |
+| S / B | scale sweep of the selected super weight / naive vs SW-aware RTN by block size (charts; esc cancels) |
 | x | export a snapshot (JSON + SVG + Markdown) to snapshots/ |
 | L / v | log scale on/off / switch chart view (down_proj ↔ residual) |
 | esc | cancel running work |

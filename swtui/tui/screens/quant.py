@@ -27,21 +27,36 @@ PRESETS: list[tuple[str, dict]] = [
 ]
 
 
-class QuantDialog(ModalScreen[dict | None]):
-    """Dismisses with a config dict ({} = full precision) or None on escape."""
+class QuantDialog(ModalScreen[tuple | None]):
+    """Dismisses with (how, label, config) — how: "apply", "variant" or "form"; config {} = full
+    precision — or None on escape."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("a", "add_variant", "add as variant"),
+                Binding("f", "form", "form")]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="quant-box"):
-            yield Label("Quantization — enter to apply, esc to cancel")
+            yield Label("Quantization — enter: apply · a: add as a variant to compare (C) · f: the full form · "
+                        "esc: cancel")
             yield OptionList(*[Option(label, id=str(i)) for i, (label, _) in enumerate(PRESETS)], id="quant-list")
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
 
+    def _highlighted(self) -> tuple[str, dict]:
+        index = self.query_one(OptionList).highlighted or 0
+        label, config = PRESETS[index]
+        return label, dict(config)
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(dict(PRESETS[int(event.option.id)][1]))
+        label, config = PRESETS[int(event.option.id)]
+        self.dismiss(("apply", label, dict(config)))
+
+    def action_add_variant(self) -> None:
+        self.dismiss(("variant", *self._highlighted()))
+
+    def action_form(self) -> None:
+        self.dismiss(("form", "", {}))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,95 @@
+"""CompareScreen: the baseline and up to three quantization variants, side by side.
+
+One column per variant: what it is, perplexity (and its ratio to the baseline), stopword mass,
+and its greedy generation streaming in. Filled from the engine's VariantToken / VariantMeasured /
+ComparisonDone events; `r` runs the comparison again, esc goes back (cancelling a running one).
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+
+def _column_id(index: int) -> str:
+    return f"variant-{index}"
+
+
+class CompareScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "back", "back (cancels a running comparison)"), Binding("r", "rerun", "run again")]
+
+    def __init__(self, variants: list[dict], descriptions: dict[str, str]):
+        super().__init__()
+        self.names = ["baseline"] + [v["name"] for v in variants]
+        self.variants = variants
+        self.descriptions = {"baseline": "the unedited model, full precision", **descriptions}
+        self.results: dict[str, dict] = {}
+        self.status = "measuring…"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="compare-status")
+        with Horizontal(id="compare-columns"):
+            for i, name in enumerate(self.names):
+                with Vertical(id=_column_id(i), classes="compare-column"):
+                    yield Static(Text(name, style="bold"), classes="compare-title")
+                    yield Static(self.descriptions.get(name, ""), classes="compare-what")
+                    yield Static("perplexity …", classes="compare-metrics")
+                    yield Static("", classes="compare-generation")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._draw_status()
+
+    def _column(self, name: str):
+        return self.query_one(f"#{_column_id(self.names.index(name))}")
+
+    def _draw_status(self) -> None:
+        done = sum(1 for n in self.names if n in self.results)
+        self.query_one("#compare-status", Static).update(
+            f"{self.status}  {done}/{len(self.names)} measured · perplexity on the bundled text, stopword mass "
+            "over the prompt set, greedy generation of the prompt · r: run again · esc: back")
+
+    def token(self, name: str, text: str) -> None:
+        if name in self.names:
+            self._column(name).query_one(".compare-generation", Static).update(Text(text))
+
+    def measured(self, name: str, metrics: dict) -> None:
+        if name not in self.names:
+            return
+        self.results[name] = metrics
+        base = self.results.get("baseline")
+        ppl = metrics["perplexity"]
+        text = Text(f"perplexity {ppl:,.2f}")
+        ratio = ppl / base["perplexity"] if base and name != "baseline" else None
+        if ratio is not None:
+            text.append(f"  ×{ratio:.3g}", style="bold")
+        text.append(f"\nstopword mass {metrics['stopword_mass']:.3f}")
+        column = self._column(name)
+        box = column.query_one(".compare-metrics", Static)
+        box.update(text)
+        box.set_class(ratio is not None and ratio >= 1.5, "-hurts")  # coloured by the theme's $error
+        column.query_one(".compare-generation", Static).update(Text(metrics.get("generation") or ""))
+        self._draw_status()
+
+    def finished(self, cancelled: bool) -> None:
+        self.status = "cancelled" if cancelled else "done"
+        self._draw_status()
+
+    def action_back(self) -> None:
+        if self.status == "measuring…":
+            self.app.action_cancel()
+        self.app.pop_screen()
+
+    def action_rerun(self) -> None:
+        self.results.clear()
+        self.status = "measuring…"
+        for name in self.names:
+            column = self._column(name)
+            column.query_one(".compare-metrics", Static).update("perplexity …")
+            column.query_one(".compare-generation", Static).update("")
+        self._draw_status()
+        self.app.run_comparison(self.variants)

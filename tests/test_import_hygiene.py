@@ -34,17 +34,6 @@ def test_tui_starts_without_torch():
     assert out.stdout.strip() == "False False"
 
 
-def test_palette_lists_every_action():
-    from swtui.tui.app import SwtuiApp
-    from swtui.tui.commands import ACTIONS
-
-    for _, action, _ in ACTIONS:
-        assert hasattr(SwtuiApp, f"action_{action}") or action in ("quit", "help"), action
-    bound = {b.action.split("(")[0] for b in SwtuiApp.BINDINGS}
-    listed = {a for _, a, _ in ACTIONS}
-    assert bound - {"chart_move", "table_move"} <= listed
-
-
 def import_graph() -> dict[str, set[str]]:
     """swtui module -> the swtui modules it imports, anywhere in its body (lazy imports count)."""
     import ast

@@ -17,7 +17,10 @@ def make_app(**kw):
 
 
 async def test_detect_select_name_prune_restore():
-    app = make_app()
+    from swtui_testing import tiny_needing_its_sa
+
+    # a head that needs the planted super activation: pruning it changes the generation
+    app = SwtuiApp(session=tiny_needing_its_sa("llama"), max_new_tokens=6)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
         session = app.worker.session
@@ -34,12 +37,14 @@ async def test_detect_select_name_prune_restore():
         # the detected weight is in the table
         table = app.query_one(SuperWeightTable)
         assert table.selected_key() == SW
-        # prune with p
+        # prune with p: a new generation, in which baseline and current differ
+        seen = len(app.events_seen)
         await pilot.press("p")
         await settle(pilot, app)
         assert session.ledger.edit(SW).op == "prune"
         assert session.ledger.current_value(*SW) == 0.0
-        assert any(isinstance(e, ev.GenerationDone) for e in app.events_seen)
+        (after,) = [e for e in app.events_seen[seen:] if isinstance(e, ev.GenerationDone)]
+        assert after.texts["base"] != after.texts["current"] and after.diverge_at is not None
         # p again unprunes
         await pilot.press("p")
         await settle(pilot, app)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Footer, ProgressBar
 
 from swtui.core import events as ev
 from swtui.core.worker import InferenceWorker
+from swtui.tui.actions import bindings, find, why_not
 from swtui.tui.commands import SwtuiCommands
 from swtui.tui.comparing import ComparisonMixin
 from swtui.tui.messages import EngineEvent
@@ -28,35 +28,7 @@ class SwtuiApp(ComparisonMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "swtui"
     COMMANDS = App.COMMANDS | {SwtuiCommands}
-    BINDINGS = [
-        Binding("d", "detect", "detect"),
-        Binding("n", "name_spike", "name"),
-        Binding("p", "toggle_prune", "prune"),
-        Binding("s", "scale", "scale"),
-        Binding("r", "restore", "restore"),
-        Binding("R", "restore_all", "restore all"),
-        Binding("a", "toggle_sa", "SA"),
-        Binding("z", "toggle_zero_write", "zero write", show=False),
-        Binding("w", "groups", "groups", show=False),
-        Binding("g", "regenerate", "regen"),
-        Binding("e", "edit_prompt", "prompt"),
-        Binding("Q", "quantize", "quant"),
-        Binding("C", "compare", "compare"),
-        Binding("F", "quant_form", "quant form", show=False),
-        Binding("S", "scale_sweep", "scale sweep", show=False),
-        Binding("B", "quant_sweep", "block sweep", show=False),
-        Binding("x", "export", "export"),
-        Binding("h", "chart_move(-1)", "◀", show=False),
-        Binding("l", "chart_move(1)", "▶", show=False),
-        Binding("j", "table_move(1)", "down", show=False),
-        Binding("k", "table_move(-1)", "up", show=False),
-        Binding("L", "toggle_log", "log", show=False),
-        Binding("v", "toggle_view", "view", show=False),
-        Binding("escape", "cancel", "cancel", show=False),
-        Binding("t", "next_theme", "theme", show=False),
-        Binding("question_mark,f1", "help", "help"),
-        Binding("q", "quit", "quit"),
-    ]
+    BINDINGS = bindings()  # one registry: swtui.tui.actions
 
     def __init__(self, source: str | None = None, load_options=None, prompt: str | None = None,
                  max_new_tokens: int = 24, theme: str | None = None, session=None, detect_on_load: bool = True,
@@ -149,6 +121,7 @@ class SwtuiApp(ComparisonMixin, App):
         self.loaded = True
         self.query_one(StatusBar).info = e.info
         self.sub_title = e.info.get("name", "")
+        self.refresh_bindings()  # the footer dims what cannot apply yet
 
     def _on_ProbeDone(self, e: ev.ProbeDone) -> None:
         self.layers, self.tokens, self.threshold = e.layers, e.tokens, e.threshold
@@ -157,6 +130,7 @@ class SwtuiApp(ComparisonMixin, App):
         chart.layers = e.layers
         chart.border_subtitle = f"╌ spike threshold {e.threshold:.3g} · prompt {e.prompt!r}"
         self._show_layer(chart.selected)
+        self.refresh_bindings()  # the footer dims what cannot apply yet
 
     def _on_DetectionDone(self, e: ev.DetectionDone) -> None:
         supers = [c for c in e.candidates if c.get("is_super") is not False]
@@ -181,6 +155,7 @@ class SwtuiApp(ComparisonMixin, App):
             self.notify(f"channel {g['channel']}: {len(g['members'])} writers leave "
                         f"{100 * g['sa_remaining']:.0f}% of its activation{ppl} — {g['verdict']} (w: details)",
                         title="writers judged together", timeout=10)
+        self.refresh_bindings()  # the footer dims what cannot apply yet
 
     def _on_StateChanged(self, e: ev.StateChanged) -> None:
         if e.super_weights and not self.sw_rows:  # first super weights known: show their layer
@@ -193,6 +168,7 @@ class SwtuiApp(ComparisonMixin, App):
         status.edits, status.quant_mode = e.edit_count, e.quant_mode
         mode = "A/B in one batch" if e.batched_ab else "A/B in two passes (quantized weights)"
         self.query_one(ComparisonPanel).set_prompt(e.prompt, mode)
+        self.refresh_bindings()  # the footer dims what cannot apply yet
 
     def _on_TokenStreamed(self, e: ev.TokenStreamed) -> None:
         self.query_one(f"#gen-{e.variant}", GenerationDiff).show(e.text)
@@ -259,6 +235,21 @@ class SwtuiApp(ComparisonMixin, App):
         self.worker.submit(request)
 
     # -- actions --------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dimmed in the footer and the palette (and not run) while an action cannot apply."""
+        spec = find(action)
+        return True if spec is None or why_not(self, spec) is None else None
+
+    def on_key(self, event) -> None:
+        """A key whose action cannot apply now says why (Textual skips disabled bindings silently)."""
+        for binding in self.BINDINGS:
+            if event.key in binding.key.split(","):
+                spec = find(binding.action.split("(")[0])
+                reason = spec and why_not(self, spec)
+                if reason and self.screen is self.screen_stack[0]:
+                    self.notify(reason, severity="warning")
+                return
+
     def action_detect(self) -> None:
         self.submit(ev.Detect())
 

@@ -1,0 +1,79 @@
+"""One action registry feeds the bindings, the palette, the help screen and the README key table;
+what cannot apply is dimmed and says why."""
+
+import re
+from pathlib import Path
+
+from swtui.tui.actions import ACTIONS, help_rows, palette
+from swtui.tui.app import SwtuiApp
+
+from swtui_testing import CPU
+from tui_helpers import settle
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: keys the README names that are not bindings of the registry (Textual's own navigation)
+NAVIGATION = {"←", "→", "↑", "↓", "enter", "click"}
+
+
+def _readme_keys() -> set[str]:
+    text = README.read_text()
+    table = text[text.index("| key | action |"):]
+    table = table[:table.index("\n\n")]
+    keys = set()
+    for line in table.splitlines()[2:]:
+        first = line.split("|")[1]
+        for token in re.split(r"\s*(?:,|·| or |/)\s*", first.strip().strip("`")):
+            if token:
+                keys.add(token.strip("` "))
+    return keys
+
+
+def test_every_action_is_an_app_action_and_bound_once():
+    for a in ACTIONS:
+        assert hasattr(SwtuiApp, f"action_{a.method}"), a.name
+    keys = [k for b in SwtuiApp.BINDINGS for k in b.key.split(",")]
+    assert len(keys) == len(set(keys))
+    assert {b.action for b in SwtuiApp.BINDINGS} == {a.name for a in ACTIONS if a.keys and a.method != "command_palette"}
+
+
+def test_readme_key_table_matches_the_registry():
+    shown = {"question_mark": "?", "f1": "F1", "escape": "esc"}
+    registry = {shown.get(k, k) for a in ACTIONS for k in a.keys.split(",") if k}
+    readme = _readme_keys()
+    assert registry - readme == set(), "keys missing from the README table"
+    assert readme - registry - NAVIGATION == set(), "README keys no action has"
+
+
+def test_help_and_palette_come_from_the_registry():
+    rows = dict(help_rows())
+    assert rows["p"].startswith("zero the selected super weight") and rows["C"].startswith("baseline and up to")
+    assert {a.title for a in palette()} >= {"Compare variants side by side", "Writers judged together"}
+
+
+async def test_inapplicable_actions_are_dimmed_say_why_and_do_not_run():
+    app = SwtuiApp("tiny:llama", load_options=CPU, max_new_tokens=4, detect_on_load=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        assert app.check_action("toggle_prune", ()) is None and app.check_action("groups", ()) is None
+        assert app.check_action("detect", ()) is True
+        h0 = app.worker.session.current_hash()
+        await pilot.press("p")
+        await pilot.pause(0.1)
+        assert [n.message for n in app._notifications][-1].startswith("no super weight selected")
+        assert app.worker.session.current_hash() == h0
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        assert [n.message for n in app._notifications][-1] == "no candidates judged yet: run detection (d)"
+        # the palette: dimmed, with the reason as its help
+        from swtui.tui.commands import SwtuiCommands
+
+        provider = SwtuiCommands(app.screen)
+        hits = [h async for h in provider.discover()]
+        prune = next(h for h in hits if str(h.display) == "Prune / unprune selected")
+        assert prune.display.style == "dim" and prune.help.startswith("unavailable: no super weight selected")
+        await pilot.press("d")
+        await settle(pilot, app)
+        assert app.check_action("toggle_prune", ()) is True and app.check_action("groups", ()) is True
+        hits = [h async for h in provider.discover()]
+        prune = next(h for h in hits if str(h.display) == "Prune / unprune selected")
+        assert prune.display.style == "" and "(p)" in prune.help

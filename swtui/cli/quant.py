@@ -37,7 +37,8 @@ def _session_with_detection(args, progress):
 
     session = open_session(args, progress)
     progress("detecting super weights", None)
-    adopt(session, detect(session, DetectOptions(max_rounds=2), progress))
+    # only which weights are super matters here (they are held out): each candidate judged alone
+    adopt(session, detect(session, DetectOptions(max_rounds=2, together=False), progress))
     return session
 
 

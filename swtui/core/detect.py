@@ -53,6 +53,7 @@ class DetectOptions:
     max_rounds: int = 8
     impact: bool = True
     impact_threshold: float = 1.5  # ppl(pruned)/ppl(base) at or above this: a super weight
+    together: bool = True  # also judge groups and the activation (False: each candidate alone only)
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,8 @@ def detect(session: Session, opts: DetectOptions | None = None,
 
         progress("measuring impact (perplexity)" if opts.impact else "judging writers of one channel", None)
         impact = judge(session, result.candidates, opts.prompt, opts.impact_threshold if opts.impact else None,
-                       cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac))
+                       cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac),
+                       together=opts.together)
         result.groups, result.impact = impact.groups, impact
     progress("done", 1.0)
     return result

@@ -8,7 +8,8 @@ measures perplexity with
 - each group (the candidates writing one residual channel) pruned together;
 - where a group's pruning does not hurt: its MLP write on that channel zeroed at the members'
   layers (activation ablation), and every candidate pruned (when there are several channels);
-- where pruning hurts: the same with the super activations restored (does that recover it?),
+- where pruning hurts: the same with the super activations restored (does that recover it?;
+  for a group holding a super weight, that weight's own restore answers),
 
 and the residual activation on the channel (max |h[..., channel]| from the first writer on, on the
 probe prompt) before and after pruning the group. Verdicts, each with its evidence:
@@ -114,12 +115,13 @@ def writer_groups(session: Session, candidates, prompt: str) -> list[WriterGroup
 
 def judge(session: Session, candidates, prompt: str, impact_threshold: float | None,
           cancel: threading.Event | None = None, measured: Callable | None = None,
-          progress: Callable[[float], None] | None = None) -> Impact:
+          progress: Callable[[float], None] | None = None, together: bool = True) -> Impact:
     """Groups always; perplexities and verdicts when `impact_threshold` is set. `measured(cand)` is
-    called as soon as a candidate's own figures are known."""
+    called as soon as a candidate's own figures are known. `together=False` measures each
+    candidate alone and nothing else (no groups): enough to know which weights to hold out."""
     from swtui.core.metrics import perplexity
 
-    groups = writer_groups(session, candidates, prompt)
+    groups = writer_groups(session, candidates, prompt) if together else []
     impact = Impact(groups)
     if impact_threshold is None or not candidates:
         return impact
@@ -146,6 +148,8 @@ def judge(session: Session, candidates, prompt: str, impact_threshold: float | N
     # 1. each candidate alone
     measure([Scenario("base")] + [Scenario(f"c{i}", (c.key,)) for i, c in enumerate(candidates)], 0.0)
     base = impact.ppl_base = ppl["base"]
+    if not together:
+        return impact
     hurts = lambda name: name in ppl and ppl[name] / base >= impact_threshold  # noqa: E731
     keys_of = {g.channel: tuple(tuple(m) for m in g.members) for g in groups}
     # 2. each group pruned together; where that does not hurt, the activation itself zeroed; every
@@ -164,15 +168,16 @@ def judge(session: Session, candidates, prompt: str, impact_threshold: float | N
     for i, c in enumerate(candidates):
         if hurts(f"c{i}"):
             third.append(Scenario(f"c{i}+sa", (c.key,), sa_restore=True))
-    for g in groups:
-        if hurts(f"g{g.channel}") and len(keys_of[g.channel]) > 1:
-            third.append(Scenario(f"g{g.channel}+sa", keys_of[g.channel], sa_restore=True))
+    by_key = {c.key: c for c in candidates}
+    for g in groups:  # a group with a super weight in it: that weight's own SA restore tells
+        keys = keys_of[g.channel]
+        if hurts(f"g{g.channel}") and len(keys) > 1 and not any(by_key[k].is_super for k in keys):
+            third.append(Scenario(f"g{g.channel}+sa", keys, sa_restore=True))
     if hurts("all"):
         third.append(Scenario("all+sa", tuple(c.key for c in candidates), sa_restore=True))
     if third:
         measure(third, 2 / 3)
 
-    by_key = {c.key: c for c in candidates}
     for i, c in enumerate(candidates):
         c.ppl_sa_restored = ppl.get(f"c{i}+sa")
     for g in groups:

@@ -27,7 +27,7 @@ step "ablate --scale 11,507,1229=10" 180 $PY -m swtui ablate --device cuda --sca
 step "quant RTN W4 per tensor, naive" 180 $PY -m swtui quant --device cuda --method rtn --bits 4 --group tensor --json --max-new-tokens 8
 step "quant RTN W4 per tensor, clip z9 + keep SW" 180 $PY -m swtui quant --device cuda --method rtn --bits 4 --group tensor --clip-z 9 --keep-super-weights --json --max-new-tokens 8
 step "quant bnb NF4 + keep SW" 180 $PY -m swtui quant --device cuda --method bnb-nf4 --keep-super-weights --json --max-new-tokens 8
-step "CUDA-only tests" 300 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py -rs
+step "CUDA-only tests" 300 $PY -m pytest -q -p no:cacheprovider tests/core/test_cuda.py -rs
 step "the whole suite (CUDA visible)" 420 $PY -m pytest -q -p no:cacheprovider -x --durations=5
 step "bench --device cuda" 420 $PY bench/run.py --device cuda
 cp bench/results/latest.json "$OUT/bench_cuda.json" 2>/dev/null

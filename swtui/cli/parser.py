@@ -111,6 +111,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         from swtui.cli.snapshot import add_export_options
 
         add_export_options(p)
+        _detect_options(p)
         _metric_options(p)
     elif command in ("open", "report"):
         p.add_argument("snapshot", metavar="SNAPSHOT", help="a snapshot folder or its findings.json")

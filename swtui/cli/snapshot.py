@@ -49,11 +49,11 @@ def render_svg(session, prompt: str, max_new_tokens: int, size=(120, 40), detect
 def cmd_export(args) -> int:
     import json
 
-    from swtui.core.detect import DetectOptions, adopt, detect
+    from swtui.core.detect import adopt, detect
     from swtui.core.quant_session import apply_quant_config
     from swtui.core.snapshot import build_snapshot, write_snapshot
     from swtui.cli.ablate import ablate_report, apply_ablation_args
-    from swtui.cli.common import emit_json, open_session, out_console, progress_display
+    from swtui.cli.common import detect_options, emit_json, open_session, out_console, progress_display
 
     notices: list[str] = []
     quant = None
@@ -64,7 +64,7 @@ def cmd_export(args) -> int:
             raise SwtuiError("--quant must be a JSON object, e.g. '{\"method\": \"rtn\", \"bits\": 4}'") from None
     with progress_display() as progress:
         session = open_session(args, progress)
-        detection = detect(session, DetectOptions(), progress)
+        detection = detect(session, detect_options(args), progress)
         adopt(session, detection)
         if args.prune or args.scale or args.nonsw_control:
             apply_ablation_args(session, args, notices)

@@ -67,7 +67,8 @@ class ToggleSA(Request):
 
 @dataclass(frozen=True)
 class ToggleWriteAblation(Request):
-    """Zero / stop zeroing the MLP's write on residual channel `channel` at `layer` (edited variant)."""
+    """Zero the MLP's write on residual channel `channel` at `layer` (edited variant); when `layer`
+    already has a zeroed write, undo that instead (the spike may have moved to another channel)."""
     layer: int
     channel: int
 

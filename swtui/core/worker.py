@@ -242,7 +242,9 @@ class InferenceWorker:
         elif isinstance(r, ev.ToggleSA):
             s.set_sa_restore(*r.key, on=r.key not in s.sa_restore)
         elif isinstance(r, ev.ToggleWriteAblation):
-            s.set_zero_write(r.layer, r.channel, on=(r.layer, r.channel) not in s.zero_writes)
+            active = [w for w in s.zero_writes if w[0] == r.layer]
+            for layer, channel in active or [(r.layer, r.channel)]:
+                s.set_zero_write(layer, channel, on=not active)
         elif isinstance(r, ev.Quantize):
             self._quantize(r.config)
         elif isinstance(r, ev.Export):

@@ -99,14 +99,17 @@ def test_restore_super_activation_recovers(demo):
     assert recovered > 0.5, (base, without, with_sa)
 
 
-def test_scale_curve(demo):
-    curve = {}
-    for f in (0.0, 0.5, 1.0, 2.0, 3.0):
+def test_scale_curve(demo, short_eval):
+    """Scaling the real super weight (README: the full text's sweep): pruning hurts a lot, halving
+    it some (on a short text; `swtui scale-sweep` and tests/core/test_variants.py cover the sweep)."""
+    text = open(short_eval).read()
+    rows = {}
+    for f in (0.0, 0.5, 1.0, 1.5):
         demo.ledger.scale(*SW, f)
-        curve[f] = metrics.perplexity(demo, variants=("current",))["current"]
+        rows[f] = metrics.perplexity(demo, text, variants=("current",))["current"]
     demo.ledger.restore_all()
-    assert curve[0.0] > curve[0.5] > curve[1.0]
-    assert len(set(round(v, 3) for v in curve.values())) == 5
+    assert rows[0.0] > 2 * rows[1.0] and rows[0.5] > rows[1.0]
+    assert len(set(round(v, 3) for v in rows.values())) == 4
 
 
 def test_ablate_cli_json(capsys, short_eval):
@@ -168,8 +171,9 @@ def test_quant_command_returns_exactly(capsys, short_eval):
 def test_snapshot_round_trip(tmp_path, capsys):
     from swtui.cli import main
 
+    # the round trip is the point, not the impact check: detection without it
     assert main(["export", "--device", "cpu", "--prune", "11,507,1229", "--out", str(tmp_path), "--no-svg", "--json",
-                 "--max-new-tokens", "8"]) == 0
+                 "--max-new-tokens", "8", "--no-impact"]) == 0
     path = json.loads(capsys.readouterr().out)["path"]
     saved = json.loads((tmp_path / path.split("/")[-1] / "findings.json").read_text())
     assert saved["edits"][0]["op"] == "prune" and saved["metrics"]["perplexity"]["current"] > 50

@@ -10,7 +10,7 @@ from swtui.tui.app import SwtuiApp
 from swtui_testing import CPU
 from tui_helpers import settle
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 #: keys the README names that are not bindings of the registry (Textual's own navigation)
 NAVIGATION = {"←", "→", "↑", "↓", "enter", "click"}
 

@@ -38,7 +38,7 @@ def test_a_built_wheel_carries_the_themes(tmp_path):
     import shutil
 
     root = tmp_path / "src"  # a copy: building in place would leave build/ in the checkout
-    shutil.copytree(Path(__file__).resolve().parents[1], root,
+    shutil.copytree(Path(__file__).resolve().parents[2], root,
                     ignore=shutil.ignore_patterns(".venv", ".git", ".dev", "build", "*.egg-info", "__pycache__",
                                                   "tests", "snapshots", "bench"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(root), "--no-deps", "--no-build-isolation",

@@ -1,0 +1,78 @@
+"""The mission keys not covered elsewhere, each with its visible effect: e, z, B, ctrl+p."""
+
+from textual.command import CommandPalette
+from textual.widgets import Input, Static
+
+from swtui.core import events as ev
+from swtui.tui.app import SwtuiApp
+from swtui.tui.screens.ask import AskDialog
+from swtui.tui.screens.sweep import SweepScreen
+from swtui.tui.widgets.status import StatusBar
+from swtui.tui.widgets.sweep_chart import SweepChart
+
+from swtui_testing import tiny_needing_its_sa
+from tui_helpers import settle
+
+
+def _app(**kw):
+    return SwtuiApp(session=tiny_needing_its_sa("llama"), max_new_tokens=4, **kw)
+
+
+async def test_e_edits_the_prompt_and_regenerates():
+    app = _app(detect_on_load=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, AskDialog)
+        field = app.screen.query_one(Input)
+        assert field.value == "The capital of France is"
+        field.value = "Hello there"
+        seen = len(app.events_seen)
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert "prompt Hello there" in str(app.query_one("#prompt-line", Static).render())
+        assert any(isinstance(e, ev.GenerationDone) for e in app.events_seen[seen:])
+        assert app.worker.prompt == "Hello there"
+
+
+async def test_z_zeroes_the_selected_layers_write_and_again_undoes_it():
+    app = _app()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        status = app.query_one(StatusBar)
+        assert status.edits == 0
+        await pilot.press("z")
+        await settle(pilot, app)
+        assert app.worker.session.zero_writes == {(1, 5)} and status.edits == 1
+        done = [e for e in app.events_seen if isinstance(e, ev.StopwordsDone) and e.perplexity][-1]
+        assert done.perplexity["current"] > 1.5 * done.perplexity["base"]  # the head needs that activation
+        await pilot.press("z")
+        await settle(pilot, app)
+        assert app.worker.session.zero_writes == set() and status.edits == 0
+
+
+async def test_B_draws_naive_and_sw_aware_bars_by_block_size():
+    app = _app()
+    async with app.run_test(size=(110, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("B")
+        await settle(pilot, app)
+        screen = app.screen
+        assert isinstance(screen, SweepScreen) and screen.kind == "quant" and screen.state == "done"
+        assert [r["block"] for r in screen.rows] == [64, 256, 1024, 4096, 16384, "tensor"]
+        chart = str(screen.query_one(SweepChart).render())
+        assert "tensor naive" in chart and "tensor SW-aware" in chart and "log axis" in chart
+        assert screen.meta["super_weights"] == [[1, 5, 17]] and app.worker.session.quant_config is None
+
+
+async def test_ctrl_p_opens_the_command_palette():
+    app = _app(detect_on_load=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, CommandPalette)

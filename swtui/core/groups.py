@@ -157,9 +157,10 @@ def judge(session: Session, candidates, prompt: str, impact_threshold: float | N
     second = [Scenario(f"g{ch}", keys) for ch, keys in keys_of.items() if len(keys) > 1]
     if second:
         measure(second, 1 / 3)
-    for g in groups:
-        name = f"g{g.channel}" if len(keys_of[g.channel]) > 1 else f"c{candidates.index(_cand(candidates, g))}"
-        ppl[f"g{g.channel}"] = ppl[name]
+    index = {c.key: i for i, c in enumerate(candidates)}
+    for ch, keys in keys_of.items():  # a lone writer's group is that candidate
+        if len(keys) == 1:
+            ppl[f"g{ch}"] = ppl[f"c{index[keys[0]]}"]
     third = [Scenario(f"w{g.channel}", zero_writes=tuple(sorted({(k[0], g.channel) for k in keys_of[g.channel]})))
              for g in groups if not hurts(f"g{g.channel}")]
     if len(groups) > 1 and not any(hurts(f"g{g.channel}") for g in groups):
@@ -200,11 +201,6 @@ def judge(session: Session, candidates, prompt: str, impact_threshold: float | N
                 m.verdict = g.verdict
     impact.ppl_all_pruned, impact.ppl_all_sa_restored = ppl.get("all"), ppl.get("all+sa")
     return impact
-
-
-def _cand(candidates, group: WriterGroup):
-    key = tuple(group.members[0])
-    return next(c for c in candidates if c.key == key)
 
 
 def evidence(c) -> str:

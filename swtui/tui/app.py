@@ -316,10 +316,7 @@ class SwtuiApp(ComparisonMixin, App):
     def action_groups(self) -> None:
         from swtui.tui.screens.groups import GroupsScreen
 
-        if not self.groups:
-            self.notify("no candidates judged yet: run detection (d)", severity="warning")
-            return
-        self.push_screen(GroupsScreen(self.groups))
+        self.push_screen(GroupsScreen(self.groups))  # the registry gates it on self.groups
 
     def action_edit_prompt(self) -> None:
         self.push_screen(AskDialog("Prompt:", self.worker.prompt, validate_prompt),

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from swtui.core import events as ev
 from swtui.core.quant_session import describe_config
-
-MAX_VARIANTS = 3
+from swtui.core.variants import MAX_VARIANTS
 #: the comparison the paper argues, at the same bits and grouping: naive vs clip + keep SW
 DEFAULT_VARIANTS = [
     {"name": "W4 per tensor, naive", "config": {"method": "rtn", "bits": 4, "group": "tensor"}, "with_edits": True},

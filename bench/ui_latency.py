@@ -22,7 +22,7 @@ sys.path[:0] = [ROOT + "/tests", ROOT + "/tests/tui"]  # swtui_testing, tui_help
 
 async def main(samples: int = 40, phase: str = "generating") -> dict:
     """phase "generating": keys while a 400-token generation streams; "detecting": while detection runs."""
-    from swtui.core import events as ev
+    from swtui.core import protocol as ev
     from swtui.core.loading import LoadOptions, load_model
     from swtui.core.session import Session
     from swtui.tui.app import SwtuiApp
@@ -50,7 +50,7 @@ async def main(samples: int = 40, phase: str = "generating") -> dict:
             before = chart.selected
             key = "l" if before == 0 or (i % 2 == 0 and before < 29) else "h"
             streaming = not any(isinstance(e, (ev.GenerationDone, ev.DetectionDone)) for e in app.events_seen)
-            busy = app.worker.busy
+            busy = app.engine.busy
             t = time.perf_counter()
             app.post_message(events.Key(key, key))
             # the selection moves (detection finishing may also move it: any change counts)
@@ -63,7 +63,7 @@ async def main(samples: int = 40, phase: str = "generating") -> dict:
             during["busy"] += busy
             await asyncio.sleep(0.05)
         tokens = sum(isinstance(e, ev.TokenStreamed) for e in app.events_seen)
-        app.worker.cancel()
+        app.engine.cancel()
         await settle(pilot, app, timeout=120)
     lat.sort()
     return {"samples": len(lat), "p50_ms": 1000 * statistics.median(lat),

@@ -1,6 +1,9 @@
 """Helpers shared by the tests (imported as a module, not through conftest)."""
 
+import collections
 import os
+import threading
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -130,3 +133,42 @@ def tiny_llama_writers(*writers, layers: int = 8, sharpen: float = 20.0, shift: 
                 getattr(mlp, name).weight[list(cols)] = getattr(mlp, name).weight[cols[0]].clone()
     damp_head(model, 5, sharpen)
     return _session(model, tok, "tiny:llama", "tiny-llama-writers")
+
+
+# -- the engine, driven from a test ---------------------------------------------------------------
+class Collector:
+    """An engine's `emit`: keeps every event; `wait_for` blocks until one matches."""
+
+    def __init__(self):
+        self.events = []
+        self.cond = threading.Condition()
+
+    def __call__(self, event):
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not any(pred(e) for e in self.events):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = collections.Counter(type(e).__name__ for e in self.events)
+                    raise AssertionError(f"no such event; got {dict(seen)}")
+                self.cond.wait(left)
+        return [e for e in self.events if pred(e)][-1]
+
+
+def idle_worker(session, **kw):
+    """A started engine on `session`, past its load-time refresh; returns (engine, collector)."""
+    from swtui.core import protocol as ev
+    from swtui.core.engine import Engine
+
+    out = Collector()
+    w = Engine(out, None, session=session, detect_on_load=False, max_new_tokens=kw.pop("tokens", 8), **kw)
+    w.start()
+    out.wait_for(lambda e: isinstance(e, ev.Measured))
+    return w, out
+
+

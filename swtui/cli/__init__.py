@@ -33,8 +33,13 @@ def run_inspector(args) -> int:
     from swtui.cli.common import load_options
     from swtui.tui.run import run_app
 
+    eval_text = None
+    if args.eval_file:  # read here: a bad path fails before the screen opens
+        from swtui.core.metrics import eval_text as read_eval_text
+
+        eval_text = read_eval_text(args.eval_file)
     return run_app(args.model, load_options(args), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
-                   theme=args.theme)
+                   theme=args.theme, eval_text=eval_text)
 
 
 def main(argv: list[str] | None = None) -> int:

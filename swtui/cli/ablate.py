@@ -10,11 +10,7 @@ def ablate_report(session, args, notices: list) -> dict:
     """Baseline vs current metrics for the session's present edits."""
     from swtui.core import metrics
 
-    text = metrics.eval_text(args.eval_file)
-    ppl = metrics.perplexity(session, text)
-    sw = metrics.stopword_mass(session)
-    gen = metrics.generate(session, args.gen_prompt, args.max_new_tokens)
-    side = {v: {"perplexity": ppl[v], "stopword_mass": sw.mass[v], "generation": gen[v]} for v in ("base", "current")}
+    m = metrics.measure(session, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file))
     return {
         "model": model_info(session),
         "edits": session.ledger.summary(),
@@ -23,9 +19,9 @@ def ablate_report(session, args, notices: list) -> dict:
         "batched_ab": session.batchable,
         "ab_mode": session.ab_mode,
         "prompt": args.gen_prompt,
-        "baseline": side["base"],
-        "edited": side["current"],
-        "stopwords": sw.to_dict(),
+        "baseline": m["base"].to_dict(),
+        "edited": m["current"].to_dict(),
+        "stopwords": m.stopwords.to_dict(),
         "notices": notices,
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from swtui import __version__
+from swtui.core.defaults import GEN_PROMPT, PROBE_PROMPT
 
 #: the headless subcommands, in the order `--help` lists them (swtui.cli.COMMANDS runs them)
 SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export", "open", "report")
@@ -41,7 +42,7 @@ def _model_options(p: argparse.ArgumentParser, model_positional: bool = True) ->
 
 def _detect_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("detection")
-    g.add_argument("--prompt", default=None, help='probe prompt (default: "Apple Inc. is a worldwide tech company.")')
+    g.add_argument("--prompt", default=None, help=f"probe prompt (default: {PROBE_PROMPT!r})")
     g.add_argument("--z", type=float, default=2.5, dest="z",
                    help="a layer spikes when its max |down_proj input| and max |down_proj output| both score "
                         "≥ Z, robustly in log space against all layers, at one token (2.5; README: Detection)")
@@ -59,7 +60,7 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
 def _metric_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("metrics")
     g.add_argument("--eval-file", default=None, help="plain-text file for perplexity (default: bundled text)")
-    g.add_argument("--gen-prompt", default="The capital of France is", help="prompt for the greedy generation")
+    g.add_argument("--gen-prompt", default=GEN_PROMPT, help="prompt for the greedy generation")
     g.add_argument("--max-new-tokens", type=int, default=24, help="tokens to generate (24)")
 
 
@@ -73,6 +74,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--theme", default=None, help="theme name (swtui-dark, swtui-light, solarized-dark, or one in the user theme folder)")
         p.add_argument("--prompt", default=None, help="generation prompt shown in the comparison panel")
         p.add_argument("--max-new-tokens", type=int, default=24)
+        p.add_argument("--eval-file", default=None,
+                       help="plain-text file the perplexity is measured on (default: the bundled text)")
         return p
     p = Parser(prog=f"swtui {command}")
     if command in ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export"):
@@ -88,7 +91,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
                        help="activation ablation: layer L's MLP writes nothing on channel CH (repeatable)")
         p.add_argument("--nonsw-control", type=int, default=None, metavar="K",
                        help="also zero the K largest non-super weights of the decoder linears (control)")
-        p.add_argument("--sa-prompt", default="Apple Inc. is a worldwide tech company.",
+        p.add_argument("--sa-prompt", default=PROBE_PROMPT,
                        help="prompt used to measure the super activation for --restore-sa")
         _metric_options(p)
     elif command in ("quant", "quant-sweep"):

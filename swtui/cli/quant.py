@@ -51,6 +51,7 @@ def _config_from_args(args) -> dict:
 
 def cmd_quant(args) -> int:
     from swtui.core import metrics
+    from swtui.core.defaults import PROBE_PROMPT
     from swtui.core.detect import run_probe
     from swtui.core.quant_session import apply_quant_config, parse_config
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
@@ -61,21 +62,19 @@ def cmd_quant(args) -> int:
     with progress_display() as progress:
         session = _session_with_detection(args, progress)
         before = session.current_hash()
-        base_probe = run_probe(session, "Apple Inc. is a worldwide tech company.")
+        base_probe = run_probe(session, PROBE_PROMPT)
         label = apply_quant_config(session, config, progress)
         progress("measuring full precision vs quantized", None)
-        ppl = metrics.perplexity(session, metrics.eval_text(args.eval_file))
-        sw = metrics.stopword_mass(session)
-        gen = metrics.generate(session, args.gen_prompt, args.max_new_tokens)
-        q_probe = run_probe(session, "Apple Inc. is a worldwide tech company.")
+        m = metrics.measure(session, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file))
+        q_probe = run_probe(session, PROBE_PROMPT)
         apply_quant_config(session, None)
         restored = session.current_hash() == before
     held = [list(s.key) for s in session.super_weights if s.is_super is not False]
     report = {
         "model": model_info(session), "config": config, "label": label, "held_out": held if args.keep_super_weights else [],
-        "baseline": {"perplexity": ppl["base"], "stopword_mass": sw.mass["base"], "generation": gen["base"]},
-        "edited": {"perplexity": ppl["current"], "stopword_mass": sw.mass["current"], "generation": gen["current"]},
-        "stopwords": sw.to_dict(),
+        "baseline": m["base"].to_dict(),
+        "edited": m["current"].to_dict(),
+        "stopwords": m.stopwords.to_dict(),
         "spikes": [{"layer": a.layer, "full_out_max": a.out_max, "quant_out_max": b.out_max,
                     "full_channel": a.out_channel, "quant_channel": b.out_channel}
                    for a, b in zip(base_probe.layers, q_probe.layers)],
@@ -88,7 +87,7 @@ def cmd_quant(args) -> int:
                       + (f" — super weights held out: {held}" if args.keep_super_weights else ""))
     out_console.print(comparison_table(report["baseline"], report["edited"], "full precision vs quantized"))
     out_console.print(stopword_shift_table(report["stopwords"]["top_stopwords"], "stopwords that moved"))
-    out_console.print(generation_table(args.gen_prompt, gen["base"], gen["current"]))
+    out_console.print(generation_table(args.gen_prompt, m["base"].generation, m["current"].generation))
     t = Table(title="does the super activation survive? (max |down_proj out| per layer)", title_justify="left")
     for col in ("layer", "full", "quantized", "channel"):
         t.add_column(col, justify="right")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from swtui.core.defaults import GEN_PROMPT, PROBE_PROMPT
 from swtui.core.errors import SwtuiError
 
 
@@ -12,7 +13,7 @@ def add_export_options(p) -> None:
     g.add_argument("--scale", action="append", default=[], metavar="L,R,C=F")
     g.add_argument("--restore-sa", action="store_true")
     g.add_argument("--nonsw-control", type=int, default=None, metavar="K")
-    g.add_argument("--sa-prompt", default="Apple Inc. is a worldwide tech company.")
+    g.add_argument("--sa-prompt", default=PROBE_PROMPT)
     g.add_argument("--quant", default=None, metavar="JSON", help='quantization config, e.g. \'{"method": "bnb-nf4"}\'')
     g.add_argument("--no-svg", action="store_true", help="skip the SVG screenshot (it renders the TUI offscreen)")
 
@@ -24,8 +25,8 @@ def render_svg(session, prompt: str, max_new_tokens: int, size=(120, 40), detect
 
     from swtui.tui.app import SwtuiApp
 
-    app = SwtuiApp(session=session, prompt=prompt, max_new_tokens=max_new_tokens, detect_on_load=False)
-    app.worker.detection = detection  # keep detection's spike threshold in the chart
+    app = SwtuiApp(session=session, prompt=prompt, max_new_tokens=max_new_tokens, detect_on_load=False,
+                   detection=detection)  # detection's spike threshold in the chart
     result = {}
 
     async def drive():
@@ -34,13 +35,12 @@ def render_svg(session, prompt: str, max_new_tokens: int, size=(120, 40), detect
             quiet = 0
             while time.monotonic() < deadline and quiet < 4:
                 await pilot.pause(0.1)
-                w = app.worker
-                idle = w.idle and w.last_stopwords.get("perplexity")
+                idle = app.engine.idle and app.engine.last_measurement is not None
                 quiet = quiet + 1 if idle else 0
             app.clear_notifications()
             await pilot.pause(0.2)
             result["svg"] = app.export_screenshot(title=f"swtui — {session.loaded.name}")
-            app.worker.stop()
+            app.engine.stop()
 
     asyncio.run(drive())
     return result["svg"]
@@ -52,7 +52,8 @@ def cmd_export(args) -> int:
     from swtui.core.detect import adopt, detect
     from swtui.core.quant_session import apply_quant_config
     from swtui.core.snapshot import build_snapshot, write_snapshot
-    from swtui.cli.ablate import ablate_report, apply_ablation_args
+    from swtui.core import metrics
+    from swtui.cli.ablate import apply_ablation_args
     from swtui.cli.common import detect_options, emit_json, open_session, out_console, progress_display
 
     notices: list[str] = []
@@ -71,12 +72,9 @@ def cmd_export(args) -> int:
         if quant is not None:
             apply_quant_config(session, quant, progress)
         progress("measuring baseline vs current", None)
-        report = ablate_report(session, args, notices)
+        measurement = metrics.measure(session, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file))
         svg = None if args.no_svg else render_svg(session, args.gen_prompt, args.max_new_tokens, detection=detection)
-        stopwords = dict(report["stopwords"], perplexity={"base": report["baseline"]["perplexity"],
-                                                          "current": report["edited"]["perplexity"]})
-        generation = {"base": report["baseline"]["generation"], "current": report["edited"]["generation"]}
-        data = build_snapshot(session, detection=detection, generation=generation, stopwords=stopwords,
+        data = build_snapshot(session, detection=detection, measurement=measurement,
                               prompt=args.gen_prompt, max_new_tokens=args.max_new_tokens)
         path = write_snapshot(data, args.out, svg=svg)
     if args.json:
@@ -113,10 +111,11 @@ def cmd_open(args) -> int:
     from swtui.cli.common import emit_json, out_console
 
     session, notes = reopen(args, data)
-    prompt = data["prompts"].get("generation") or "The capital of France is"
+    prompt = data["prompts"].get("generation") or GEN_PROMPT
     n = data["prompts"].get("max_new_tokens") or 24
-    gen = metrics.generate(session, prompt, n)
-    ppl = metrics.perplexity(session)
+    m = metrics.measure(session, prompt, n)
+    gen = {v: m[v].generation for v in ("base", "current")}
+    ppl = {v: m[v].perplexity for v in ("base", "current")}
     saved = data["metrics"] or {}
     result = {"notes": notes, "edits": session.ledger.summary(), "quantization": session.quant_config,
               "generation": gen, "perplexity": ppl,

@@ -31,11 +31,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from swtui.core.defaults import PROBE_PROMPT
 from swtui.core.errors import Cancelled
 from swtui.core.probe import ProbeResult, probe_down_proj
 from swtui.core.session import Session, SuperWeight
 
-DEFAULT_PROMPT = "Apple Inc. is a worldwide tech company."
+DEFAULT_PROMPT = PROBE_PROMPT
 
 
 #: the smallest spread (natural-log units) a score divides by: with a spike score of 2.5, a layer

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from swtui.core.errors import Cancelled, UserInputError
+from swtui.core.protocol import Metrics
 from swtui.core.session import VARIANTS, Session
 
 
@@ -274,3 +275,43 @@ def first_divergence(a: list[int] | str, b: list[int] | str) -> int | None:
         if x != y:
             return i
     return None if len(a) == len(b) else min(len(a), len(b))
+
+
+# -- one measurement ---------------------------------------------------------------------------
+@dataclass
+class Measurement:
+    """Every variant's `Metrics`, and the stopword report (which tokens moved, base vs current)."""
+    metrics: dict[str, Metrics]
+    stopwords: StopwordReport
+
+    def __getitem__(self, variant: str) -> Metrics:
+        return self.metrics[variant]
+
+
+def measure(session: Session, prompt: str | None = None, max_new_tokens: int = 24, text: str | None = None,
+            variants=VARIANTS, cancel: threading.Event | None = None, on_token: TokenFn | None = None,
+            on_generation: Callable[[dict[str, str]], None] | None = None,
+            on_stopwords: Callable[[StopwordReport], None] | None = None) -> Measurement:
+    """Measure each variant: a greedy generation of `prompt` (when given, streamed through
+    `on_token`), then the stopword mass, then the perplexity on `text` (the bundled text when None).
+
+    The one place that says what "measuring a model state" means: the TUI's refresh, the
+    comparison's variants and the `ablate`, `quant` and `open` commands all call it. `on_generation`
+    and `on_stopwords` report the parts as they are done; `cancel` stops between and within them.
+    """
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("measurement cancelled")
+
+    texts: dict[str, str] = {}
+    if prompt is not None:
+        texts = generate(session, prompt, max_new_tokens, variants, cancel=cancel, on_token=on_token)
+        if on_generation is not None:
+            on_generation(texts)
+    check()
+    report = stopword_mass(session, variants=variants)
+    if on_stopwords is not None:
+        on_stopwords(report)
+    check()
+    ppl = perplexity(session, text, variants=variants)
+    return Measurement({v: Metrics(ppl[v], report.mass[v], texts.get(v)) for v in variants}, report)

@@ -147,6 +147,36 @@ class Session:
         q = self.ledger.quantizer
         return None if q is None else q.config.to_dict()
 
+    @property
+    def quant_label(self) -> str:
+        """How the model is quantized now, in words ("full precision" when it is not)."""
+        q = self.ledger.quantizer
+        return "full precision" if q is None else q.config.describe()
+
+    @property
+    def edit_count(self) -> int:
+        """Scalar edits, super activations restored and MLP writes zeroed."""
+        return self.ledger.count + len(self.sa_restore) + len(self.zero_writes)
+
+    def rows(self, measuring: bool = False) -> list:
+        """The named super weights as `protocol.SuperWeightRow`s; `measuring`: detection is still
+        judging (its temporary zeroing is not the user's state)."""
+        from swtui.core.protocol import SuperWeightRow
+
+        rows = []
+        for sw in self.super_weights:
+            busy = measuring and sw.is_super is None
+            edit = self.ledger.edit(sw.key)
+            rows.append(SuperWeightRow(
+                sw.layer, sw.row, sw.col, value=sw.value,
+                current=sw.value if busy else self.ledger.current_value(*sw.key),
+                state="measuring…" if busy else self.state_of(sw.key),
+                pruned=edit is not None and edit.op == "prune", sa_restored=sw.key in self.sa_restore,
+                measuring=busy, label=sw.label, source=sw.source, verdict=sw.verdict, is_super=sw.is_super,
+                ppl_base=sw.ppl_base, ppl_pruned=sw.ppl_pruned, zscore=sw.zscore, share=sw.share,
+                prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total))
+        return rows
+
     def state_of(self, key) -> str:
         edit = self.ledger.edit(key)
         text = "original" if edit is None else ("pruned" if edit.op == "prune" else f"scaled ×{edit.factor:g}")

@@ -39,14 +39,20 @@ def library_versions() -> dict:
     return out
 
 
-def build_snapshot(session, detection=None, probe=None, generation=None, stopwords=None, prompt: str = "",
+def build_snapshot(session, detection=None, probe=None, measurement=None, generation=None, prompt: str = "",
                    max_new_tokens: int = 24, created: str | None = None, comparison: dict | None = None,
                    sweeps: dict | None = None) -> dict:
+    """The snapshot of `session` now. `measurement`: a `metrics.Measurement` of this state (its
+    perplexity, stopwords and generations); `generation`: texts of a refresh cut short after the
+    generation (used when there is no measurement)."""
     lm = session.loaded
     probe = probe or (detection.probe if detection else None)
     threshold = detection.threshold if detection else None
-    stopwords = dict(stopwords or {})
-    perplexity = stopwords.pop("perplexity", None)
+    m = measurement
+    perplexity = {v: x.perplexity for v, x in m.metrics.items()} if m else None
+    stopwords = m.stopwords.to_dict() if m else None
+    if m and any(x.generation is not None for x in m.metrics.values()):
+        generation = {v: x.generation for v, x in m.metrics.items()}
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,

@@ -19,35 +19,19 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from swtui.core.errors import Cancelled, UserInputError
+from swtui.core.protocol import Metrics
 
 MAX_VARIANTS = 3
 DEFAULT_FACTORS = (0.0, 0.5, 1.0, 1.2, 1.5, 2.0, 3.0)
 
 
-@dataclass(frozen=True)
-class Metrics:
-    perplexity: float
-    stopword_mass: float
-    generation: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def measure(session, variant: str = "current", prompt: str | None = None, max_new_tokens: int = 24,
             text: str | None = None, cancel: threading.Event | None = None, on_token=None) -> Metrics:
-    """Perplexity, stopword mass and (when `prompt` is given) a greedy generation of one variant."""
+    """One variant's `Metrics` (`metrics.measure` for that variant alone)."""
     from swtui.core import metrics
 
-    ppl = metrics.perplexity(session, text, variants=(variant,))[variant]
-    _check(cancel)
-    mass = metrics.stopword_mass(session, variants=(variant,)).mass[variant]
-    gen = None
-    if prompt is not None:
-        _check(cancel)
-        gen = metrics.generate(session, prompt, max_new_tokens, variants=(variant,), cancel=cancel,
-                               on_token=on_token)[variant]
-    return Metrics(ppl, mass, gen)
+    return metrics.measure(session, prompt, max_new_tokens, text, variants=(variant,), cancel=cancel,
+                           on_token=on_token)[variant]
 
 
 def _check(cancel: threading.Event | None) -> None:
@@ -219,7 +203,7 @@ def compare_work(session, variants: tuple, prompt: str, max_new_tokens: int, emi
     """Run a comparison and stream it as events; returns the ComparisonDone payload."""
     import time
 
-    from swtui.core import events as ev
+    from swtui.core import protocol as ev
 
     parsed = [Variant.from_dict(v) for v in variants]
     last: dict[str, float] = {}
@@ -234,7 +218,7 @@ def compare_work(session, variants: tuple, prompt: str, max_new_tokens: int, emi
 
     def on_result(name: str, m: Metrics) -> None:
         results[name] = m.to_dict()
-        emit(ev.VariantMeasured(name, m.to_dict()))
+        emit(ev.VariantMeasured(name, m))
 
     done = {"variants": [v.to_dict() for v in parsed], "results": results}
     try:
@@ -249,32 +233,32 @@ def compare_work(session, variants: tuple, prompt: str, max_new_tokens: int, emi
 
 def sweep_work(session, request, emit, progress, cancel) -> dict:
     """Run a scale or quant sweep as events; returns {"kind", "rows", "meta"}."""
-    from swtui.core import events as ev
+    from swtui.core import protocol as ev
 
     rows: list[dict] = []
 
     def on_row(row: dict) -> None:
         rows.append(row)
-        emit(ev.SweepRow(request.kind, row))
+        emit(ev.SweepRow(request.what, row))
 
-    if request.kind == "scale":
+    if request.what == "scale":
         key = tuple(request.key) if request.key else None
         if key is None:
             raise UserInputError("select a super weight to sweep its scale")
         meta = {"super_weight": list(key), "value": session.ledger.pristine_value(*key)}
         run = lambda: scale_sweep(session, key, request.factors, None, progress, cancel, on_row)  # noqa: E731
-    elif request.kind == "quant":
+    elif request.what == "quant":
         held = [list(s.key) for s in session.super_weights if s.is_super is not False]
         meta = {"bits": request.bits, "clip_z": request.clip_z, "super_weights": held,
                 "baseline_perplexity": measure(session, "base").perplexity}
         run = lambda: quant_sweep(session, request.bits, list(request.blocks), request.clip_z, None,  # noqa: E731
                                   progress, cancel, on_row)
     else:
-        raise UserInputError(f"unknown sweep {request.kind!r}")
+        raise UserInputError(f"unknown sweep {request.what!r}")
     try:
         run()
     except Cancelled:
-        emit(ev.SweepDone(request.kind, list(rows), meta, cancelled=True))
+        emit(ev.SweepDone(request.what, list(rows), meta, cancelled=True))
         raise
-    emit(ev.SweepDone(request.kind, list(rows), meta))
-    return {"kind": request.kind, "rows": rows, "meta": meta}
+    emit(ev.SweepDone(request.what, list(rows), meta))
+    return {"kind": request.what, "rows": rows, "meta": meta}

@@ -1,1 +1,1 @@
-"""The Textual inspector. Talks to the model only through swtui.core.worker (no torch here)."""
+"""The Textual inspector. Talks to the model only through swtui.core.engine's protocol (no torch here)."""

@@ -27,6 +27,7 @@ class Action:
     show: bool = True  # in the footer
     needs: str | None = None  # a key of NEEDS
     help_keys: str = ""  # how the help screen writes the keys (default: from `keys`)
+    scope: str = "screen"  # "screen": a MainScreen action; "app": the app's (works over every screen)
 
     @property
     def method(self) -> str:
@@ -84,17 +85,18 @@ ACTIONS: tuple[Action, ...] = (
     Action("toggle_log", "L", "log", "Toggle log scale", "spike chart in log or linear scale", show=False),
     Action("toggle_view", "v", "view", "Switch chart view", "down_proj in/out vs residual stream", show=False),
     Action("cancel", "escape", "cancel", "Cancel running work", "stop detection, generation, a comparison or a sweep",
-           show=False),
-    Action("next_theme", "t", "theme", "Next theme", "cycle the themes", show=False),
-    Action("command_palette", "ctrl+p", "palette", "", "command palette (every action)", show=False),
-    Action("help", "question_mark,f1", "help", "Help", "keys and concepts"),
-    Action("quit", "q", "quit", "Quit", "leave swtui"),
+           show=False, scope="app"),
+    Action("next_theme", "t", "theme", "Next theme", "cycle the themes", show=False, scope="app"),
+    Action("command_palette", "ctrl+p", "palette", "", "command palette (every action)", show=False, scope="app"),
+    Action("help", "question_mark,f1", "help", "Help", "keys and concepts", scope="app"),
+    Action("quit", "q", "quit", "Quit", "leave swtui", scope="app"),
 )
 
 
-def bindings() -> list[Binding]:
-    """The app's BINDINGS (ctrl+p is Textual's own)."""
-    return [Binding(a.keys, a.name, a.label, show=a.show) for a in ACTIONS if a.keys and a.name != "command_palette"]
+def bindings(scope: str) -> list[Binding]:
+    """The BINDINGS of the app ("app") or of the main screen ("screen"); ctrl+p is Textual's own."""
+    return [Binding(a.keys, a.name, a.label, show=a.show) for a in ACTIONS
+            if a.keys and a.scope == scope and a.name != "command_palette"]
 
 
 def palette() -> list[Action]:
@@ -119,15 +121,15 @@ def help_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def why_not(app, action: Action) -> str | None:
-    """None when `action` can run in `app`'s state, else the reason."""
+def why_not(main, action: Action) -> str | None:
+    """None when `action` can run in the state of `main` (the MainScreen), else the reason."""
     need = action.needs
     if need is None:
         return None
-    ok = {"loaded": lambda: app.loaded,
-          "probe": lambda: bool(app.layers),
-          "selection": lambda: bool(app.sw_rows),
-          "groups": lambda: bool(app.groups)}[need]()
+    ok = {"loaded": lambda: main.loaded,
+          "probe": lambda: bool(main.layer_stats),
+          "selection": lambda: bool(main.rows),
+          "groups": lambda: bool(main.groups)}[need]()
     return None if ok else NEEDS[need]
 
 

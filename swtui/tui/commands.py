@@ -11,18 +11,20 @@ from swtui.tui.actions import Action, palette, why_not
 
 class SwtuiCommands(Provider):
     def _entry(self, action: Action) -> tuple[Text, str, object]:
-        reason = why_not(self.app, action)
+        reason = why_not(self.app.main, action)
         keys = f" ({action.key_text()})" if action.keys else ""
         title = Text(action.title, style="dim" if reason else "")
         help_text = f"unavailable: {reason}" if reason else action.help + keys
         return title, help_text, lambda a=action: self._run(a)
 
     def _run(self, action: Action) -> None:
-        reason = why_not(self.app, action)
+        reason = why_not(self.app.main, action)
         if reason:
             self.app.notify(reason, severity="warning")
         else:
-            self.app.run_action(action.name)
+            # run_action is a coroutine: scheduled, it runs once the palette has closed
+            self.app.call_later(self.app.run_action, action.name,
+                                self.app if action.scope == "app" else self.app.main)
 
     async def discover(self) -> Hits:
         for action in palette():
@@ -36,6 +38,6 @@ class SwtuiCommands(Provider):
             if score > 0:
                 title, help_text, run = self._entry(action)
                 highlighted = matcher.highlight(action.title)
-                if why_not(self.app, action):
+                if why_not(self.app.main, action):
                     highlighted.stylize("dim")
                 yield Hit(score, highlighted, run, text=action.title, help=help_text)

@@ -1,14 +1,14 @@
 """The inspector's comparison and sweep actions, and the routing of their events to their screens.
 
-A mixin of `SwtuiApp`: the app keeps up to three named variants (`self.variants`, Variant dicts);
+A mixin of `MainScreen`: the screen keeps up to three named variants (`self.variants`, Variant dicts);
 `C` compares them (the paper's pair, naive vs super-outlier-aware W4 per tensor, when none is
 named), the quantization form adds or replaces, `S` sweeps the selected super weight's scale and
-`B` sweeps naive vs SW-aware RTN by block size. The work runs in the inference thread.
+`B` sweeps naive vs SW-aware RTN by block size. The work runs in the engine's thread.
 """
 
 from __future__ import annotations
 
-from swtui.core import events as ev
+from swtui.core import protocol as ev
 from swtui.core.quant_session import describe_config
 from swtui.core.variants import MAX_VARIANTS
 #: the comparison the paper argues, at the same bits and grouping: naive vs clip + keep SW
@@ -24,7 +24,7 @@ class ComparisonMixin:
     variants: list[dict]
 
     def _screen_of(self, cls):
-        return next((s for s in reversed(self.screen_stack) if isinstance(s, cls)), None)
+        return next((s for s in reversed(self.app.screen_stack) if isinstance(s, cls)), None)
 
     # -- variants ---------------------------------------------------------------------------
     def add_variant(self, name: str, config: dict | None) -> None:
@@ -50,7 +50,7 @@ class ComparisonMixin:
             else:
                 self.submit(ev.Quantize(cfg))
 
-        self.push_screen(QuantForm(), done)
+        self.app.push_screen(QuantForm(), done)
 
     def action_compare(self) -> None:
         if not self.variants:
@@ -64,10 +64,10 @@ class ComparisonMixin:
         screen = self._screen_of(CompareScreen)
         if screen is None or screen.variants != variants:
             if screen is not None:
-                self.pop_screen()
+                self.app.pop_screen()
             descriptions = {v["name"]: describe_config(v["config"]) + ("" if v["with_edits"] else ", unedited")
                             for v in variants}
-            self.push_screen(CompareScreen(list(variants), descriptions))
+            self.app.push_screen(CompareScreen(list(variants), descriptions))
         self.submit(ev.Compare(tuple(variants)))
 
     # -- sweeps -----------------------------------------------------------------------------
@@ -77,18 +77,26 @@ class ComparisonMixin:
         key = self._selected_key()
         if key is None:
             return
-        self.push_screen(SweepScreen("scale", f"scale sweep of W{list(key)}: perplexity by factor (0 = pruned)"))
+        self.app.push_screen(SweepScreen("scale", f"scale sweep of W{list(key)}: perplexity by factor (0 = pruned)"))
         self.submit(ev.Sweep("scale", key=key))
 
     def action_quant_sweep(self) -> None:
         from swtui.tui.screens.sweep import SweepScreen
 
         request = ev.Sweep("quant")
-        self.push_screen(SweepScreen("quant", f"W{request.bits} RTN by block size: naive vs clip z"
+        self.app.push_screen(SweepScreen("quant", f"W{request.bits} RTN by block size: naive vs clip z"
                                               f"{request.clip_z:g} + keep SW"))
         self.submit(request)
 
-    # -- events from the inference thread -----------------------------------------------------
+    # -- events from the engine ------------------------------------------------------------------
+    def handle_comparison(self, event: ev.Event) -> None:
+        """Route a comparison's or a sweep's event to its screen, if it is open."""
+        handler = {ev.VariantToken: self._on_VariantToken, ev.VariantMeasured: self._on_VariantMeasured,
+                   ev.ComparisonDone: self._on_ComparisonDone, ev.SweepRow: self._on_SweepRow,
+                   ev.SweepDone: self._on_SweepDone}.get(type(event))
+        if handler is not None:
+            handler(event)
+
     def _on_VariantToken(self, e: ev.VariantToken) -> None:
         from swtui.tui.screens.compare import CompareScreen
 
@@ -111,12 +119,12 @@ class ComparisonMixin:
         from swtui.tui.screens.sweep import SweepScreen
 
         screen = self._screen_of(SweepScreen)
-        if screen is not None and screen.kind == e.kind:
+        if screen is not None and screen.kind == e.what:
             screen.add_row(e.row)
 
     def _on_SweepDone(self, e: ev.SweepDone) -> None:
         from swtui.tui.screens.sweep import SweepScreen
 
         screen = self._screen_of(SweepScreen)
-        if screen is not None and screen.kind == e.kind:
+        if screen is not None and screen.kind == e.what:
             screen.finished(e.rows, e.meta, e.cancelled)

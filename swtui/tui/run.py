@@ -24,7 +24,7 @@ def _finish(app: SwtuiApp) -> int:
     if app.load_error:
         print(app.load_error, file=sys.stderr)
         code = 2
-    app.worker.stop(timeout=0)  # tell it to stop; waiting would only delay the exit
+    app.engine.stop(timeout=0)  # tell it to stop; waiting would only delay the exit
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -34,7 +34,7 @@ def _finish(app: SwtuiApp) -> int:
 def _exit_on_signals(app: SwtuiApp) -> None:
     """SIGTERM and SIGINT end the app cleanly (the inference thread is told to stop)."""
     def handler(signum, frame):
-        app.worker.cancel()
+        app.engine.cancel()
         app.call_later(app.exit)
 
     signal.signal(signal.SIGTERM, handler)
@@ -42,9 +42,10 @@ def _exit_on_signals(app: SwtuiApp) -> None:
 
 
 def run_app(source: str | None, load_options=None, prompt: str | None = None, max_new_tokens: int = 24,
-            theme: str | None = None) -> int:
+            theme: str | None = None, eval_text: str | None = None) -> int:
     """The inspector on `source` (None: the demo model) with plain options; returns the exit code."""
-    app = SwtuiApp(source, load_options, prompt=prompt, max_new_tokens=max_new_tokens, theme=theme)
+    app = SwtuiApp(source, load_options, prompt=prompt, max_new_tokens=max_new_tokens, theme=theme,
+                   eval_text=eval_text)
     _exit_on_signals(app)
     app.run(headless=os.environ.get("SWTUI_HEADLESS") == "1")
     return _finish(app)

@@ -1,6 +1,5 @@
 """Faults in the inference thread: exceptions, out-of-memory, cancel, quit, signals; no hook left."""
 
-import collections
 import os
 import signal
 import subprocess
@@ -11,41 +10,11 @@ import time
 import pytest
 import torch
 
-from swtui.core import events as ev
+from swtui.core import protocol as ev
 from swtui.core.hooks import count_hooks
-from swtui.core.worker import InferenceWorker
+from swtui.core.engine import Engine
 
-from swtui_testing import tiny_session
-
-
-class Collector:
-    def __init__(self):
-        self.events = []
-        self.cond = threading.Condition()
-
-    def __call__(self, event):
-        with self.cond:
-            self.events.append(event)
-            self.cond.notify_all()
-
-    def wait_for(self, pred, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not any(pred(e) for e in self.events):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = collections.Counter(type(e).__name__ for e in self.events)
-                    raise AssertionError(f"no such event; got {dict(seen)}")
-                self.cond.wait(left)
-        return [e for e in self.events if pred(e)][-1]
-
-
-def idle_worker(session, **kw):
-    out = Collector()
-    w = InferenceWorker(out, None, session=session, detect_on_load=False, max_new_tokens=kw.pop("tokens", 8), **kw)
-    w.start()
-    out.wait_for(lambda e: isinstance(e, ev.StopwordsDone) and e.perplexity)
-    return w, out
+from swtui_testing import Collector, idle_worker, tiny_session
 
 
 def test_out_of_memory_during_generation_is_reported_and_state_kept():
@@ -140,7 +109,7 @@ def test_quit_during_model_load(monkeypatch):
 
     monkeypatch.setattr(loading, "load_model", slow_load)
     out = Collector()
-    w = InferenceWorker(out, "whatever")
+    w = Engine(out, "whatever")
     w.start()
     assert w.stop(timeout=0.2) is False  # still loading: stop does not hang
     assert w.daemon

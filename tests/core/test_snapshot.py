@@ -130,11 +130,9 @@ def test_quantize_first_prune_after_reopens_to_the_same_weights_and_metrics(tmp_
                            "clip_z": 3.0})
     s.ledger.prune(2, 3, 4)
     s.ledger.scale(1, 5, 17, 1.5)
-    text = metrics.eval_text()
-    ppl = metrics.perplexity(s, text)
-    gen = metrics.generate(s, "The capital", 8)
-    data = build_snapshot(s, prompt="The capital", max_new_tokens=8,
-                          stopwords={"perplexity": ppl}, generation=gen)
+    m = metrics.measure(s, "The capital", 8)
+    ppl = {v: m[v].perplexity for v in ("base", "current")}
+    data = build_snapshot(s, prompt="The capital", max_new_tokens=8, measurement=m)
     path = write_snapshot(data, tmp_path)
     assert main(["open", str(path), "--headless", "--json", "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)

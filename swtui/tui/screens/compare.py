@@ -14,6 +14,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from swtui.core.protocol import Metrics
+
 
 def _column_id(index: int) -> str:
     return f"variant-{index}"
@@ -27,7 +29,7 @@ class CompareScreen(Screen[None]):
         self.names = ["baseline"] + [v["name"] for v in variants]
         self.variants = variants
         self.descriptions = {"baseline": "the unedited model, full precision", **descriptions}
-        self.results: dict[str, dict] = {}
+        self.results: dict[str, Metrics] = {}
         self.status = "measuring…"
 
     def compose(self) -> ComposeResult:
@@ -57,22 +59,22 @@ class CompareScreen(Screen[None]):
         if name in self.names:
             self._column(name).query_one(".compare-generation", Static).update(Text(text))
 
-    def measured(self, name: str, metrics: dict) -> None:
+    def measured(self, name: str, metrics: Metrics) -> None:
         if name not in self.names:
             return
         self.results[name] = metrics
         base = self.results.get("baseline")
-        ppl = metrics["perplexity"]
+        ppl = metrics.perplexity
         text = Text(f"perplexity {ppl:,.2f}")
-        ratio = ppl / base["perplexity"] if base and name != "baseline" else None
+        ratio = ppl / base.perplexity if base and name != "baseline" else None
         if ratio is not None:
             text.append(f"  ×{ratio:.3g}", style="bold")
-        text.append(f"\nstopword mass {metrics['stopword_mass']:.3f}")
+        text.append(f"\nstopword mass {metrics.stopword_mass:.3f}")
         column = self._column(name)
         box = column.query_one(".compare-metrics", Static)
         box.update(text)
         box.set_class(ratio is not None and ratio >= 1.5, "-hurts")  # coloured by the theme's $error
-        column.query_one(".compare-generation", Static).update(Text(metrics.get("generation") or ""))
+        column.query_one(".compare-generation", Static).update(Text(metrics.generation or ""))
         self._draw_status()
 
     def finished(self, cancelled: bool) -> None:

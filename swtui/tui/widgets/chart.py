@@ -32,6 +32,28 @@ VIEWS = ("down_proj", "residual")
 class LayerSpikeChart(Widget, can_focus=True):
     """Per-layer spike bars. ←/→ or h/l move, enter selects, click selects."""
 
+    DEFAULT_CSS = """
+    LayerSpikeChart {
+        height: 1fr;
+        min-height: 9;
+        max-height: 24;
+        border: round $secondary;
+        border-title-color: $foreground;
+        border-subtitle-color: $text-muted;
+        background: $surface;
+    }
+
+    LayerSpikeChart:focus {
+        border: round $primary;
+    }
+
+    LayerSpikeChart > .chart--in { color: $secondary; }
+    LayerSpikeChart > .chart--out { color: $primary; }
+    LayerSpikeChart > .chart--resid { color: $accent; }
+    LayerSpikeChart > .chart--spike { color: $error; text-style: bold; }
+    LayerSpikeChart > .chart--selected { background: $accent 40%; color: $accent; }
+    LayerSpikeChart > .chart--axis { color: $text-muted; }
+    """
     COMPONENT_CLASSES = {"chart--in", "chart--out", "chart--resid", "chart--spike", "chart--selected",
                          "chart--axis"}
     BINDINGS = [

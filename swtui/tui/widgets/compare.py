@@ -25,7 +25,23 @@ class GenerationDiff(Static):
 
 
 class StopwordTable(Static):
-    def show(self, report: dict, perplexity: dict | None = None) -> None:
+    """Stopword mass and perplexity, base vs now, and the tokens whose probability moved most."""
+
+    def on_mount(self) -> None:
+        self.report: dict = {}
+        self.perplexity: dict = {}
+
+    def show(self, report: dict) -> None:
+        """A new stopword report: the perplexity shown before belonged to another state."""
+        self.report, self.perplexity = report, {}
+        self._draw()
+
+    def show_perplexity(self, perplexity: dict) -> None:
+        self.perplexity = perplexity
+        self._draw()
+
+    def _draw(self) -> None:
+        report = self.report
         mass = report.get("mass", {})
         table = Table(box=None, expand=True, pad_edge=False, show_edge=False)
         table.add_column("token")
@@ -35,7 +51,7 @@ class StopwordTable(Static):
         b, c = mass.get("base"), mass.get("current")
         if b is not None and c is not None:
             table.add_row(Text("mass", style="bold"), f"{b:.3f}", f"{c:.3f}", f"{c / b:.2f}" if b else "—")
-        ppl = perplexity or report.get("perplexity") or {}
+        ppl = self.perplexity
         if ppl.get("base") and ppl.get("current"):
             table.add_row(Text("ppl", style="bold"), f"{ppl['base']:.2f}", f"{ppl['current']:.2f}",
                           f"{ppl['current'] / ppl['base']:.2f}")

@@ -8,7 +8,7 @@ from textual.widgets import Static
 
 
 class StatusBar(Static):
-    info: reactive[dict] = reactive(dict, always_update=True)
+    info = reactive(None, always_update=True)  # protocol.ModelInfo once loaded
     quant_mode: reactive[str] = reactive("full precision")
     edits: reactive[int] = reactive(0)
     busy: reactive[str] = reactive("starting")
@@ -21,10 +21,10 @@ class StatusBar(Static):
         t.append(f" {'◐' if self.busy else '●'} {state[:28]:<12}", style="bold" if self.busy else "")
         t.append(f"│ {self.quant_mode} · {self.edits} edit{'s' if self.edits != 1 else ''} │")
         if info:
-            params = info.get("params", 0)
+            params = info.params
             size = f"{params / 1e9:.2f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
-            t.append(f" {info.get('name', '?')}", style="bold")
-            t.append(f" · {info.get('device', '?')} · {info.get('dtype', '?')} · {size} · {info.get('layers', '?')} layers")
+            t.append(f" {info.name}", style="bold")
+            t.append(f" · {info.device} · {info.dtype} · {size} · {info.layers} layers")
         else:
             t.append(" loading model…")
         return t

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
+from swtui.core.protocol import SuperWeightRow
 from swtui.fmt import fmt
 
 COLUMNS = ("layer", "row", "col", "verdict", "state", "impact", "value", "prompts", "share", "z", "label")
@@ -23,38 +24,34 @@ class SuperWeightTable(DataTable):
         self.cursor_type = "row"
         self.zebra_stripes = True
         self.add_columns(*COLUMNS)
-        self.rows_data: list[dict] = []
 
-    def show(self, rows: list[dict]) -> None:
+    def show(self, rows: list[SuperWeightRow]) -> None:
         keep = self.selected_key()
-        self.rows_data = rows
         self.clear()
         for r in rows:
-            impact = Text("measuring…", style="italic") if r.get("measuring") else "—"
-            if r.get("ppl_base") and r.get("ppl_pruned"):
-                ratio = r["ppl_pruned"] / r["ppl_base"]
-                impact = Text(f"ppl×{ratio:.1f}", style="bold" if r.get("is_super") else "dim")
-            state = Text(r["state"], style="reverse" if r["state"] not in ("original", "measuring…") else "dim")
-            z = fmt(r.get("zscore"), 1)
-            prompts = "—" if r.get("prompts_total") is None else f"{r['prompts_spiking']}/{r['prompts_total']}"
-            share = "—" if r.get("share") is None else f"{100 * r['share']:.0f}%"
-            verdict = r.get("verdict")
-            verdict = Text(SHORT_VERDICT.get(verdict, verdict or "—"),
-                           style="bold" if verdict and verdict != "harmless" else "dim")
-            self.add_row(str(r["layer"]), str(r["row"]), str(r["col"]), verdict, state, impact, f"{r['value']:.4g}",
-                         prompts, share, z, r.get("label") or "", key=f"{r['layer']},{r['row']},{r['col']}")
+            impact = Text("measuring…", style="italic") if r.measuring else "—"
+            if r.ppl_base and r.ppl_pruned:
+                impact = Text(f"ppl×{r.ppl_pruned / r.ppl_base:.1f}", style="bold" if r.is_super else "dim")
+            state = Text(r.state, style="reverse" if r.state not in ("original", "measuring…") else "dim")
+            prompts = "—" if r.prompts_total is None else f"{r.prompts_spiking}/{r.prompts_total}"
+            share = "—" if r.share is None else f"{100 * r.share:.0f}%"
+            verdict = Text(SHORT_VERDICT.get(r.verdict, r.verdict or "—"),
+                           style="bold" if r.verdict and r.verdict != "harmless" else "dim")
+            self.add_row(str(r.layer), str(r.row), str(r.col), verdict, state, impact, f"{r.value:.4g}",
+                         prompts, share, fmt(r.zscore, 1), r.label or "", key=_row_key(r.key))
         if keep is not None:
             for i, r in enumerate(rows):
-                if (r["layer"], r["row"], r["col"]) == keep:
+                if r.key == keep:
                     self.move_cursor(row=i)
 
     def selected_key(self) -> tuple[int, int, int] | None:
-        rows = getattr(self, "rows_data", [])
-        if not rows or self.cursor_row is None or not 0 <= self.cursor_row < len(rows):
+        """The (layer, row, col) under the cursor (the rows are keyed by it), or None."""
+        if self.row_count == 0 or self.cursor_row is None or not 0 <= self.cursor_row < self.row_count:
             return None
-        r = rows[self.cursor_row]
-        return (r["layer"], r["row"], r["col"])
+        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+        layer, row, col = (int(x) for x in key.split(","))
+        return (layer, row, col)
 
-    def selected_row(self) -> dict | None:
-        key = self.selected_key()
-        return next((r for r in self.rows_data if (r["layer"], r["row"], r["col"]) == key), None)
+
+def _row_key(key: tuple[int, int, int]) -> str:
+    return ",".join(map(str, key))

@@ -1,9 +1,12 @@
-"""The inference thread: the only thread that touches the model.
+"""The engine: the one thread that owns the model, served through the typed protocol.
 
-The UI calls `submit(request)`; the thread emits `events.*` through `emit` (which must be
-thread-safe, e.g. Textual's `post_message`). Requests queued while the thread is busy cancel the
-stale refresh (a new regenerate cancels the old one); consecutive edits are applied in order and
-followed by a single refresh. Any exception becomes a `Failed` event and the thread lives on.
+The UI calls `submit(request)`; the thread emits `protocol` events through `emit` (which must be
+thread-safe, e.g. Textual's `post_message`). What a new request does to work already there is
+decided by request *kind* (`protocol.SUPERSEDES`): a refresh, being a view of the state, is stale once
+anything else arrives and is cancelled; an edit, a detection, a quantization, a comparison or a
+sweep is never cancelled by another request, only by `cancel()` (esc). Requests already waiting
+are coalesced: the edits apply in order, followed by a single refresh. Any exception becomes a
+`Failed` event and the thread lives on.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import time
 import traceback
 from typing import Callable
 
-from swtui.core import events as ev
+from swtui.core import protocol as ev
+from swtui.core.protocol import CANCELLABLE, LABELS, SUPERSEDES
+from swtui.core.defaults import GEN_PROMPT
 from swtui.core.errors import Cancelled, SwtuiError
 
-class InferenceWorker:
+
+class Engine:
     def __init__(self, emit: Callable[[ev.Event], None], source: str | None, load_options=None,
-                 prompt: str = "The capital of France is", max_new_tokens: int = 24,
-                 detect_on_load: bool = True, session=None, snapshot: dict | None = None,
-                 snapshot_force: bool = False, leave_core_for_ui: bool = False, token_interval: float = 0.05):
+                 prompt: str = GEN_PROMPT, max_new_tokens: int = 24,
+                 detect_on_load: bool = True, session=None, detection=None, snapshot: dict | None = None,
+                 snapshot_force: bool = False, eval_text: str | None = None, leave_core_for_ui: bool = False, token_interval: float = 0.05):
         self.emit = emit
         self.source = source
         self.load_options = load_options
@@ -31,48 +37,54 @@ class InferenceWorker:
         self.session = session
         self.snapshot = snapshot
         self.snapshot_force = snapshot_force  # open the snapshot even if the weight hash differs
+        self.eval_text = eval_text  # the perplexity's text (None: the bundled one)
         self.leave_core_for_ui = leave_core_for_ui
         self.token_interval = token_interval
-        self.detection = None
+        self.detection = detection  # the last detection (its spike rule draws the chart's threshold)
         self.last_generation: dict = {}
+        self.last_measurement = None  # metrics.Measurement of the last complete refresh
         self.comparison: dict | None = None  # the last comparison: {"variants", "results"}
-        self.sweeps: dict = {}  # kind -> {"kind", "rows", "meta"}: the last sweep of each kind
-        self.last_stopwords: dict = {}
+        self.sweeps: dict = {}  # what -> {"kind", "rows", "meta"}: the last sweep of each kind
         self.last_probe = None
         self._probe_state = None  # (prompt, session.state_key()) that last_probe was taken in
-        self.quant_mode = "full precision"
         self._detecting = False
-        self._running = ""  # what the thread works on now ("refresh", "Detect", "Quantize", …)
+        self._edits_before = 0
+        self._running: str | None = None  # the kind of request the thread works on now
+        self._threads_before: int | None = None
         self._queue: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
         self._busy = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="swtui-inference", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="swtui-engine", daemon=True)
 
     # -- UI side --------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, request: ev.Request) -> None:
-        # a running refresh (probe, generations, metrics) is stale once anything new arrives; a
-        # detection, quantization or edit is never cancelled by another request, only by esc
-        if self._busy.is_set() and self._running in ("refresh", "Refresh"):
+        stale = SUPERSEDES[request.kind]
+        if self._busy.is_set() and self._running in stale:
             self._cancel.set()
+        self._drop_queued(stale)
         self._queue.put(request)
 
     def cancel(self) -> None:
-        """Stop the running work, and drop refreshes, detections, comparisons and sweeps still queued
-        (edits stay)."""
+        """esc: stop the running work, and drop the refreshes, detections, comparisons and sweeps
+        still queued (edits and quantizations stay)."""
         self._cancel.set()
+        self._drop_queued(CANCELLABLE)
+
+    def _drop_queued(self, kinds: frozenset[str]) -> None:
         kept = []
         while True:
             try:
                 request = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(request, (ev.Refresh, ev.Detect, ev.Compare, ev.Sweep)):
+            if request.kind not in kinds:
                 kept.append(request)
         for request in kept:
             self._queue.put(request)
+
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Ask the thread to finish; True if it ended within `timeout` seconds."""
@@ -130,16 +142,16 @@ class InferenceWorker:
         try:
             self._serve()
         finally:
-            if getattr(self, "_threads_before", None):
+            if self._threads_before:
                 import torch
 
                 torch.set_num_threads(self._threads_before)
 
     def _serve(self) -> None:
-        if not self._guard(self._load, "loading"):
+        if not self._guard(self._load, "load", "loading"):
             return
         if self.snapshot is not None:
-            self._queue.put(ev.Call(lambda s: self.apply_snapshot(s, force=self.snapshot_force), refresh=True))
+            self._queue.put(ev.ApplySnapshot(force=self.snapshot_force))
         elif self.detect_on_load:
             self._queue.put(ev.Detect())
         else:
@@ -152,35 +164,39 @@ class InferenceWorker:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if any(isinstance(r, ev.Stop) for r in batch):
+            if any(r.kind == "stop" for r in batch):
                 return
             self._cancel.clear()
             needs_refresh = False
             for request in batch:
-                needs_refresh |= bool(self._guard(lambda r=request: self._handle(r), type(request).__name__))
+                label = LABELS.get(type(request).__name__, type(request).__name__)
+                needs_refresh |= bool(self._guard(lambda r=request: self._handle(r), request.kind, label))
             if needs_refresh and self._queue.empty():
-                self._guard(self._refresh, "refresh")
+                self._guard(self._refresh, "refresh", "refresh")
 
-    def _guard(self, fn, what: str):
+    def _guard(self, fn, kind: str, label: str):
         """Run fn, turning every failure into a Failed event; returns fn's result or None."""
+        self._running = kind
         self._busy.set()
-        self._running = what
-        self.emit(ev.Busy(True, what))
+        self.emit(ev.Busy(True, label))
         try:
             return fn()
         except Cancelled:
             if self._queue.empty():  # the user cancelled; a superseded refresh needs no notice
-                self.emit(ev.Notice(f"{what}: cancelled"))
+                self.emit(ev.Notice(f"{label}: cancelled"))
         except SwtuiError as err:
             self.emit(ev.Failed(err.title, str(err)))
         except MemoryError:
-            self.emit(ev.Failed("Out of memory", f"{what} ran out of host memory; the model state is unchanged"))
+            self.emit(ev.Failed("Out of memory", f"{label} ran out of host memory; the model state is unchanged"))
         except Exception as err:  # noqa: BLE001 - the thread must survive anything
-            title = "Out of memory" if "out of memory" in str(err).lower() else f"{what} failed"
+            title = "Out of memory" if "out of memory" in str(err).lower() else f"{label} failed"
             self.emit(ev.Failed(title, f"{type(err).__name__}: {err}"))
             traceback.print_exc()
         finally:
             self._busy.clear()
+            self._running = None
+            if self.session is not None:
+                self._emit_state()  # a failed quantization or edit shows the state it left
             self.emit(ev.Busy(False, ""))
         return None
 
@@ -200,10 +216,8 @@ class InferenceWorker:
             loaded = load_model(self.source, self.load_options, self._progress)
             self.session = Session(loaded, down_proj=getattr(self.load_options, "down_proj", None))
         s = self.session
-        self.emit(ev.Loaded({"name": s.loaded.name, "source": s.loaded.source, "arch": s.adapter.arch,
-                             "layers": s.adapter.n_layers, "params": s.loaded.n_params,
-                             "device": str(s.device), "dtype": s.loaded.dtype}))
-        self._emit_state()
+        self.emit(ev.Loaded(ev.ModelInfo(s.loaded.name, s.loaded.source, s.adapter.arch, s.adapter.n_layers,
+                                         int(s.loaded.n_params), str(s.device), str(s.loaded.dtype))))
         return True
 
     def _handle(self, r: ev.Request) -> bool:
@@ -211,80 +225,75 @@ class InferenceWorker:
         s = self.session
         if s is None:
             raise SwtuiError("no model is loaded")
-        if isinstance(r, ev.Detect):
-            self._detect(r.prompt)
-            return True
-        if isinstance(r, ev.Refresh):
-            return True
-        if isinstance(r, ev.Call):
-            r.fn(s)
-            self._emit_state()
-            return r.refresh
-        if isinstance(r, ev.SetPrompt):
-            s.encode(r.prompt)  # validates
-            self.prompt = r.prompt
-        elif isinstance(r, ev.NameSpike):
-            sw = s.name_super_weight(r.layer, r.row, r.col, label=r.label, source="user")
-            if sw.sa_magnitude is None and self.last_probe is not None:
-                sw.sa_magnitude = self.last_probe.layers[r.layer].out_max
-        elif isinstance(r, ev.Prune):
-            if r.on:
-                s.ledger.prune(*r.key)
-            else:
-                s.ledger.restore(*r.key)
-        elif isinstance(r, ev.Scale):
-            s.ledger.scale(*r.key, r.factor)
-        elif isinstance(r, ev.Restore):
-            s.ledger.restore(*r.key)
-            s.sa_restore.discard(r.key)
-        elif isinstance(r, ev.RestoreAll):
-            self._restore_all()
-        elif isinstance(r, ev.ToggleSA):
-            s.set_sa_restore(*r.key, on=r.key not in s.sa_restore)
-        elif isinstance(r, ev.ToggleWriteAblation):
-            active = [w for w in s.zero_writes if w[0] == r.layer]
-            for layer, channel in active or [(r.layer, r.channel)]:
-                s.set_zero_write(layer, channel, on=not active)
-        elif isinstance(r, ev.Quantize):
-            self._quantize(r.config)
-        elif isinstance(r, ev.Export):
-            self._export(r)
-            return False
-        elif isinstance(r, (ev.Compare, ev.Sweep)):
-            from swtui.core import variants
+        match r:
+            case ev.Detect(prompt=prompt):
+                self._detect(prompt)
+            case ev.Refresh():
+                pass
+            case ev.Call(fn=fn, refresh=refresh):
+                fn(s)
+                return refresh
+            case ev.ApplySnapshot(force=force):
+                self._apply_snapshot(force)
+            case ev.SetPrompt(prompt=prompt):
+                s.encode(prompt)  # validates
+                self.prompt = prompt
+            case ev.NameSpike(layer=layer, row=row, col=col, label=label):
+                sw = s.name_super_weight(layer, row, col, label=label, source="user")
+                if sw.sa_magnitude is None and self.last_probe is not None:
+                    sw.sa_magnitude = self.last_probe.layers[layer].out_max
+            case ev.Prune(key=key, on=True):
+                s.ledger.prune(*key)
+            case ev.Prune(key=key, on=False) | ev.Restore(key=key):
+                s.ledger.restore(*key)
+                s.sa_restore.discard(key) if isinstance(r, ev.Restore) else None
+            case ev.Scale(key=key, factor=factor):
+                s.ledger.scale(*key, factor)
+            case ev.RestoreAll():
+                s.reset()
+            case ev.ToggleSA(key=key):
+                s.set_sa_restore(*key, on=key not in s.sa_restore)
+            case ev.ToggleWriteAblation(layer=layer, channel=channel):
+                active = [w for w in s.zero_writes if w[0] == layer]
+                for at, ch in active or [(layer, channel)]:
+                    s.set_zero_write(at, ch, on=not active)
+            case ev.Quantize(config=config):
+                from swtui.core.quant_session import apply_quant_config
 
-            if isinstance(r, ev.Compare):
-                self.comparison = variants.compare_work(s, r.variants, self.prompt, self.max_new_tokens, self.emit,
-                                                        self._progress, self._cancel, self.token_interval)
-            else:
-                self.sweeps[r.kind] = variants.sweep_work(s, r, self.emit, self._progress, self._cancel)
-            return False
-        self._emit_state()
+                apply_quant_config(s, config, self._progress, self._cancel)
+            case ev.Export():
+                self._export(r)
+                return False
+            case ev.Compare(variants=variants):
+                from swtui.core.variants import compare_work
+
+                self.comparison = compare_work(s, variants, self.prompt, self.max_new_tokens, self.emit,
+                                               self._progress, self._cancel, self.token_interval)
+                return False
+            case ev.Sweep(what=what):
+                from swtui.core.variants import sweep_work
+
+                self.sweeps[what] = sweep_work(s, r, self.emit, self._progress, self._cancel)
+                return False
+            case _:
+                raise SwtuiError(f"the engine does not serve {type(r).__name__}")
         return True
 
-    def apply_snapshot(self, session, force: bool = False) -> None:
+    def _apply_snapshot(self, force: bool) -> None:
         """Re-apply the snapshot given at start (raises HashMismatch unless `force`)."""
         from swtui.core.snapshot import apply_snapshot
 
         self._progress("re-applying the snapshot", None)
-        for note in apply_snapshot(session, self.snapshot, force=force, progress=self._progress, cancel=self._cancel):
+        for note in apply_snapshot(self.session, self.snapshot, force=force, progress=self._progress,
+                                   cancel=self._cancel):
             self.emit(ev.Notice(note))
         self.prompt = self.snapshot["prompts"].get("generation") or self.prompt
-
-    def _restore_all(self) -> None:
-        self.session.reset()
-        self.quant_mode = "full precision"
-
-    def _quantize(self, config: dict | None) -> None:
-        from swtui.core.quant_session import apply_quant_config
-
-        self.quant_mode = apply_quant_config(self.session, config, self._progress, self._cancel)
 
     def _export(self, r: ev.Export) -> None:
         from swtui.core.snapshot import build_snapshot, write_snapshot
 
         data = build_snapshot(self.session, detection=self.detection, probe=self.last_probe,
-                              generation=self.last_generation, stopwords=self.last_stopwords,
+                              measurement=self.last_measurement, generation=self.last_generation,
                               prompt=self.prompt, max_new_tokens=self.max_new_tokens,
                               comparison=self.comparison, sweeps=self.sweeps)
         path = write_snapshot(data, r.out_dir, svg=r.svg)
@@ -309,17 +318,15 @@ class InferenceWorker:
 
         opts = DetectOptions(prompt=prompt) if prompt else DetectOptions()
         self._detecting = True
-        self._edits_before = self.session.ledger.count + len(self.session.sa_restore)
+        self._edits_before = self.session.edit_count
         try:
             self.detection = detect(self.session, opts, self._progress, self._cancel,
                                     DetectionListener(probed, found, measured))
         finally:
             self._detecting = False
-            self._emit_state()
         adopt(self.session, self.detection)
         self.emit(ev.DetectionDone([c.to_dict() for c in self.detection.candidates], self.detection.stop_reason,
                                    [g.to_dict() for g in self.detection.groups]))
-        self._emit_state()
 
     def _probe_event(self, probe, threshold: float) -> ev.ProbeDone:
         s = self.session
@@ -335,27 +342,17 @@ class InferenceWorker:
 
     def _emit_state(self) -> None:
         s = self.session
-        rows = []
-        for sw in s.super_weights:
-            row = sw.to_dict()
-            row["measuring"] = self._detecting and sw.is_super is None
-            # while detection zeroes candidates temporarily, their state is not the user's
-            row["state"] = "measuring…" if row["measuring"] else s.state_of(sw.key)
-            row["current"] = sw.value if row["measuring"] else s.ledger.current_value(*sw.key)
-            edit = s.ledger.edit(sw.key)
-            row["pruned"] = edit is not None and edit.op == "prune"
-            row["sa_restored"] = sw.key in s.sa_restore
-            rows.append(row)
-        edits = self._edits_before if self._detecting else s.ledger.count + len(s.sa_restore) + len(s.zero_writes)
-        self.emit(ev.StateChanged(rows, edits, self.quant_mode, s.batchable,
-                                  self.prompt))
+        # while detection zeroes candidates temporarily, their state is not the user's
+        edits = self._edits_before if self._detecting else s.edit_count
+        self.emit(ev.StateChanged(s.rows(measuring=self._detecting), edits, s.quant_label, s.batchable, self.prompt))
 
     def _refresh(self) -> None:
         from swtui.core import metrics
-        from swtui.core.detect import DEFAULT_PROMPT, DetectOptions, SpikeRule, run_probe
+        from swtui.core.detect import DEFAULT_PROMPT as PROBE_PROMPT, DetectOptions, SpikeRule, run_probe
 
         s = self.session
-        prompt = self.detection.probe.prompt if self.detection else DEFAULT_PROMPT
+        self.last_measurement = None  # until this state is measured
+        prompt = self.detection.probe.prompt if self.detection else PROBE_PROMPT
         state = s.state_key()
         if self.last_probe is not None and self._probe_state == (prompt, state):
             probe = self.last_probe  # nothing changed since that probe (e.g. right after detection)
@@ -365,10 +362,9 @@ class InferenceWorker:
         threshold = (self.detection or SpikeRule.from_probe(probe, DetectOptions())).threshold
         self.emit(self._probe_event(probe, threshold))
         self._check_cancel()
-        cancelled = False
         texts: dict = {}
-
         last_emit: dict = {}
+        generated: dict = {}
 
         def on_token(variant: str, tid: int, text: str) -> None:
             texts[variant] = text
@@ -377,19 +373,20 @@ class InferenceWorker:
                 last_emit[variant] = now
                 self.emit(ev.TokenStreamed(variant, text))
 
+        def generation_done(done: dict, cancelled: bool = False) -> None:
+            generated.update(done)
+            self.last_generation = dict(done)
+            base, cur = done.get("base", ""), done.get("current", "")
+            self.emit(ev.GenerationDone(dict(done), metrics.first_divergence(base, cur), s.batchable, cancelled))
+
         try:
-            texts = metrics.generate(s, self.prompt, self.max_new_tokens, cancel=self._cancel, on_token=on_token)
+            m = metrics.measure(s, self.prompt, self.max_new_tokens, self.eval_text, cancel=self._cancel, on_token=on_token,
+                                on_generation=generation_done,
+                                on_stopwords=lambda report: self.emit(ev.StopwordsDone(report.to_dict())))
         except Cancelled:
-            cancelled = True
-        self.last_generation = dict(texts)
-        base, cur = texts.get("base", ""), texts.get("current", "")
-        self.emit(ev.GenerationDone(dict(texts), metrics.first_divergence(base, cur), s.batchable, cancelled))
-        if cancelled:
-            raise Cancelled("generation cancelled")
-        report = metrics.stopword_mass(s)
-        self.last_stopwords = report.to_dict()
-        self.emit(ev.StopwordsDone(self.last_stopwords))
-        self._check_cancel()
-        ppl = metrics.perplexity(s)
-        self.last_stopwords["perplexity"] = ppl
-        self.emit(ev.StopwordsDone(self.last_stopwords, ppl))
+            if not generated:
+                generation_done(texts, cancelled=True)
+            raise
+        self.last_measurement = m
+        self.emit(ev.Measured(dict(m.metrics)))
+

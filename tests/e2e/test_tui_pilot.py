@@ -1,6 +1,6 @@
 """Pilot tests on a tiny planted model: keys, clicks, edits, cancel, errors; state via the ledger."""
 
-from swtui.core import events as ev
+from swtui.core import protocol as ev
 from swtui.core.hooks import count_hooks
 from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.chart import LayerSpikeChart
@@ -23,7 +23,7 @@ async def test_detect_select_name_prune_restore():
     app = SwtuiApp(session=tiny_needing_its_sa("llama"), max_new_tokens=6)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
-        session = app.worker.session
+        session = app.engine.session
         h0 = session.current_hash()
         chart = app.query_one(LayerSpikeChart)
         assert len(chart.layers) == 4
@@ -43,7 +43,7 @@ async def test_detect_select_name_prune_restore():
         await settle(pilot, app)
         assert session.ledger.edit(SW).op == "prune"
         assert session.ledger.current_value(*SW) == 0.0
-        (after,) = [e for e in app.events_seen[seen:] if isinstance(e, ev.GenerationDone)]
+        (after,) = [e for e in app.events_seen.since(seen) if isinstance(e, ev.GenerationDone)]
         assert after.texts["base"] != after.texts["current"] and after.diverge_at is not None
         # p again unprunes
         await pilot.press("p")
@@ -86,7 +86,7 @@ async def test_click_selects_a_layer_and_n_names_it():
         await pilot.press("n")
         await pilot.press("m", "y", "enter")
         await settle(pilot, app)
-        sw = app.worker.session.find_super_weight(SW)
+        sw = app.engine.session.find_super_weight(SW)
         assert sw is not None and sw.label == "my" and sw.source == "user"
         assert app.query_one(SuperWeightTable).selected_key() == SW
 
@@ -97,7 +97,7 @@ async def test_cancel_generation_and_keys_stay_responsive():
     app = make_app(detect_on_load=False, max_new_tokens=4)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
-        app.worker.max_new_tokens = 2000  # long enough to still stream when esc arrives
+        app.engine.max_new_tokens = 2000  # long enough to still stream when esc arrives
         app.events_seen.clear()
         # keys are posted directly: pilot.press also waits for the app to go idle, which it
         # does not while tokens stream
@@ -113,14 +113,14 @@ async def test_cancel_generation_and_keys_stay_responsive():
         await settle(pilot, app)
         done = [e for e in app.events_seen if isinstance(e, ev.GenerationDone)]
         assert done and done[-1].cancelled
-        assert count_hooks(app.worker.session.model) == 0
+        assert count_hooks(app.engine.session.model) == 0
 
 
 async def test_error_in_inference_thread_is_shown_and_state_kept():
     app = make_app()
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
-        session = app.worker.session
+        session = app.engine.session
         h0 = session.current_hash()
 
         def explode(s):
@@ -128,13 +128,13 @@ async def test_error_in_inference_thread_is_shown_and_state_kept():
             s.ledger.restore(*SW)
             raise RuntimeError("injected failure")
 
-        app.submit(ev.Call(explode))
+        app.engine.submit(ev.Call(explode))
         await settle(pilot, app)
         failed = [e for e in app.events_seen if isinstance(e, ev.Failed)]
         assert failed and "injected failure" in failed[-1].message
         assert session.current_hash() == h0
         # out-of-range coordinates through the UI path: a notification, nothing changes
-        app.submit(ev.Prune((9, 0, 0)))
+        app.engine.submit(ev.Prune((9, 0, 0)))
         await settle(pilot, app)
         assert "out of range" in [e for e in app.events_seen if isinstance(e, ev.Failed)][-1].message
         # still usable
@@ -159,15 +159,15 @@ async def test_help_palette_theme_and_quit():
         await pilot.press("v")
         assert app.query_one(LayerSpikeChart).view == "residual"
         await pilot.press("q")
-    app.worker.join(10)
-    assert not app.worker.alive
+    app.engine.join(10)
+    assert not app.engine.alive
 
 
 async def test_quantization_selector_and_exact_return():
     app = make_app()
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
-        session = app.worker.session
+        session = app.engine.session
         h0 = session.current_hash()
         await pilot.press("Q")
         await pilot.press("down", "enter")  # RTN W4, blocks of 4096
@@ -223,7 +223,7 @@ async def test_open_snapshot_with_hash_mismatch_asks_first():
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
         assert type(app.screen).__name__ == "AskDialog"  # it asks before re-applying anything
-        assert app.worker.session.ledger.count == 0
+        assert app.engine.session.ledger.count == 0
         await pilot.press("end", "backspace", "y", "enter")
         await settle(pilot, app)
-        assert app.worker.session.ledger.edit(SW).op == "prune"
+        assert app.engine.session.ledger.edit(SW).op == "prune"

@@ -4,7 +4,7 @@ import json
 
 from textual.widgets import Button, Checkbox, Input, Static
 
-from swtui.core import events as ev
+from swtui.core import protocol as ev
 from swtui.core.variants import Variant, compare
 from swtui.tui.app import SwtuiApp
 from swtui.tui.comparing import DEFAULT_VARIANTS
@@ -37,7 +37,7 @@ async def test_compare_shows_the_baseline_and_each_variant_with_its_own_figures(
         done = [e for e in app.events_seen if isinstance(e, ev.ComparisonDone)][-1]
         assert not done.cancelled and list(done.results) == screen.names
         # the figures are those of a solo run of each configuration
-        solo = compare(app.worker.session, [Variant.from_dict(v) for v in DEFAULT_VARIANTS], app.worker.prompt, 4)
+        solo = compare(app.engine.session, [Variant.from_dict(v) for v in DEFAULT_VARIANTS], app.engine.prompt, 4)
         for i, name in enumerate(screen.names):
             column = screen.query_one(f"#variant-{i}")
             metrics = _text(column.query_one(".compare-metrics", Static))
@@ -72,7 +72,7 @@ async def test_the_form_rejects_bad_input_and_adds_a_variant():
         await pilot.click("#variant")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, QuantForm)
-        (variant,) = app.variants
+        (variant,) = app.main.variants
         assert variant["name"] == "mine" and variant["config"]["bits"] == 3
         assert variant["config"]["clip_z"] == 9.0 and variant["config"]["keep_super_weights"] is True
 
@@ -91,7 +91,7 @@ async def test_the_form_can_replace_the_current_quantization():
         await pilot.pause(0.1)
         await pilot.click("#replace")
         await settle(pilot, app)
-        assert app.worker.quant_mode == "RTN W4 block 64" and app.variants == []
+        assert app.engine.session.quant_label == "RTN W4 block 64" and app.main.variants == []
 
 
 async def test_presets_are_added_as_variants_from_the_quant_dialog():
@@ -100,8 +100,8 @@ async def test_presets_are_added_as_variants_from_the_quant_dialog():
         await settle(pilot, app)
         await pilot.press("Q", "down", "down", "a")
         await pilot.pause(0.2)
-        assert [v["name"] for v in app.variants] == ["RTN W4, blocks of 4096, clip z9 + keep SW"]
-        assert app.worker.quant_mode == "full precision"  # adding a variant applies nothing
+        assert [v["name"] for v in app.main.variants] == ["RTN W4, blocks of 4096, clip z9 + keep SW"]
+        assert app.engine.session.quant_label == "full precision"  # adding a variant applies nothing
 
 
 async def test_scale_sweep_is_drawn_row_by_row():
@@ -118,7 +118,7 @@ async def test_scale_sweep_is_drawn_row_by_row():
         assert "×0 " in chart and "log axis" in chart and "█" in chart
         by = {r["factor"]: r["perplexity"] for r in screen.rows}
         assert by[0.0] > 1.5 * by[1.0]  # the planted super weight matters
-        assert app.worker.session.ledger.count == 0  # the sweep left no edit behind
+        assert app.engine.session.ledger.count == 0  # the sweep left no edit behind
 
 
 async def test_export_records_the_variants_and_reopening_brings_them_back(tmp_path, monkeypatch):
@@ -128,6 +128,7 @@ async def test_export_records_the_variants_and_reopening_brings_them_back(tmp_pa
         await settle(pilot, app)
         await pilot.press("C")
         await settle(pilot, app)
+        await pilot.press("escape")  # back to the inspector, where x exports
         await pilot.press("x")
         await settle(pilot, app)
         exported = [e for e in app.events_seen if isinstance(e, ev.Exported)]
@@ -137,7 +138,7 @@ async def test_export_records_the_variants_and_reopening_brings_them_back(tmp_pa
     assert set(data["comparison"]["results"]) == {"baseline"} | {v["name"] for v in DEFAULT_VARIANTS}
     assert "## Quantization variants side by side" in (folder / "report.md").read_text()
     reopened = SwtuiApp("tiny:llama", load_options=CPU, snapshot=data, snapshot_force=True)
-    assert reopened.variants == data["comparison"]["variants"]
+    assert reopened.main.variants == data["comparison"]["variants"]
 
 
 async def test_esc_drops_a_comparison_still_waiting_for_the_model():
@@ -148,9 +149,9 @@ async def test_esc_drops_a_comparison_still_waiting_for_the_model():
     app = _app(detect_on_load=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
-        before = app.worker.session.current_hash()
+        before = app.engine.session.current_hash()
         gate = threading.Event()
-        app.submit(ev.Call(lambda s: gate.wait(10)))
+        app.engine.submit(ev.Call(lambda s: gate.wait(10)))
         await pilot.press("C")
         assert isinstance(app.screen, CompareScreen) and app.screen.status == "measuring…"
         await pilot.press("escape")
@@ -160,4 +161,4 @@ async def test_esc_drops_a_comparison_still_waiting_for_the_model():
         assert not [e for e in app.events_seen if isinstance(e, ev.VariantMeasured)]
         # dropped from the queue, or taken with the cancel already set: nothing measured either way
         assert all(e.cancelled and not e.results for e in app.events_seen if isinstance(e, ev.ComparisonDone))
-        assert app.worker.session.current_hash() == before and app.worker.session.quant_config is None
+        assert app.engine.session.current_hash() == before and app.engine.session.quant_config is None

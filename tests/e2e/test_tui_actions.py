@@ -6,6 +6,7 @@ from pathlib import Path
 
 from swtui.tui.actions import ACTIONS, help_rows, palette
 from swtui.tui.app import SwtuiApp
+from swtui.tui.screens.main import MainScreen
 
 from swtui_testing import CPU
 from tui_helpers import settle
@@ -28,12 +29,14 @@ def _readme_keys() -> set[str]:
     return keys
 
 
-def test_every_action_is_an_app_action_and_bound_once():
+def test_every_action_is_an_action_of_its_scope_and_bound_once():
+    owner = {"app": SwtuiApp, "screen": MainScreen}
     for a in ACTIONS:
-        assert hasattr(SwtuiApp, f"action_{a.method}"), a.name
-    keys = [k for b in SwtuiApp.BINDINGS for k in b.key.split(",")]
+        assert hasattr(owner[a.scope], f"action_{a.method}"), a.name
+    both = SwtuiApp.BINDINGS + MainScreen.BINDINGS
+    keys = [k for b in both for k in b.key.split(",")]
     assert len(keys) == len(set(keys))
-    assert {b.action for b in SwtuiApp.BINDINGS} == {a.name for a in ACTIONS if a.keys and a.method != "command_palette"}
+    assert {b.action for b in both} == {a.name for a in ACTIONS if a.keys and a.method != "command_palette"}
 
 
 def test_readme_key_table_matches_the_registry():
@@ -54,13 +57,13 @@ async def test_inapplicable_actions_are_dimmed_say_why_and_do_not_run():
     app = SwtuiApp("tiny:llama", load_options=CPU, max_new_tokens=4, detect_on_load=False)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
-        assert app.check_action("toggle_prune", ()) is None and app.check_action("groups", ()) is None
-        assert app.check_action("detect", ()) is True
-        h0 = app.worker.session.current_hash()
+        assert app.main.check_action("toggle_prune", ()) is None and app.main.check_action("groups", ()) is None
+        assert app.main.check_action("detect", ()) is True
+        h0 = app.engine.session.current_hash()
         await pilot.press("p")
         await pilot.pause(0.1)
         assert [n.message for n in app._notifications][-1].startswith("no super weight selected")
-        assert app.worker.session.current_hash() == h0
+        assert app.engine.session.current_hash() == h0
         await pilot.press("w")
         await pilot.pause(0.1)
         assert [n.message for n in app._notifications][-1] == "no candidates judged yet: run detection (d)"
@@ -73,7 +76,7 @@ async def test_inapplicable_actions_are_dimmed_say_why_and_do_not_run():
         assert prune.display.style == "dim" and prune.help.startswith("unavailable: no super weight selected")
         await pilot.press("d")
         await settle(pilot, app)
-        assert app.check_action("toggle_prune", ()) is True and app.check_action("groups", ()) is True
+        assert app.main.check_action("toggle_prune", ()) is True and app.main.check_action("groups", ()) is True
         hits = [h async for h in provider.discover()]
         prune = next(h for h in hits if str(h.display) == "Prune / unprune selected")
         assert prune.display.style == "" and "(p)" in prune.help

@@ -8,7 +8,7 @@ async def settle(pilot, app, timeout: float = 120.0) -> None:
     quiet = 0
     while time.monotonic() < deadline:
         await pilot.pause(0.05)
-        w = app.worker
+        w = app.engine
         if w.idle:
             quiet += 1
             if quiet >= 4:
@@ -16,7 +16,7 @@ async def settle(pilot, app, timeout: float = 120.0) -> None:
                 return
         else:
             quiet = 0
-    raise AssertionError(f"the inference thread did not settle in {timeout}s (busy with {app.busy_with!r})")
+    raise AssertionError(f"the inference thread did not settle in {timeout}s (busy with {app.main.busy!r})")
 
 
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:

@@ -3,7 +3,7 @@
 from textual.command import CommandPalette
 from textual.widgets import Input, Static
 
-from swtui.core import events as ev
+from swtui.core import protocol as ev
 from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.ask import AskDialog
 from swtui.tui.screens.sweep import SweepScreen
@@ -32,8 +32,8 @@ async def test_e_edits_the_prompt_and_regenerates():
         await pilot.press("enter")
         await settle(pilot, app)
         assert "prompt Hello there" in str(app.query_one("#prompt-line", Static).render())
-        assert any(isinstance(e, ev.GenerationDone) for e in app.events_seen[seen:])
-        assert app.worker.prompt == "Hello there"
+        assert any(isinstance(e, ev.GenerationDone) for e in app.events_seen.since(seen))
+        assert app.engine.prompt == "Hello there"
 
 
 async def test_z_zeroes_the_selected_layers_write_and_again_undoes_it():
@@ -44,12 +44,12 @@ async def test_z_zeroes_the_selected_layers_write_and_again_undoes_it():
         assert status.edits == 0
         await pilot.press("z")
         await settle(pilot, app)
-        assert app.worker.session.zero_writes == {(1, 5)} and status.edits == 1
-        done = [e for e in app.events_seen if isinstance(e, ev.StopwordsDone) and e.perplexity][-1]
-        assert done.perplexity["current"] > 1.5 * done.perplexity["base"]  # the head needs that activation
+        assert app.engine.session.zero_writes == {(1, 5)} and status.edits == 1
+        done = app.events_seen.of(ev.Measured)[-1]
+        assert done.metrics["current"].perplexity > 1.5 * done.metrics["base"].perplexity  # the head needs it
         await pilot.press("z")
         await settle(pilot, app)
-        assert app.worker.session.zero_writes == set() and status.edits == 0
+        assert app.engine.session.zero_writes == set() and status.edits == 0
 
 
 async def test_B_draws_naive_and_sw_aware_bars_by_block_size():
@@ -63,7 +63,7 @@ async def test_B_draws_naive_and_sw_aware_bars_by_block_size():
         assert [r["block"] for r in screen.rows] == [64, 256, 1024, 4096, 16384, "tensor"]
         chart = str(screen.query_one(SweepChart).render())
         assert "tensor naive" in chart and "tensor SW-aware" in chart and "log axis" in chart
-        assert screen.meta["super_weights"] == [[1, 5, 17]] and app.worker.session.quant_config is None
+        assert screen.meta["super_weights"] == [[1, 5, 17]] and app.engine.session.quant_config is None
 
 
 async def test_ctrl_p_opens_the_command_palette():

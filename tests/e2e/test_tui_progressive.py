@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from swtui.core import events as ev
+from swtui.core import protocol as ev
 from swtui.core.tiny import Plant
 from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.sw_table import SuperWeightTable
@@ -49,7 +49,7 @@ async def test_chart_before_detection_and_candidates_one_by_one(slow_probe):
     app = SwtuiApp(session=two_plant_session(), max_new_tokens=4)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
-        seen = app.events_seen
+        seen = list(app.events_seen)
         first_chart = next(i for i, e in enumerate(seen) if isinstance(e, ev.ProbeDone))
         done = next(i for i, e in enumerate(seen) if isinstance(e, ev.DetectionDone))
         assert first_chart < done
@@ -57,9 +57,9 @@ async def test_chart_before_detection_and_candidates_one_by_one(slow_probe):
         counts = [len(e.super_weights) for e in seen[first_chart:done] if isinstance(e, ev.StateChanged)]
         assert counts[:2] == [1, 2], counts
         first = next(e for e in seen if isinstance(e, ev.StateChanged) and e.super_weights)
-        assert first.super_weights[0]["measuring"] and first.super_weights[0]["state"] == "measuring…"
-        assert [(r["layer"], r["row"], r["col"]) for r in app.sw_rows] == [(1, 5, 17), (4, 9, 30)]
-        assert not any(r["measuring"] for r in app.sw_rows)
+        assert first.super_weights[0].measuring and first.super_weights[0].state == "measuring…"
+        assert [r.key for r in app.main.rows] == [(1, 5, 17), (4, 9, 30)]
+        assert not any(r.measuring for r in app.main.rows)
 
 
 async def test_escape_cancels_detection_and_the_app_stays_usable(slow_probe):
@@ -70,11 +70,11 @@ async def test_escape_cancels_detection_and_the_app_stays_usable(slow_probe):
         await settle(pilot, app)
         assert "DetectionDone" not in kinds(app)
         assert any(isinstance(e, ev.Notice) and "cancelled" in e.message for e in app.events_seen)
-        assert app.worker.session.ledger.count == 0  # detection's temporary zeroing is undone
+        assert app.engine.session.ledger.count == 0  # detection's temporary zeroing is undone
         n = len(app.events_seen)
         await pilot.press("g")  # still works
         await settle(pilot, app)
-        assert any(isinstance(e, ev.GenerationDone) and not e.cancelled for e in app.events_seen[n:])
+        assert any(isinstance(e, ev.GenerationDone) and not e.cancelled for e in app.events_seen.since(n))
         table = app.query_one(SuperWeightTable)
         assert table.row_count >= 1  # what was found before esc stays listed
 

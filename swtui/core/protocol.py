@@ -1,0 +1,376 @@
+"""The engine's protocol: requests to the inference thread and the events it emits.
+
+Plain frozen dataclasses with typed fields, no tensors: the TUI wraps each event in a Textual
+message, tests collect them, and `to_data` / `from_data` turn any of them into JSON-able dicts and
+back (recorded sessions replay through a fake engine that way). Every request has a `kind`; the
+engine's cancellation policy is written in kinds (`SUPERSEDES`, `CANCELLABLE`, below).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+import typing
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+# -- payloads ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    source: str
+    arch: str
+    layers: int
+    params: int
+    device: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class SuperWeightRow:
+    """One named super weight as the UI shows it: the finding plus its present state."""
+    layer: int
+    row: int
+    col: int
+    value: float  # the pristine weight
+    current: float  # the weight now (edits, quantization)
+    state: str  # "original", "pruned", "scaled ×2", "… + SA restored", "measuring…"
+    pruned: bool = False
+    sa_restored: bool = False
+    measuring: bool = False  # detection is still measuring its impact
+    label: str = ""
+    source: str = "detected"
+    verdict: str | None = None
+    is_super: bool | None = None
+    ppl_base: float | None = None
+    ppl_pruned: float | None = None
+    zscore: float | None = None
+    share: float | None = None
+    prompts_spiking: int | None = None
+    prompts_total: int | None = None
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.layer, self.row, self.col)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What one variant of the model does: perplexity on the evaluation text, stopword mass on the
+    stopword prompts and (when asked) a greedy generation. Made by `swtui.core.metrics.measure`."""
+    perplexity: float
+    stopword_mass: float
+    generation: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# -- requests (UI -> inference thread) -------------------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    kind: ClassVar[str] = "edit"  # refresh | detect | edit | quantize | compare | sweep | export | call | stop
+
+
+@dataclass(frozen=True)
+class Detect(Request):
+    kind: ClassVar[str] = "detect"
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class Refresh(Request):
+    """Probe, generate and measure (stopwords, perplexity) the current state."""
+    kind: ClassVar[str] = "refresh"
+    generate: bool = True
+
+
+@dataclass(frozen=True)
+class SetPrompt(Request):
+    prompt: str
+
+
+@dataclass(frozen=True)
+class NameSpike(Request):
+    layer: int
+    row: int
+    col: int
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Prune(Request):
+    key: tuple[int, int, int]
+    on: bool = True  # False: unprune (restore)
+
+
+@dataclass(frozen=True)
+class Scale(Request):
+    key: tuple[int, int, int]
+    factor: object
+
+
+@dataclass(frozen=True)
+class Restore(Request):
+    key: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class RestoreAll(Request):
+    pass
+
+
+@dataclass(frozen=True)
+class ToggleSA(Request):
+    key: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class ToggleWriteAblation(Request):
+    """Zero the MLP's write on residual channel `channel` at `layer` (edited variant); when `layer`
+    already has a zeroed write, undo that instead (the spike may have moved to another channel)."""
+    layer: int
+    channel: int
+
+
+@dataclass(frozen=True)
+class Quantize(Request):
+    kind: ClassVar[str] = "quantize"
+    config: dict | None  # None: back to full precision
+
+
+@dataclass(frozen=True)
+class Compare(Request):
+    """Measure the baseline and each variant (`variants.Variant` dicts), one after the other."""
+    kind: ClassVar[str] = "compare"
+    variants: tuple
+
+
+@dataclass(frozen=True)
+class Sweep(Request):
+    """what "scale": W[key] scaled by each factor; what "quant": naive vs SW-aware RTN by block."""
+    kind: ClassVar[str] = "sweep"
+    what: str
+    key: tuple | None = None
+    factors: tuple = (0.0, 0.5, 1.0, 1.2, 1.5, 2.0, 3.0)
+    bits: int = 4
+    blocks: tuple = (64, 256, 1024, 4096, 16384, None)
+    clip_z: float = 9.0
+
+
+@dataclass(frozen=True)
+class Export(Request):
+    kind: ClassVar[str] = "export"
+    out_dir: str
+    svg: str | None = None  # screenshot provided by the UI
+
+
+@dataclass(frozen=True)
+class ApplySnapshot(Request):
+    """Re-apply the snapshot the engine was started with; `force` opens it despite a hash mismatch."""
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Call(Request):
+    """Run fn(session) in the inference thread (tests, fault injection, extensions)."""
+    kind: ClassVar[str] = "call"
+    fn: object
+    refresh: bool = False
+
+
+@dataclass(frozen=True)
+class Stop(Request):
+    kind: ClassVar[str] = "stop"
+
+
+# -- what a request does to work already there ---------------------------------------------
+#: request kind -> the kinds of work it makes stale: running work of those kinds is cancelled and
+#: queued requests of those kinds are dropped (a refresh then follows the new request anyway)
+SUPERSEDES: dict[str, frozenset[str]] = {
+    "refresh": frozenset({"refresh"}),
+    "edit": frozenset({"refresh"}),
+    "detect": frozenset({"refresh"}),
+    "quantize": frozenset({"refresh"}),
+    "compare": frozenset({"refresh"}),
+    "sweep": frozenset({"refresh"}),
+    "call": frozenset({"refresh"}),
+    "export": frozenset(),  # exports what the last refresh showed: let it finish
+    "stop": frozenset({"refresh", "detect", "edit", "quantize", "compare", "sweep", "call", "export"}),
+}
+#: what esc (`cancel()`) stops when running and drops when queued; edits and quantizations queued
+#: behind it still apply (a running quantization stops all-or-nothing)
+CANCELLABLE = frozenset({"refresh", "detect", "compare", "sweep"})
+
+
+#: what the status bar says the engine is doing, by request
+LABELS = {"Detect": "detecting", "Refresh": "refresh", "Quantize": "quantizing", "Compare": "comparing",
+          "Sweep": "sweeping", "Export": "exporting", "ApplySnapshot": "opening the snapshot"}
+
+
+# -- events (inference thread -> UI) -------------------------------------------------------
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    stage: str
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class Busy(Event):
+    busy: bool
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded(Event):
+    info: ModelInfo
+
+
+@dataclass(frozen=True)
+class ProbeDone(Event):
+    layers: list[dict]
+    threshold: float
+    tokens: list[str]
+    prompt: str
+
+
+@dataclass(frozen=True)
+class DetectionDone(Event):
+    candidates: list[dict]
+    stop_reason: str
+    groups: list[dict] = field(default_factory=list)  # writers of one residual channel, judged together
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    super_weights: list[SuperWeightRow]
+    edit_count: int
+    quant_mode: str
+    batched_ab: bool
+    prompt: str
+
+
+@dataclass(frozen=True)
+class TokenStreamed(Event):
+    variant: str
+    text: str
+
+
+@dataclass(frozen=True)
+class GenerationDone(Event):
+    texts: dict
+    diverge_at: int | None
+    batched: bool
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class StopwordsDone(Event):
+    report: dict  # metrics.StopwordReport.to_dict()
+
+
+@dataclass(frozen=True)
+class Measured(Event):
+    """The refresh's last step: base and current measured (perplexity, stopwords, generation)."""
+    metrics: dict[str, Metrics]  # "base", "current"
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    title: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    message: str
+
+
+@dataclass(frozen=True)
+class Exported(Event):
+    path: str
+
+
+@dataclass(frozen=True)
+class VariantToken(Event):
+    name: str  # "baseline" or a variant's name
+    text: str
+
+
+@dataclass(frozen=True)
+class VariantMeasured(Event):
+    name: str
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class ComparisonDone(Event):
+    variants: list  # Variant dicts
+    results: dict  # name -> Metrics dict (the baseline first)
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class SweepRow(Event):
+    what: str
+    row: dict
+
+
+@dataclass(frozen=True)
+class SweepDone(Event):
+    what: str
+    rows: list
+    meta: dict  # what was swept: the weight and its value, or bits and clip z
+    cancelled: bool = False
+
+
+# -- plain data ---------------------------------------------------------------------------------
+def to_data(message: Request | Event) -> dict:
+    """A request or event as a JSON-able dict: {"type": class name, **fields}."""
+    if isinstance(message, Call):
+        raise TypeError("a Call carries a function: it has no plain-data form")
+    return {"type": type(message).__name__, **dataclasses.asdict(message)}
+
+
+def from_data(data: dict) -> Request | Event:
+    """The inverse of `to_data` (lists become tuples and dicts payloads where the fields say so)."""
+    cls = _TYPES.get(data.get("type"))
+    if cls is None:
+        raise ValueError(f"not a protocol message: {data.get('type')!r}")
+    hints = _hints(cls)
+    return cls(**{f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data})
+
+
+@functools.cache
+def _hints(cls: type) -> dict:
+    return typing.get_type_hints(cls, vars(sys.modules[__name__]))
+
+
+def _typed(hint, value):
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return hint(**{k: _typed(_hints(hint)[k], v) for k, v in value.items()})
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if origin is list and args:
+        return [_typed(args[0], v) for v in value]
+    if origin is dict and len(args) == 2:
+        return {k: _typed(args[1], v) for k, v in value.items()}
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for arg in args:
+            if arg is not type(None) and dataclasses.is_dataclass(arg):
+                return _typed(arg, value)
+    return value
+
+
+_TYPES = {cls.__name__: cls for cls in list(globals().values())
+          if isinstance(cls, type) and issubclass(cls, (Request, Event)) and cls not in (Request, Event)}

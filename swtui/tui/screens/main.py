@@ -1,0 +1,310 @@
+"""MainScreen: the inspector's one screen of state.
+
+What the UI knows lives here once, as reactives derived from the engine's events (the model, the
+last probe, the super weight rows, the judged groups, what the engine is busy with, the named
+quantization variants); the widgets only draw what they are given. The mission actions (detect,
+name, prune, scale, …) are this screen's, gated by the action registry.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar
+
+from swtui.core import protocol as ev
+from swtui.tui.actions import bindings, find, why_not
+from swtui.tui.comparing import ComparisonMixin
+from swtui.tui.screens.ask import AskDialog, validate_factor, validate_prompt
+from swtui.tui.widgets.chart import VIEWS, LayerSpikeChart
+from swtui.tui.widgets.compare import ComparisonPanel, GenerationDiff, StopwordTable
+from swtui.tui.widgets.detail import LayerDetail
+from swtui.tui.widgets.status import StatusBar
+from swtui.tui.widgets.sw_table import SuperWeightTable
+
+
+class MainScreen(ComparisonMixin, Screen):
+    BINDINGS = bindings("screen")  # one registry: swtui.tui.actions
+
+    model: reactive[ev.ModelInfo | None] = reactive(None)
+    layer_stats: reactive[list] = reactive(list, always_update=True)  # the last probe's per-layer stats
+    tokens: reactive[list] = reactive(list)
+    threshold: reactive[float] = reactive(0.0)
+    rows: reactive[list] = reactive(list, always_update=True)  # protocol.SuperWeightRow
+    groups: reactive[list] = reactive(list)  # the last detection's writer groups
+    busy: reactive[str] = reactive("starting")
+    prompt: reactive[str] = reactive("")
+
+    def __init__(self, prompt: str, variants: list[dict] | None = None) -> None:
+        super().__init__()
+        self.set_reactive(MainScreen.prompt, prompt)
+        # named quantization variants for the side-by-side comparison (a snapshot brings its own)
+        self.variants: list[dict] = list(variants or [])
+        self._gates: tuple = ()  # what the action registry's needs depend on, when last drawn
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield ProgressBar(id="progress", show_eta=False)
+        yield LayerSpikeChart(id="chart")
+        with Horizontal(id="middle"):
+            yield LayerDetail(id="detail")
+            table = SuperWeightTable(id="sw-table")
+            table.border_title = "super weights"
+            yield table
+        yield ComparisonPanel(id="compare")
+        yield Footer()
+
+    class Ready(Message):
+        """Every widget is mounted: the engine's events can be shown from now on."""
+
+    def on_mount(self) -> None:
+        self.query_one(ComparisonPanel).set_prompt(self.prompt)
+        self.query_one(LayerSpikeChart).focus()
+        self.post_message(self.Ready())
+
+    # -- state -> widgets -------------------------------------------------------------------------
+    def watch_model(self, model: ev.ModelInfo | None) -> None:
+        self.query_one(StatusBar).info = model
+        self.app.sub_title = model.name if model else ""
+
+    def watch_busy(self, busy: str) -> None:
+        self.query_one(StatusBar).busy = busy
+        if not busy:
+            self.query_one("#progress", ProgressBar).display = False
+
+    def watch_layer_stats(self, layers: list) -> None:
+        chart = self.query_one(LayerSpikeChart)
+        chart.threshold = self.threshold
+        chart.layers = layers
+        self._show_layer(chart.selected)
+
+    def watch_rows(self, old: list, rows: list) -> None:
+        if rows and not old:  # the first super weights known: show their layer
+            self._select_layer(rows[0].layer)
+        self.query_one(SuperWeightTable).show(rows)
+
+    def _select_layer(self, layer: int) -> None:
+        chart = self.query_one(LayerSpikeChart)
+        chart.selected = layer
+        self._show_layer(layer)
+
+    def _show_layer(self, layer: int) -> None:
+        detail = self.query_one(LayerDetail)
+        detail.tokens, detail.threshold = self.tokens, self.threshold
+        detail.stats = self.layer_stats[layer] if 0 <= layer < len(self.layer_stats) else None
+
+    def on_layer_spike_chart_layer_selected(self, message: LayerSpikeChart.LayerSelected) -> None:
+        self._show_layer(message.layer)
+
+    # -- events -> state ----------------------------------------------------------------------------
+    def handle(self, event: ev.Event) -> None:
+        """Apply one engine event (called by the app, on the UI thread)."""
+        match event:
+            case ev.Progress(stage=stage, fraction=fraction):
+                # a bar only for measurable progress: an indeterminate one would animate (redraw)
+                # for as long as the engine works, which costs CPU and bandwidth over SSH
+                bar = self.query_one("#progress", ProgressBar)
+                bar.display = fraction is not None and fraction < 1.0
+                if bar.display:
+                    bar.update(total=100, progress=fraction * 100)
+                self.query_one(StatusBar).busy = stage
+            case ev.Busy(busy=busy, what=what):
+                self.busy = what if busy else ""
+            case ev.Loaded(info=info):
+                self.model = info
+            case ev.ProbeDone():
+                self.tokens, self.threshold = event.tokens, event.threshold
+                self.query_one(LayerSpikeChart).border_subtitle = (
+                    f"╌ spike threshold {event.threshold:.3g} · prompt {event.prompt!r}")
+                self.layer_stats = event.layers
+            case ev.DetectionDone():
+                self._detection_done(event)
+            case ev.StateChanged():
+                status = self.query_one(StatusBar)
+                status.edits, status.quant_mode = event.edit_count, event.quant_mode
+                self.prompt = event.prompt
+                mode = "A/B in one batch" if event.batched_ab else "A/B in two passes (quantized weights)"
+                self.query_one(ComparisonPanel).set_prompt(event.prompt, mode)
+                self.rows = list(event.super_weights)
+            case ev.TokenStreamed(variant=variant, text=text):
+                self.query_one(f"#gen-{variant}", GenerationDiff).show(text)
+            case ev.GenerationDone(texts=texts, diverge_at=diverge_at):
+                for variant in ("base", "current"):
+                    if variant in texts:
+                        self.query_one(f"#gen-{variant}", GenerationDiff).show(texts[variant], diverge_at)
+            case ev.StopwordsDone(report=report):
+                self.query_one(StopwordTable).show(report)
+            case ev.Measured(metrics=metrics):
+                self.query_one(StopwordTable).show_perplexity({v: m.perplexity for v, m in metrics.items()})
+            case ev.Notice(message=message):
+                self.notify(message, timeout=3)
+            case ev.Exported(path=path):
+                self.notify(f"snapshot written to {path}", title="Exported")
+            case ev.Failed(title=title, message=message):
+                self.notify(message, title=title, severity="error", timeout=8)
+            case _:
+                self.handle_comparison(event)
+        gates = (self.loaded, bool(self.layer_stats), bool(self.rows), bool(self.groups))
+        if gates != self._gates:  # the footer dims what cannot apply now (redrawing it costs)
+            self._gates = gates
+            self.refresh_bindings()
+
+    def _detection_done(self, e: ev.DetectionDone) -> None:
+        supers = [c for c in e.candidates if c.get("is_super") is not False]
+        if e.candidates:
+            self._select_layer((supers or e.candidates)[0]["layer"])
+        if supers:
+            first = supers[0]
+            self.notify(f"super weight: layer {first['layer']} [{first['row']}, {first['col']}]"
+                        f" ({len(e.candidates)} candidates, {len(supers)} super)")
+        else:
+            self.notify(f"no super weight found: {len(e.candidates)} harmless candidates ({e.stop_reason})",
+                        severity="warning")
+        self.groups = e.groups
+        for g in e.groups:
+            if len(g["members"]) < 2 and g["verdict"] in ("super weight", "harmless"):
+                continue  # a lone writer's verdict is its own, in the table
+            ppl = ""
+            if g.get("ppl_pruned_together") and g.get("ppl_base"):
+                ppl = f", ppl ×{g['ppl_pruned_together'] / g['ppl_base']:.3g} pruned together"
+            self.notify(f"channel {g['channel']}: {len(g['members'])} writers leave "
+                        f"{100 * g['sa_remaining']:.0f}% of its activation{ppl} — {g['verdict']} (w: details)",
+                        title="writers judged together", timeout=10)
+
+    # -- actions ------------------------------------------------------------------------------------
+    def submit(self, request: ev.Request) -> None:
+        self.app.engine.submit(request)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dimmed in the footer and the palette (and not run) while an action cannot apply."""
+        spec = find(action)
+        return True if spec is None or why_not(self, spec) is None else None
+
+    def on_key(self, event) -> None:
+        """A key whose action cannot apply now says why (Textual skips disabled bindings silently)."""
+        for binding in self.BINDINGS:
+            if event.key in binding.key.split(","):
+                spec = find(binding.action.split("(")[0])
+                reason = spec and why_not(self, spec)
+                if reason:
+                    self.notify(reason, severity="warning")
+                return
+
+    def selected_row(self) -> ev.SuperWeightRow | None:
+        key = self.query_one(SuperWeightTable).selected_key()
+        return next((r for r in self.rows if r.key == key), None)
+
+    def _selected_key(self) -> tuple[int, int, int] | None:
+        row = self.selected_row()
+        if row is None:
+            self.notify("no super weight selected: detect (d) or name a spike (n) first", severity="warning")
+        return None if row is None else row.key
+
+    def _selected_layer(self) -> dict | None:
+        if not self.layer_stats:
+            self.notify("no probe yet", severity="warning")
+            return None
+        return self.layer_stats[self.query_one(LayerSpikeChart).selected]
+
+    def action_detect(self) -> None:
+        self.submit(ev.Detect())
+
+    def action_regenerate(self) -> None:
+        self.submit(ev.Refresh())
+
+    def action_chart_move(self, step: int) -> None:
+        self.query_one(LayerSpikeChart).action_move(step)
+
+    def action_table_move(self, step: int) -> None:
+        table = self.query_one(SuperWeightTable)
+        table.action_cursor_down() if step > 0 else table.action_cursor_up()
+
+    def action_name_spike(self) -> None:
+        s = self._selected_layer()
+        if s is None:
+            return
+
+        def done(label: str | None) -> None:
+            if label is not None:
+                self.submit(ev.NameSpike(s["layer"], s["out_channel"], s["in_channel"], label.strip()))
+
+        self.app.push_screen(AskDialog(f"Label for layer {s['layer']} [{s['out_channel']}, {s['in_channel']}] "
+                                       "(enter to accept):", "", None), done)
+
+    def action_toggle_prune(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            self._selected_key()  # says why
+            return
+        self.submit(ev.Prune(row.key, on=not row.pruned))
+
+    def action_scale(self) -> None:
+        key = self._selected_key()
+        if key is not None:
+            self.app.push_screen(AskDialog(f"Scale W{list(key)} by:", "2", validate_factor),
+                                 lambda f: f is not None and self.submit(ev.Scale(key, float(f))))
+
+    def action_restore(self) -> None:
+        key = self._selected_key()
+        if key is not None:
+            self.submit(ev.Restore(key))
+
+    def action_restore_all(self) -> None:
+        self.submit(ev.RestoreAll())
+
+    def action_toggle_sa(self) -> None:
+        key = self._selected_key()
+        if key is not None:
+            self.submit(ev.ToggleSA(key))
+
+    def action_toggle_zero_write(self) -> None:
+        """Zero (or stop zeroing) the MLP write on the selected layer's output spike channel."""
+        st = self._selected_layer()
+        if st is not None:
+            self.submit(ev.ToggleWriteAblation(st["layer"], st["out_channel"]))
+
+    def action_groups(self) -> None:
+        from swtui.tui.screens.groups import GroupsScreen
+
+        self.app.push_screen(GroupsScreen(self.groups))  # the registry gates it on self.groups
+
+    def action_edit_prompt(self) -> None:
+        self.app.push_screen(AskDialog("Prompt:", self.prompt, validate_prompt),
+                             lambda p: p is not None and self.submit(ev.SetPrompt(p)))
+
+    def action_quantize(self) -> None:
+        from swtui.tui.screens.quant import QuantDialog
+
+        def done(choice) -> None:
+            if choice is None:
+                return
+            how, label, cfg = choice
+            if how == "form":
+                self.action_quant_form()
+            elif how == "variant":
+                self.add_variant(label, cfg or None)
+            else:
+                self.submit(ev.Quantize(cfg or None))
+
+        self.app.push_screen(QuantDialog(), done)
+
+    def action_full_precision(self) -> None:
+        self.submit(ev.Quantize(None))
+
+    def action_export(self, out_dir: str = "snapshots") -> None:
+        self.submit(ev.Export(out_dir, svg=self.app.export_screenshot()))
+
+    def action_toggle_log(self) -> None:
+        chart = self.query_one(LayerSpikeChart)
+        chart.log_scale = not chart.log_scale
+
+    def action_toggle_view(self) -> None:
+        chart = self.query_one(LayerSpikeChart)
+        chart.view = VIEWS[(VIEWS.index(chart.view) + 1) % len(VIEWS)]

@@ -1,0 +1,80 @@
+"""The engine's protocol and its cancellation policy by request kind."""
+
+import pytest
+
+from swtui.core import protocol as ev
+from swtui.core.protocol import CANCELLABLE, SUPERSEDES
+
+from swtui_testing import idle_worker, tiny_session
+
+SW = (1, 5, 17)
+
+
+def test_every_message_is_plain_data_and_comes_back_equal():
+    row = ev.SuperWeightRow(1, 5, 17, value=-3.5, current=0.0, state="pruned", pruned=True, verdict="super weight")
+    messages = [
+        ev.Loaded(ev.ModelInfo("tiny", "tiny:llama", "llama", 4, 1234, "cpu", "float32")),
+        ev.StateChanged([row], 1, "full precision", True, "The capital"),
+        ev.Measured({"base": ev.Metrics(17.5, 0.03, "Paris"), "current": ev.Metrics(74.7, 0.2, "the the")}),
+        ev.VariantMeasured("baseline", ev.Metrics(17.5, 0.03)),
+        ev.Prune(SW, on=False), ev.Scale(SW, 2.0), ev.Sweep("scale", key=SW), ev.Compare(({"name": "a"},)),
+        ev.ProbeDone([{"layer": 0, "out_max": 1.0}], 2.5, ["a"], "p"), ev.ApplySnapshot(force=True),
+    ]
+    for message in messages:
+        again = ev.from_data(ev.to_data(message))
+        assert again == message and type(again) is type(message)
+    assert ev.from_data(ev.to_data(ev.Prune(SW))).key == SW  # a tuple again, not a list
+    with pytest.raises(ValueError):
+        ev.from_data({"type": "NoSuchEvent"})
+
+
+def test_every_request_kind_has_a_policy():
+    kinds = {cls.kind for cls in vars(ev).values()
+             if isinstance(cls, type) and issubclass(cls, ev.Request) and cls is not ev.Request}
+    assert kinds == set(SUPERSEDES)
+    assert all("refresh" in SUPERSEDES[k] for k in kinds - {"export"})  # a refresh is a view: stale
+    assert not any({"detect", "quantize", "edit"} & SUPERSEDES[k] for k in kinds - {"stop"})
+    assert CANCELLABLE == {"refresh", "detect", "compare", "sweep"}
+
+
+def test_a_new_refresh_supersedes_a_running_one():
+    s = tiny_session("llama")
+    w, out = idle_worker(s)
+    w.max_new_tokens = 2000  # long enough to still stream when the second refresh arrives
+    out.events.clear()
+    w.submit(ev.Refresh())
+    out.wait_for(lambda e: isinstance(e, ev.TokenStreamed))
+    w.submit(ev.Refresh())
+    done = out.wait_for(lambda e: isinstance(e, ev.GenerationDone) and e.cancelled)
+    assert len(done.texts["current"]) < 2000
+    w.submit(ev.Quantize(None))  # leave only short work behind
+    w.cancel()
+    assert w.stop(timeout=10)
+
+
+def test_a_failed_quantization_shows_the_state_it_left(monkeypatch):
+    import swtui.core.quant_session as qs
+
+    s = tiny_session("llama")
+    w, out = idle_worker(s)
+    w.submit(ev.Quantize({"method": "rtn", "bits": 4, "group": "tensor"}))
+    assert w.wait_idle(60)
+    label = s.quant_label
+    assert label.startswith("RTN W4")
+    calls = {"n": 0}
+    real = qs.rtn
+
+    def fails_midway(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("injected")
+        return real(*a, **k)
+
+    monkeypatch.setattr(qs, "rtn", fails_midway)
+    out.events.clear()
+    w.submit(ev.Quantize({"method": "rtn", "bits": 8, "group": "channel"}))
+    out.wait_for(lambda e: isinstance(e, ev.Failed))
+    assert w.wait_idle(60)
+    last = [e for e in out.events if isinstance(e, ev.StateChanged)][-1]
+    assert last.quant_mode == s.quant_label == label  # all or nothing, and the status bar says so
+    assert w.stop(timeout=5)

@@ -28,8 +28,11 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/swtui $(ARGS)
 
+# Two processes: the TUI suite proves itself torch-free on its own (tests/tui/conftest.py), then
+# everything else (core, CLI, and the TUI end to end on the real engine in tests/e2e).
 test: setup
-	@$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -q -p no:cacheprovider tests/tui $(PYTEST_ARGS) || exit $$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/tui $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 bench: setup

@@ -1,0 +1,97 @@
+"""Snapshots of every dialog and state, drawn from the demo model's recorded events (no torch)."""
+
+import pytest
+
+from swtui.core import protocol as ev
+from swtui.tui.app import SwtuiApp
+
+from fake_engine import FakeEngine, load_recording
+
+SW = (11, 507, 1229)
+
+
+def app(theme: str = "swtui-dark", recording: str = "demo") -> SwtuiApp:
+    steps = load_recording(recording)
+    return SwtuiApp(engine=lambda emit: FakeEngine(emit, steps), theme=theme)
+
+
+async def quiet(pilot) -> None:
+    await pilot.pause()
+    await pilot.pause()
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+async def pruned(pilot) -> None:
+    await quiet(pilot)
+    await pilot.press("p")
+    await quiet(pilot)
+
+
+def test_pruned_demo_state_with_different_generations(snap_compare):
+    async def check(pilot):
+        await pruned(pilot)
+        main = pilot.app.main
+        assert str(main.query_one("#gen-base").render()) != str(main.query_one("#gen-current").render())
+
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=check)
+
+
+def test_light_theme(snap_compare):
+    assert snap_compare(app("swtui-light"), terminal_size=(110, 34), run_before=pruned)
+
+
+def test_residual_view(snap_compare):
+    async def residual(pilot):
+        await quiet(pilot)
+        await pilot.press("v")
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=residual)
+
+
+def test_quant_dialog(snap_compare):
+    async def quant(pilot):
+        await quiet(pilot)
+        await pilot.press("Q", "down", "down")
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=quant)
+
+
+def test_scale_dialog_with_an_error(snap_compare):
+    async def scale(pilot):
+        await quiet(pilot)
+        await pilot.press("s", "backspace", "i", "n", "f", "enter")
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=scale)
+
+
+def test_error_toast(snap_compare):
+    async def failing(pilot):
+        await quiet(pilot)
+        pilot.app.engine.submit(ev.NameSpike(99, 0, 0, "out of range"))  # recorded: a real engine error
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=failing)
+
+
+def test_hash_mismatch_asks_before_opening(snap_compare):
+    async def asked(pilot):
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(app(recording="mismatch"), terminal_size=(110, 34), run_before=asked)
+
+
+@pytest.mark.parametrize("answer, opened", [("y", True), ("n", False)])
+async def test_hash_mismatch_answer(answer, opened):
+    a = app(recording="mismatch")
+    async with a.run_test(size=(110, 34)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        await pilot.press("backspace", answer, "enter")
+        await pilot.pause()
+        assert (ev.ApplySnapshot(force=True) in a.engine.submitted) == opened
+        assert a.is_running == opened  # "n" leaves swtui

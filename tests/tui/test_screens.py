@@ -28,6 +28,43 @@ async def pruned(pilot) -> None:
     await quiet(pilot)
 
 
+def test_main_screen_after_detection(snap_compare):
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=quiet)
+
+
+def test_main_screen_80x24(snap_compare):
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=quiet)
+
+
+def test_help_screen(snap_compare):
+    async def help_(pilot):
+        await quiet(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=help_)
+
+
+def test_groups_screen(snap_compare):
+    async def groups(pilot):
+        await quiet(pilot)
+        await pilot.press("w")
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=groups)
+
+
+def test_quant_form_with_an_error(snap_compare):
+    async def form(pilot):
+        await quiet(pilot)
+        await pilot.press("F")
+        await pilot.pause()
+        pilot.app.screen.query_one("#clip").value = "-3"
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=(110, 34), run_before=form)
+
+
 def test_pruned_demo_state_with_different_generations(snap_compare):
     async def check(pilot):
         await pruned(pilot)

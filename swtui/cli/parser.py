@@ -123,6 +123,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
             p.add_argument("--model", default=None, help="load this model instead of the one named in the snapshot")
             p.add_argument("--force", action="store_true", help="open even if the weight hash does not match")
             p.add_argument("--headless", action="store_true", help="print the re-applied state instead of the TUI")
+            p.add_argument("--eval-file", default=None,
+                           help="with --headless: the text to re-measure perplexity on (the snapshot's, to compare)")
             p.add_argument("--json", action="store_true")
             p.add_argument("--theme", default=None)
     return p

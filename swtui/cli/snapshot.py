@@ -72,10 +72,12 @@ def cmd_export(args) -> int:
         if quant is not None:
             apply_quant_config(session, quant, progress)
         progress("measuring baseline vs current", None)
-        measurement = metrics.measure(session, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file))
+        text = metrics.eval_text(args.eval_file)
+        measurement = metrics.measure(session, args.gen_prompt, args.max_new_tokens, text)
         svg = None if args.no_svg else render_svg(session, args.gen_prompt, args.max_new_tokens, detection=detection)
         data = build_snapshot(session, detection=detection, measurement=measurement,
-                              prompt=args.gen_prompt, max_new_tokens=args.max_new_tokens)
+                              prompt=args.gen_prompt, max_new_tokens=args.max_new_tokens,
+                              eval_text=text if args.eval_file else None)
         path = write_snapshot(data, args.out, svg=svg)
     if args.json:
         emit_json({"path": str(path)})
@@ -108,23 +110,32 @@ def cmd_open(args) -> int:
         return run_snapshot_app(args.model or model_source(data), load_options(args), data, theme=args.theme,
                                 force=args.force)
     from swtui.core import metrics
+    from swtui.core.snapshot import text_identity
     from swtui.cli.common import emit_json, out_console
 
+    text = metrics.eval_text(args.eval_file) if args.eval_file else None
     session, notes = reopen(args, data)
     prompt = data["prompts"].get("generation") or GEN_PROMPT
     n = data["prompts"].get("max_new_tokens") or 24
-    m = metrics.measure(session, prompt, n)
+    m = metrics.measure(session, prompt, n, text)
     gen = {v: m[v].generation for v in ("base", "current")}
     ppl = {v: m[v].perplexity for v in ("base", "current")}
     saved = data["metrics"] or {}
+    # a perplexity is only comparable on the same text (older snapshots do not say which: trusted)
+    measured_on, saved_on = text_identity(text), saved.get("eval_text")
+    same_text = saved_on is None or saved_on.get("sha256") == measured_on["sha256"]
+    if not same_text:
+        notes.append(f"the snapshot's perplexity was measured on another text ({saved_on.get('chars')} characters, "
+                     f"sha256 {saved_on.get('sha256', '')[:12]}…): pass that file with --eval-file to compare it")
     result = {"notes": notes, "edits": session.ledger.summary(), "quantization": session.quant_config,
               "generation": gen, "perplexity": ppl,
               "matches": {"edits": session.ledger.summary() == data["edits"],
                           "weights": session.current_hash() == data["model"].get("current_weights_sha256",
                                                                                   session.current_hash()),
                           "generation": gen == (saved.get("generation") or gen),
-                          "perplexity": all(abs(ppl[k] - v) <= 1e-6 * max(1.0, abs(v))
-                                            for k, v in (saved.get("perplexity") or {}).items())}}
+                          "perplexity": (all(abs(ppl[k] - v) <= 1e-6 * max(1.0, abs(v))
+                                             for k, v in (saved.get("perplexity") or {}).items())
+                                         if same_text else None)}}
     if args.json:
         emit_json(result)
     else:

@@ -295,7 +295,7 @@ class Engine:
         data = build_snapshot(self.session, detection=self.detection, probe=self.last_probe,
                               measurement=self.last_measurement, generation=self.last_generation,
                               prompt=self.prompt, max_new_tokens=self.max_new_tokens,
-                              comparison=self.comparison, sweeps=self.sweeps)
+                              comparison=self.comparison, sweeps=self.sweeps, eval_text=self.eval_text)
         path = write_snapshot(data, r.out_dir, svg=r.svg)
         self.emit(ev.Exported(str(path)))
 

@@ -6,6 +6,7 @@ and, when a screen exists, screen.svg. Loading reads JSON only: nothing in a fil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -39,12 +40,22 @@ def library_versions() -> dict:
     return out
 
 
+def text_identity(text: str | None) -> dict:
+    """Which text a perplexity was measured on: the bundled one or a given one, by hash."""
+    from swtui.core.metrics import eval_text as bundled
+
+    body = bundled() if text is None else text
+    return {"bundled": text is None, "sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(),
+            "chars": len(body)}
+
+
 def build_snapshot(session, detection=None, probe=None, measurement=None, generation=None, prompt: str = "",
                    max_new_tokens: int = 24, created: str | None = None, comparison: dict | None = None,
-                   sweeps: dict | None = None) -> dict:
+                   sweeps: dict | None = None, eval_text: str | None = None) -> dict:
     """The snapshot of `session` now. `measurement`: a `metrics.Measurement` of this state (its
     perplexity, stopwords and generations); `generation`: texts of a refresh cut short after the
-    generation (used when there is no measurement)."""
+    generation (used when there is no measurement); `eval_text`: the text the perplexity was
+    measured on, None for the bundled one (its hash is kept: a perplexity means nothing without it)."""
     lm = session.loaded
     probe = probe or (detection.probe if detection else None)
     threshold = detection.threshold if detection else None
@@ -76,7 +87,8 @@ def build_snapshot(session, detection=None, probe=None, measurement=None, genera
         "edits": session.ledger.summary(),
         "sa_restored": [list(k) for k in sorted(session.sa_restore)],
         "quantization": session.quant_config,
-        "metrics": {"perplexity": perplexity, "stopwords": stopwords or None, "generation": generation or None},
+        "metrics": {"perplexity": perplexity, "stopwords": stopwords or None, "generation": generation or None,
+                    "eval_text": text_identity(eval_text)},
         # the last side-by-side comparison ({"variants": [Variant dicts], "results": {name: Metrics}})
         # and sweeps ({kind: {"rows", "meta"}}); re-opening a snapshot restores the variants
         "comparison": comparison,

@@ -168,16 +168,16 @@ def test_quant_command_returns_exactly(capsys, short_eval):
     assert layer11["quant_channel"] == 507  # the super activation survives NF4 with the SW held out
 
 
-def test_snapshot_round_trip(tmp_path, capsys):
+def test_snapshot_round_trip(tmp_path, capsys, short_eval):
     from swtui.cli import main
 
     # the round trip is the point, not the impact check: detection without it
     assert main(["export", "--device", "cpu", "--prune", "11,507,1229", "--out", str(tmp_path), "--no-svg", "--json",
-                 "--max-new-tokens", "8", "--no-impact"]) == 0
+                 "--max-new-tokens", "8", "--no-impact", "--eval-file", short_eval]) == 0
     path = json.loads(capsys.readouterr().out)["path"]
     saved = json.loads((tmp_path / path.split("/")[-1] / "findings.json").read_text())
     assert saved["edits"][0]["op"] == "prune" and saved["metrics"]["perplexity"]["current"] > 50
-    assert main(["open", path, "--headless", "--json", "--device", "cpu"]) == 0
+    assert main(["open", path, "--headless", "--json", "--device", "cpu", "--eval-file", short_eval]) == 0
     reopened = json.loads(capsys.readouterr().out)
     assert reopened["matches"] == {"edits": True, "weights": True, "generation": True, "perplexity": True}
 

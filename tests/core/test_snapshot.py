@@ -141,3 +141,26 @@ def test_quantize_first_prune_after_reopens_to_the_same_weights_and_metrics(tmp_
     fresh = tiny_session("llama")
     apply_snapshot(fresh, load_snapshot(path))
     assert fresh.current_hash() == s.current_hash() == data["model"]["current_weights_sha256"]
+
+
+def test_a_perplexity_is_compared_only_on_the_text_it_was_measured_on(tmp_path, capsys):
+    """A snapshot measured on --eval-file keeps that text's hash; `open` re-measuring on another
+    text says so instead of calling the perplexities different (or equal)."""
+    from swtui.cli import main
+    from swtui.core import metrics
+
+    text = metrics.eval_text()[:1500]
+    own = tmp_path / "own.txt"
+    own.write_text(text, encoding="utf-8")
+    s = tiny_session("llama")
+    s.ledger.prune(1, 5, 17)
+    m = metrics.measure(s, "The capital", 4, text)
+    path = write_snapshot(build_snapshot(s, prompt="The capital", max_new_tokens=4, measurement=m, eval_text=text),
+                          tmp_path / "snaps")
+    assert json.loads((path / "findings.json").read_text())["metrics"]["eval_text"]["chars"] == 1500
+    assert main(["open", str(path), "--headless", "--json", "--device", "cpu"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["matches"]["perplexity"] is None and any("--eval-file" in n for n in other["notes"])
+    assert main(["open", str(path), "--headless", "--json", "--device", "cpu", "--eval-file", str(own)]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["matches"] == {"edits": True, "weights": True, "generation": True, "perplexity": True}

@@ -17,7 +17,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT + "/tests", ROOT + "/tests/tui"]  # swtui_testing, tui_helpers
+sys.path[:0] = [ROOT + "/tests"]  # swtui_testing, tui_helpers
 
 
 async def main(samples: int = 40, phase: str = "generating") -> dict:

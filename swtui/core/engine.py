@@ -332,12 +332,11 @@ class Engine:
         s = self.session
         layers = []
         for st in probe.layers:
-            row = st.to_dict()
             try:
-                row["weight"] = s.ledger.current_value(st.layer, st.out_channel, st.in_channel)
+                weight = s.ledger.current_value(st.layer, st.out_channel, st.in_channel)
             except SwtuiError:
-                row["weight"] = None
-            layers.append(row)
+                weight = None
+            layers.append(ev.LayerRow(**st.to_dict(), weight=weight))
         return ev.ProbeDone(layers, threshold, probe.tokens, probe.prompt)
 
     def _emit_state(self) -> None:

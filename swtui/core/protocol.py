@@ -29,6 +29,26 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class LayerRow:
+    """One decoder layer of a probe, as the chart draws it (`probe.LayerStats` and the weight)."""
+    layer: int
+    in_max: float  # max |down_proj input| and where: channel → the super weight's col
+    in_channel: int
+    in_token: int
+    out_max: float  # max |down_proj output| and where: channel → the super weight's row
+    out_channel: int
+    out_token: int
+    out_value: float
+    resid_max: float  # max |residual stream| after the layer
+    resid_channel: int
+    attr_col: int | None = None
+    attr_share: float | None = None
+    write_value: float | None = None
+    norm_gain: float | None = None
+    weight: float | None = None  # W[out_channel, in_channel] now (None where it cannot be read)
+
+
+@dataclass(frozen=True)
 class SuperWeightRow:
     """One named super weight as the UI shows it: the finding plus its present state."""
     layer: int
@@ -235,7 +255,7 @@ class Loaded(Event):
 
 @dataclass(frozen=True)
 class ProbeDone(Event):
-    layers: list[dict]
+    layers: list[LayerRow]
     threshold: float
     tokens: list[str]
     prompt: str

@@ -199,5 +199,5 @@ def test_a_refresh_reuses_the_probe_of_an_unchanged_state(monkeypatch):
     assert w.wait_idle(30)
     assert len(calls) == 2  # the state changed: probed again
     probe = [e for e in out.events if isinstance(e, ev.ProbeDone)][-1]
-    assert probe.layers[1]["out_max"] < 1000  # and it shows the pruned model
+    assert probe.layers[1].out_max < 1000  # and it shows the pruned model
     assert w.stop(timeout=5)

@@ -35,7 +35,7 @@ async def test_demo_end_to_end(demo_session, demo_detection):
         sw = _last(app, ev.StopwordsDone)
         assert sw.report["mass"]["current"] > sw.report["mass"]["base"]
         probe = _last(app, ev.ProbeDone)
-        assert probe.layers[11]["out_max"] < 0.5 * 24000  # the super activation is gone
+        assert probe.layers[11].out_max < 0.5 * 24000  # the super activation is gone
         await pilot.press("R")
         await settle(pilot, app, timeout=300)
         assert demo_session.current_hash() == h0

@@ -1,11 +1,9 @@
-"""The mission keys not covered elsewhere, each with its visible effect: e, z, B, ctrl+p."""
-
-from textual.command import CommandPalette
-from textual.widgets import Input, Static
+"""Keys whose effect is the real engine's arithmetic, on a tiny model whose head needs its super
+activation: z (the activation ablation) and B (the block-size sweep). The mission keys are in
+tests/tui/test_mission_keys.py."""
 
 from swtui.core import protocol as ev
 from swtui.tui.app import SwtuiApp
-from swtui.tui.screens.ask import AskDialog
 from swtui.tui.screens.sweep import SweepScreen
 from swtui.tui.widgets.status import StatusBar
 from swtui.tui.widgets.sweep_chart import SweepChart
@@ -16,24 +14,6 @@ from tui_helpers import settle
 
 def _app(**kw):
     return SwtuiApp(session=tiny_needing_its_sa("llama"), max_new_tokens=4, **kw)
-
-
-async def test_e_edits_the_prompt_and_regenerates():
-    app = _app(detect_on_load=False)
-    async with app.run_test(size=(100, 32)) as pilot:
-        await settle(pilot, app)
-        await pilot.press("e")
-        await pilot.pause(0.1)
-        assert isinstance(app.screen, AskDialog)
-        field = app.screen.query_one(Input)
-        assert field.value == "The capital of France is"
-        field.value = "Hello there"
-        seen = len(app.events_seen)
-        await pilot.press("enter")
-        await settle(pilot, app)
-        assert "prompt Hello there" in str(app.query_one("#prompt-line", Static).render())
-        assert any(isinstance(e, ev.GenerationDone) for e in app.events_seen.since(seen))
-        assert app.engine.prompt == "Hello there"
 
 
 async def test_z_zeroes_the_selected_layers_write_and_again_undoes_it():
@@ -64,15 +44,3 @@ async def test_B_draws_naive_and_sw_aware_bars_by_block_size():
         chart = str(screen.query_one(SweepChart).render())
         assert "tensor naive" in chart and "tensor SW-aware" in chart and "log axis" in chart
         assert screen.meta["super_weights"] == [[1, 5, 17]] and app.engine.session.quant_config is None
-
-
-async def test_ctrl_p_opens_the_command_palette():
-    app = _app(detect_on_load=False)
-    async with app.run_test(size=(100, 32)) as pilot:
-        await settle(pilot, app)
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, CommandPalette)
-        await pilot.press("escape")
-        await pilot.pause(0.1)
-        assert not isinstance(app.screen, CommandPalette)

@@ -148,13 +148,3 @@ async def test_writers_of_one_channel_reach_the_ui_as_a_group():
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, GroupsScreen)
-
-
-async def test_groups_key_before_detection_says_why():
-    s = tiny_llama_with_plants(Plant())
-    app = SwtuiApp(session=s, max_new_tokens=4, detect_on_load=False)
-    async with app.run_test(size=(100, 32)) as pilot:
-        await settle(pilot, app)
-        await pilot.press("w")
-        await pilot.pause(0.1)
-        assert [n.message for n in app._notifications] == ["no candidates judged yet: run detection (d)"]

@@ -72,15 +72,19 @@ async def test_d_detects_and_names_the_super_weight():
         assert any("super weight: layer 11 [507, 1229]" in n.message for n in app._notifications)
 
 
-async def test_n_names_the_selected_layers_spike():
+async def test_click_and_h_select_a_layer_and_n_names_its_spike():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         step = app.engine.step_of("NameSpike")["request"]
         chart = app.query_one(LayerSpikeChart)
-        chart.focus()
-        while chart.selected > step["layer"]:
-            await pilot.press("h")
+        await pilot.click("#chart", offset=(1 + chart.x_of(5) + 1, 3))  # 1 = the border
+        assert chart.selected == 5
+        await pilot.click("#chart", offset=(1 + 2, 3))  # on the y-axis labels: no layer
+        assert chart.selected == 5
+        await pilot.press(*["h"] * (5 - step["layer"]))
+        assert chart.selected == step["layer"]
+        assert f"layer {step['layer']}" in str(app.query_one("#detail").render())
         await pilot.press("n")
         assert isinstance(app.screen, AskDialog)
         await pilot.press(*"mine", "enter")
@@ -204,10 +208,12 @@ async def test_L_and_v_change_the_chart():
 
 
 async def test_t_changes_the_theme():
-    app = make_app()
+    app = make_app(theme="no-such-theme")
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         before = app.theme
+        assert before == "swtui-dark"  # the default, after saying so
+        assert any("'no-such-theme' does not exist" in n.message for n in app._notifications)
         background = app.screen.styles.background
         await pilot.press("t")
         await pilot.pause()

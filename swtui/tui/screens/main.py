@@ -30,7 +30,7 @@ class MainScreen(ComparisonMixin, Screen):
     BINDINGS = bindings("screen")  # one registry: swtui.tui.actions
 
     model: reactive[ev.ModelInfo | None] = reactive(None)
-    layer_stats: reactive[list] = reactive(list, always_update=True)  # the last probe's per-layer stats
+    layer_stats: reactive[list] = reactive(list, always_update=True)  # the last probe's protocol.LayerRows
     tokens: reactive[list] = reactive(list)
     threshold: reactive[float] = reactive(0.0)
     rows: reactive[list] = reactive(list, always_update=True)  # protocol.SuperWeightRow
@@ -207,7 +207,7 @@ class MainScreen(ComparisonMixin, Screen):
             self.notify("no super weight selected: detect (d) or name a spike (n) first", severity="warning")
         return None if row is None else row.key
 
-    def _selected_layer(self) -> dict | None:
+    def _selected_layer(self) -> ev.LayerRow | None:
         if not self.layer_stats:
             self.notify("no probe yet", severity="warning")
             return None
@@ -233,9 +233,9 @@ class MainScreen(ComparisonMixin, Screen):
 
         def done(label: str | None) -> None:
             if label is not None:
-                self.submit(ev.NameSpike(s["layer"], s["out_channel"], s["in_channel"], label.strip()))
+                self.submit(ev.NameSpike(s.layer, s.out_channel, s.in_channel, label.strip()))
 
-        self.app.push_screen(AskDialog(f"Label for layer {s['layer']} [{s['out_channel']}, {s['in_channel']}] "
+        self.app.push_screen(AskDialog(f"Label for layer {s.layer} [{s.out_channel}, {s.in_channel}] "
                                        "(enter to accept):", "", None), done)
 
     def action_toggle_prune(self) -> None:
@@ -268,7 +268,7 @@ class MainScreen(ComparisonMixin, Screen):
         """Zero (or stop zeroing) the MLP write on the selected layer's output spike channel."""
         st = self._selected_layer()
         if st is not None:
-            self.submit(ev.ToggleWriteAblation(st["layer"], st["out_channel"]))
+            self.submit(ev.ToggleWriteAblation(st.layer, st.out_channel))
 
     def action_groups(self) -> None:
         from swtui.tui.screens.groups import GroupsScreen

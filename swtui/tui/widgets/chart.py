@@ -121,10 +121,10 @@ class LayerSpikeChart(Widget, can_focus=True):
 
     def _series(self) -> list[tuple[str, list[float]]]:
         if self.view == "residual":
-            return [("chart--resid", [s["resid_max"] for s in self.layers])]
-        out = [s["out_max"] for s in self.layers]
+            return [("chart--resid", [s.resid_max for s in self.layers])]
+        out = [s.out_max for s in self.layers]
         if self._per_layer() >= 2:
-            return [("chart--in", [s["in_max"] for s in self.layers]), ("chart--out", out)]
+            return [("chart--in", [s.in_max for s in self.layers]), ("chart--out", out)]
         return [("chart--out", out)]
 
     def _scale(self, v: float) -> float:
@@ -179,7 +179,7 @@ class LayerSpikeChart(Widget, can_focus=True):
         line_style = self._fg("chart--spike")
         widths = self._bar_widths(per, len(series))
         for i, stats in enumerate(self.layers):
-            spike = self.view == "down_proj" and stats["out_max"] >= self.threshold > 0
+            spike = self.view == "down_proj" and stats.out_max >= self.threshold > 0
             for k, (cls, vals) in enumerate(series):
                 eighths = self._scale(vals[i]) / peak * bar_rows * 8
                 fill = eighths - (level_from_top - 1) * 8
@@ -221,7 +221,7 @@ class LayerSpikeChart(Widget, can_focus=True):
         n = len(self.layers)
         step = max(1, math.ceil(4 / per)) if per < 4 else 1
         step = 5 if n > 12 and per < 3 else step
-        spikes = [i for i, st in enumerate(self.layers) if self.view == "down_proj" and st["out_max"] >= self.threshold > 0]
+        spikes = [i for i, st in enumerate(self.layers) if self.view == "down_proj" and st.out_max >= self.threshold > 0]
         for i in spikes + [i for i in range(0, n, step) if i not in spikes]:
             label = str(i)
             x = gutter + i * per
@@ -250,10 +250,10 @@ class LayerSpikeChart(Widget, can_focus=True):
         if self.layers and 0 <= self.selected < len(self.layers):
             st = self.layers[self.selected]
             if self.view == "down_proj":
-                text += (f" · layer {self.selected}: in {compact(st['in_max'])} @{st['in_channel']}, "
-                         f"out {compact(st['out_max'])} @{st['out_channel']}")
+                text += (f" · layer {self.selected}: in {compact(st.in_max)} @{st.in_channel}, "
+                         f"out {compact(st.out_max)} @{st.out_channel}")
             else:
-                text += f" · layer {self.selected}: {compact(st['resid_max'])} @{st['resid_channel']}"
+                text += f" · layer {self.selected}: {compact(st.resid_max)} @{st.resid_channel}"
         return text
 
     def _retitle(self) -> None:

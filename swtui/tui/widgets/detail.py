@@ -10,7 +10,7 @@ from swtui.fmt import compact
 
 
 class LayerDetail(Static):
-    stats: reactive[dict | None] = reactive(None, always_update=True)
+    stats = reactive(None, always_update=True)  # a protocol.LayerRow
     tokens: reactive[list] = reactive(list)
     threshold: reactive[float] = reactive(0.0)
 
@@ -22,18 +22,18 @@ class LayerDetail(Static):
         def tok(i: int) -> str:
             return repr(self.tokens[i]) if 0 <= i < len(self.tokens) else str(i)
 
-        spike = s["out_max"] >= self.threshold > 0
+        spike = s.out_max >= self.threshold > 0
         t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(f"layer {s['layer']}", style="bold")
+        t.append(f"layer {s.layer}", style="bold")
         if spike:
             t.append("  ")
             t.append(" SPIKE ", style="bold reverse")
-        t.append(f"\nin  {compact(s['in_max']):>6} @ch {s['in_channel']:<5} → col")
-        t.append(f" {tok(s['in_token'])}", style="dim")
-        t.append(f"\nout {compact(s['out_max']):>6} @ch {s['out_channel']:<5} → row")
-        t.append(f" {tok(s['out_token'])}", style="dim")
-        w = s.get("weight")
-        t.append(f"\nW[{s['out_channel']}, {s['in_channel']}] = " + (f"{w:.4g}" if w is not None else "—"), style="bold")
-        t.append(f"\nresid {compact(s['resid_max'])} @ch {s['resid_channel']}")
+        t.append(f"\nin  {compact(s.in_max):>6} @ch {s.in_channel:<5} → col")
+        t.append(f" {tok(s.in_token)}", style="dim")
+        t.append(f"\nout {compact(s.out_max):>6} @ch {s.out_channel:<5} → row")
+        t.append(f" {tok(s.out_token)}", style="dim")
+        w = s.weight
+        t.append(f"\nW[{s.out_channel}, {s.in_channel}] = " + (f"{w:.4g}" if w is not None else "—"), style="bold")
+        t.append(f"\nresid {compact(s.resid_max)} @ch {s.resid_channel}")
         t.append("  n: name it", style="dim")
         return t

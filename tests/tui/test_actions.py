@@ -8,8 +8,7 @@ from swtui.tui.actions import ACTIONS, help_rows, palette
 from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.main import MainScreen
 
-from swtui_testing import CPU
-from tui_helpers import settle
+from fake_engine import FakeEngine, load_recording
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: keys the README names that are not bindings of the registry (Textual's own navigation)
@@ -53,20 +52,26 @@ def test_help_and_palette_come_from_the_registry():
     assert {a.title for a in palette()} >= {"Compare variants side by side", "Writers judged together"}
 
 
+def before_detection(emit) -> FakeEngine:
+    """The demo loaded, nothing probed or detected yet; `d` then replays the recorded detection."""
+    steps = load_recording()
+    load = [e for e in steps[0]["events"] if e["type"] in ("Busy", "Loaded", "Progress")]
+    return FakeEngine(emit, [{"request": None, "events": load}] + steps[1:])
+
+
 async def test_inapplicable_actions_are_dimmed_say_why_and_do_not_run():
-    app = SwtuiApp("tiny:llama", load_options=CPU, max_new_tokens=4, detect_on_load=False)
+    app = SwtuiApp(engine=before_detection)
     async with app.run_test(size=(100, 32)) as pilot:
-        await settle(pilot, app)
+        await pilot.pause()
         assert app.main.check_action("toggle_prune", ()) is None and app.main.check_action("groups", ()) is None
         assert app.main.check_action("detect", ()) is True
-        h0 = app.engine.session.current_hash()
         await pilot.press("p")
         await pilot.pause(0.1)
         assert [n.message for n in app._notifications][-1].startswith("no super weight selected")
-        assert app.engine.session.current_hash() == h0
         await pilot.press("w")
         await pilot.pause(0.1)
         assert [n.message for n in app._notifications][-1] == "no candidates judged yet: run detection (d)"
+        assert app.engine.submitted == []  # neither reached the engine
         # the palette: dimmed, with the reason as its help
         from swtui.tui.commands import SwtuiCommands
 
@@ -75,7 +80,7 @@ async def test_inapplicable_actions_are_dimmed_say_why_and_do_not_run():
         prune = next(h for h in hits if str(h.display) == "Prune / unprune selected")
         assert prune.display.style == "dim" and prune.help.startswith("unavailable: no super weight selected")
         await pilot.press("d")
-        await settle(pilot, app)
+        await pilot.pause()
         assert app.main.check_action("toggle_prune", ()) is True and app.main.check_action("groups", ()) is True
         hits = [h async for h in provider.discover()]
         prune = next(h for h in hits if str(h.display) == "Prune / unprune selected")

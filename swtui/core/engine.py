@@ -2,8 +2,8 @@
 
 The UI calls `submit(request)`; the thread emits `protocol` events through `emit` (which must be
 thread-safe, e.g. Textual's `post_message`). What a new request does to work already there is
-decided by request *kind* (`protocol.SUPERSEDES`): a refresh, being a view of the state, is stale once
-anything else arrives and is cancelled; an edit, a detection, a quantization, a comparison or a
+decided by request *kind* (`protocol.SUPERSEDES`): a refresh, being a view of the state, is
+stale once anything else arrives and is cancelled; an edit, a detection, a quantization, a comparison or a
 sweep is never cancelled by another request, only by `cancel()` (esc). Requests already waiting
 are coalesced: the edits apply in order, followed by a single refresh. Any exception becomes a
 `Failed` event and the thread lives on.
@@ -18,16 +18,17 @@ import traceback
 from typing import Callable
 
 from swtui.core import protocol as ev
-from swtui.core.protocol import CANCELLABLE, LABELS, SUPERSEDES
 from swtui.core.defaults import GEN_PROMPT
 from swtui.core.errors import Cancelled, SwtuiError
+from swtui.core.protocol import CANCELLABLE, LABELS, SUPERSEDES
 
 
 class Engine:
     def __init__(self, emit: Callable[[ev.Event], None], source: str | None, load_options=None,
                  prompt: str = GEN_PROMPT, max_new_tokens: int = 24,
                  detect_on_load: bool = True, session=None, detection=None, snapshot: dict | None = None,
-                 snapshot_force: bool = False, eval_text: str | None = None, leave_core_for_ui: bool = False, token_interval: float = 0.05):
+                 snapshot_force: bool = False, eval_text: str | None = None, leave_core_for_ui: bool = False,
+                 token_interval: float = 0.05):
         self.emit = emit
         self.source = source
         self.load_options = load_options
@@ -52,6 +53,7 @@ class Engine:
         self._running: str | None = None  # the kind of request the thread works on now
         self._threads_before: int | None = None
         self._queue: queue.Queue = queue.Queue()
+        self._submitting = threading.Lock()  # a submit's drop-and-put is one step for other submitters
         self._cancel = threading.Event()
         self._busy = threading.Event()
         self._thread = threading.Thread(target=self._run, name="swtui-engine", daemon=True)
@@ -62,16 +64,18 @@ class Engine:
 
     def submit(self, request: ev.Request) -> None:
         stale = SUPERSEDES[request.kind]
-        if self._busy.is_set() and self._running in stale:
-            self._cancel.set()
-        self._drop_queued(stale)
-        self._queue.put(request)
+        with self._submitting:
+            if self._busy.is_set() and self._running in stale:
+                self._cancel.set()
+            self._drop_queued(stale)
+            self._queue.put(request)
 
     def cancel(self) -> None:
         """esc: stop the running work, and drop the refreshes, detections, comparisons and sweeps
         still queued (edits and quantizations stay)."""
-        self._cancel.set()
-        self._drop_queued(CANCELLABLE)
+        with self._submitting:
+            self._cancel.set()
+            self._drop_queued(CANCELLABLE)
 
     def _drop_queued(self, kinds: frozenset[str]) -> None:
         kept = []
@@ -84,7 +88,6 @@ class Engine:
                 kept.append(request)
         for request in kept:
             self._queue.put(request)
-
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Ask the thread to finish; True if it ended within `timeout` seconds."""
@@ -379,8 +382,8 @@ class Engine:
             self.emit(ev.GenerationDone(dict(done), metrics.first_divergence(base, cur), s.batchable, cancelled))
 
         try:
-            m = metrics.measure(s, self.prompt, self.max_new_tokens, self.eval_text, cancel=self._cancel, on_token=on_token,
-                                on_generation=generation_done,
+            m = metrics.measure(s, self.prompt, self.max_new_tokens, self.eval_text, cancel=self._cancel,
+                                on_token=on_token, on_generation=generation_done,
                                 on_stopwords=lambda report: self.emit(ev.StopwordsDone(report.to_dict())))
         except Cancelled:
             if not generated:

@@ -18,7 +18,8 @@ def test_every_message_is_plain_data_and_comes_back_equal():
         ev.Measured({"base": ev.Metrics(17.5, 0.03, "Paris"), "current": ev.Metrics(74.7, 0.2, "the the")}),
         ev.VariantMeasured("baseline", ev.Metrics(17.5, 0.03)),
         ev.Prune(SW, on=False), ev.Scale(SW, 2.0), ev.Sweep("scale", key=SW), ev.Compare(({"name": "a"},)),
-        ev.ProbeDone([ev.LayerRow(0, 3.0, 7, 0, 1.0, 5, 0, -1.0, 2.0, 5, weight=0.5)], 2.5, ["a"], "p"), ev.ApplySnapshot(force=True),
+        ev.ProbeDone([ev.LayerRow(0, 3.0, 7, 0, 1.0, 5, 0, -1.0, 2.0, 5, weight=0.5)], 2.5, ["a"], "p"),
+        ev.ApplySnapshot(force=True),
     ]
     for message in messages:
         again = ev.from_data(ev.to_data(message))

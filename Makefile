@@ -28,12 +28,15 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/swtui $(ARGS)
 
-# Two processes: the TUI suite proves itself torch-free on its own (tests/tui/conftest.py), then
-# everything else (core, CLI, and the TUI end to end on the real engine in tests/e2e).
+# Two processes, side by side on the two cores: the TUI suite proves itself torch-free on its
+# own (tests/tui/conftest.py; its output follows the main run's), and everything else (core, CLI,
+# and the TUI end to end on the real engine in tests/e2e).
 test: setup
-	@$(BIN)/python -m pytest -q -p no:cacheprovider tests/tui $(PYTEST_ARGS) || exit $$?; \
+	@$(BIN)/python -m pytest -q -p no:cacheprovider tests/tui $(PYTEST_ARGS) > .tui-tests.log 2>&1 & tui=$$!; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/tui $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	wait $$tui; tui_rc=$$?; echo "-- tests/tui, torch-free in its own process:"; cat .tui-tests.log; \
+	rm -f .tui-tests.log; [ $$rc -eq 5 ] && rc=0; [ $$tui_rc -eq 5 ] && tui_rc=0; \
+	if [ $$rc -ne 0 ] || [ $$tui_rc -ne 0 ]; then exit 1; fi
 
 bench: setup
 	$(BIN)/python bench/run.py $(ARGS)

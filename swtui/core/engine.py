@@ -328,8 +328,10 @@ class Engine:
         finally:
             self._detecting = False
         adopt(self.session, self.detection)
-        self.emit(ev.DetectionDone([c.to_dict() for c in self.detection.candidates], self.detection.stop_reason,
-                                   [g.to_dict() for g in self.detection.groups]))
+        d = self.detection
+        supers = [c.key for c in d.candidates if c.is_super is not False]
+        self.emit(ev.DetectionDone([c.key for c in d.candidates], supers, d.stop_reason,
+                                   [_group_row(g) for g in d.groups]))
 
     def _probe_event(self, probe, threshold: float) -> ev.ProbeDone:
         s = self.session
@@ -392,3 +394,8 @@ class Engine:
         self.last_measurement = m
         self.emit(ev.Measured(dict(m.metrics)))
 
+
+def _group_row(g) -> ev.GroupRow:
+    return ev.GroupRow(g.channel, [tuple(m) for m in g.members], g.first_layer, g.sa_before, g.sa_after,
+                       g.sa_remaining, g.verdict, g.ppl_base, g.ppl_pruned_together, g.ppl_pruned_sa_restored,
+                       g.ppl_write_zeroed)

@@ -77,6 +77,22 @@ class SuperWeightRow:
 
 
 @dataclass(frozen=True)
+class GroupRow:
+    """The writers of one residual channel, judged together (`groups.WriterGroup`)."""
+    channel: int
+    members: list[tuple[int, int, int]]
+    first_layer: int
+    sa_before: float  # max |residual| on the channel from the first writer on
+    sa_after: float  # the same with every writer pruned
+    sa_remaining: float  # sa_after / sa_before
+    verdict: str
+    ppl_base: float | None = None
+    ppl_pruned_together: float | None = None
+    ppl_pruned_sa_restored: float | None = None
+    ppl_write_zeroed: float | None = None
+
+
+@dataclass(frozen=True)
 class Metrics:
     """What one variant of the model does: perplexity on the evaluation text, stopword mass on the
     stopword prompts and (when asked) a greedy generation. Made by `swtui.core.metrics.measure`."""
@@ -263,9 +279,10 @@ class ProbeDone(Event):
 
 @dataclass(frozen=True)
 class DetectionDone(Event):
-    candidates: list[dict]
+    candidates: list[tuple[int, int, int]]  # in the order found
+    supers: list[tuple[int, int, int]]  # those not judged harmless (their figures: StateChanged's rows)
     stop_reason: str
-    groups: list[dict] = field(default_factory=list)  # writers of one residual channel, judged together
+    groups: list[GroupRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -383,6 +400,8 @@ def _typed(hint, value):
         return tuple(value)
     if origin is list and args:
         return [_typed(args[0], v) for v in value]
+    if origin is tuple and isinstance(value, tuple):
+        return value
     if origin is dict and len(args) == 2:
         return {k: _typed(args[1], v) for k, v in value.items()}
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):

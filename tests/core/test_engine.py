@@ -20,6 +20,8 @@ def test_every_message_is_plain_data_and_comes_back_equal():
         ev.Prune(SW, on=False), ev.Scale(SW, 2.0), ev.Sweep("scale", key=SW), ev.Compare(({"name": "a"},)),
         ev.ProbeDone([ev.LayerRow(0, 3.0, 7, 0, 1.0, 5, 0, -1.0, 2.0, 5, weight=0.5)], 2.5, ["a"], "p"),
         ev.ApplySnapshot(force=True),
+        ev.DetectionDone([SW, (2, 3, 4)], [SW], "no spike left",
+                         [ev.GroupRow(5, [SW], 1, 900.0, 9.0, 0.01, "super weight", 17.5, 80.0)]),
     ]
     for message in messages:
         again = ev.from_data(ev.to_data(message))

@@ -27,7 +27,7 @@ def _ratio(value, base) -> str:
 class GroupsScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,w", "dismiss", "close")]
 
-    def __init__(self, groups: list[dict]):
+    def __init__(self, groups: list):  # protocol.GroupRow
         super().__init__()
         self.groups = groups
 
@@ -41,9 +41,9 @@ class GroupsScreen(ModalScreen[None]):
         table = self.query_one(DataTable)
         table.add_columns(*COLUMNS)
         for g in self.groups:
-            writers = ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g["members"])
-            base = g.get("ppl_base")
-            table.add_row(str(g["channel"]), writers, compact(g["sa_before"]), f"{100 * g['sa_remaining']:.0f}%",
-                          _ratio(g.get("ppl_pruned_together"), base), _ratio(g.get("ppl_pruned_sa_restored"), base),
-                          _ratio(g.get("ppl_write_zeroed"), base), g["verdict"])
+            writers = ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g.members)
+            base = g.ppl_base
+            table.add_row(str(g.channel), writers, compact(g.sa_before), f"{100 * g.sa_remaining:.0f}%",
+                          _ratio(g.ppl_pruned_together, base), _ratio(g.ppl_pruned_sa_restored, base),
+                          _ratio(g.ppl_write_zeroed, base), g.verdict)
         table.focus()

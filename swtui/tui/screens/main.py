@@ -157,25 +157,24 @@ class MainScreen(ComparisonMixin, Screen):
             self.refresh_bindings()
 
     def _detection_done(self, e: ev.DetectionDone) -> None:
-        supers = [c for c in e.candidates if c.get("is_super") is not False]
         if e.candidates:
-            self._select_layer((supers or e.candidates)[0]["layer"])
-        if supers:
-            first = supers[0]
-            self.notify(f"super weight: layer {first['layer']} [{first['row']}, {first['col']}]"
-                        f" ({len(e.candidates)} candidates, {len(supers)} super)")
+            self._select_layer((e.supers or e.candidates)[0][0])
+        if e.supers:
+            layer, row, col = e.supers[0]
+            self.notify(f"super weight: layer {layer} [{row}, {col}]"
+                        f" ({len(e.candidates)} candidates, {len(e.supers)} super)")
         else:
             self.notify(f"no super weight found: {len(e.candidates)} harmless candidates ({e.stop_reason})",
                         severity="warning")
         self.groups = e.groups
         for g in e.groups:
-            if len(g["members"]) < 2 and g["verdict"] in ("super weight", "harmless"):
+            if len(g.members) < 2 and g.verdict in ("super weight", "harmless"):
                 continue  # a lone writer's verdict is its own, in the table
             ppl = ""
-            if g.get("ppl_pruned_together") and g.get("ppl_base"):
-                ppl = f", ppl ×{g['ppl_pruned_together'] / g['ppl_base']:.3g} pruned together"
-            self.notify(f"channel {g['channel']}: {len(g['members'])} writers leave "
-                        f"{100 * g['sa_remaining']:.0f}% of its activation{ppl} — {g['verdict']} (w: details)",
+            if g.ppl_pruned_together and g.ppl_base:
+                ppl = f", ppl ×{g.ppl_pruned_together / g.ppl_base:.3g} pruned together"
+            self.notify(f"channel {g.channel}: {len(g.members)} writers leave "
+                        f"{100 * g.sa_remaining:.0f}% of its activation{ppl} — {g.verdict} (w: details)",
                         title="writers judged together", timeout=10)
 
     # -- actions ------------------------------------------------------------------------------------

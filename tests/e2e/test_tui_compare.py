@@ -128,8 +128,7 @@ async def test_export_records_the_variants_and_reopening_brings_them_back(tmp_pa
         await settle(pilot, app)
         await pilot.press("C")
         await settle(pilot, app)
-        await pilot.press("escape")  # back to the inspector, where x exports
-        await pilot.press("x")
+        await pilot.press("x")  # from the comparison screen: its picture is the snapshot's screen
         await settle(pilot, app)
         exported = [e for e in app.events_seen if isinstance(e, ev.Exported)]
     folder = tmp_path / exported[-1].path
@@ -137,6 +136,7 @@ async def test_export_records_the_variants_and_reopening_brings_them_back(tmp_pa
     assert [v["name"] for v in data["comparison"]["variants"]] == [v["name"] for v in DEFAULT_VARIANTS]
     assert set(data["comparison"]["results"]) == {"baseline"} | {v["name"] for v in DEFAULT_VARIANTS}
     assert "## Quantization variants side by side" in (folder / "report.md").read_text()
+    assert "clip z9 + keep SW" in (folder / "screen.svg").read_text().replace("&#160;", " ")  # the comparison drawn
     reopened = SwtuiApp("tiny:llama", load_options=CPU, snapshot=data, snapshot_force=True)
     assert reopened.main.variants == data["comparison"]["variants"]
 

@@ -22,7 +22,12 @@ def _column_id(index: int) -> str:
 
 
 class CompareScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "back", "back (cancels a running comparison)"), Binding("r", "rerun", "run again")]
+    BINDINGS = [Binding("escape", "back", "back (cancels a running comparison)"), Binding("r", "rerun", "run again"),
+                Binding("x", "export", "export (with this screen)")]
+
+    def action_export(self) -> None:
+        """A snapshot whose screen.svg is this comparison (the snapshot holds its figures too)."""
+        self.app.main.action_export()
 
     def __init__(self, variants: list[dict], descriptions: dict[str, str]):
         super().__init__()

@@ -13,7 +13,12 @@ from swtui.tui.widgets.sweep_chart import SweepChart
 
 
 class SweepScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "back", "back (cancels a running sweep)")]
+    BINDINGS = [Binding("escape", "back", "back (cancels a running sweep)"),
+                Binding("x", "export", "export (with this screen)")]
+
+    def action_export(self) -> None:
+        """A snapshot whose screen.svg is this sweep (the snapshot holds its rows too)."""
+        self.app.main.action_export()
 
     def __init__(self, kind: str, title: str):
         super().__init__()

@@ -6,7 +6,9 @@ The engine loads SmolLM2-135M-Instruct (CPU, float32), detects, and then serves 
 another; for each it records the request and every event the engine emitted until it was idle
 again, all as plain data (`protocol.to_data`). `tests/tui/fake_engine.py` replays them. Re-record
 when the protocol or the engine's event sequences change (the fake refuses a recording whose
-messages no longer parse).
+messages no longer parse), then update the snapshots drawn from it:
+`.venv/bin/python -m pytest tests/tui --snapshot-update` (and read the diff: the figures come
+from this machine's CPU arithmetic, so a re-recording elsewhere may move the last digits).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ so what the screen shows is what the demo model did: pruning layer 11's W[507, 1
 current generation, restoring brings it back. No torch in this process.
 """
 
+import time
+
 import pytest
 
 from swtui.core import protocol as ev
@@ -46,7 +48,11 @@ def recorded_texts(app, request_type: str, index: int = 0) -> dict:
 
 
 async def started(pilot, app) -> None:
-    await pilot.pause()
+    """The recorded load (and detection, where recorded) drawn: loaded and idle."""
+    deadline = time.monotonic() + 20
+    while not (app.main.is_mounted and app.main.loaded and not app.main.busy):
+        assert time.monotonic() < deadline, "the recorded load was not drawn"
+        await pilot.pause(0.02)
     await pilot.pause()
 
 

@@ -1,9 +1,12 @@
 """Snapshots of every dialog and state, drawn from the demo model's recorded events (no torch)."""
 
+import time
+
 import pytest
 
 from swtui.core import protocol as ev
 from swtui.tui.app import SwtuiApp
+from swtui.tui.screens.ask import AskDialog
 
 from fake_engine import FakeEngine, load_recording
 
@@ -15,9 +18,19 @@ def app(theme: str = "swtui-dark", recording: str = "demo") -> SwtuiApp:
     return SwtuiApp(engine=lambda emit: FakeEngine(emit, steps), theme=theme)
 
 
+async def until(pilot, condition, timeout: float = 20.0) -> None:
+    """Pause until `condition()` holds (a loaded machine may take more than a pause or two)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the screen did not get there"
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
 async def quiet(pilot) -> None:
-    await pilot.pause()
-    await pilot.pause()
+    """The recorded load and detection drawn, their notifications dismissed."""
+    main = pilot.app.main
+    await until(pilot, lambda: main.is_mounted and main.rows and main.layer_stats and main.groups and not main.busy)
     pilot.app.clear_notifications()
     await pilot.pause()
 
@@ -116,8 +129,7 @@ def test_error_toast(snap_compare):
 
 def test_hash_mismatch_asks_before_opening(snap_compare):
     async def asked(pilot):
-        await pilot.pause()
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(pilot.app.screen, AskDialog))
 
     assert snap_compare(app(recording="mismatch"), terminal_size=(110, 34), run_before=asked)
 
@@ -126,8 +138,7 @@ def test_hash_mismatch_asks_before_opening(snap_compare):
 async def test_hash_mismatch_answer(answer, opened):
     a = app(recording="mismatch")
     async with a.run_test(size=(110, 34)) as pilot:
-        await pilot.pause()
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(a.screen, AskDialog))
         await pilot.press("backspace", answer, "enter")
         await pilot.pause()
         assert (ev.ApplySnapshot(force=True) in a.engine.submitted) == opened

@@ -76,7 +76,7 @@ def test_scan_json_cli(capsys):
 def test_ablate_prune_breaks_the_model(demo):
     h0 = weights_hash(demo.model)
     demo.ledger.prune(*SW)
-    ppl = metrics.perplexity(demo)
+    ppl = metrics.perplexity(demo, short_text())
     assert ppl["current"] / ppl["base"] >= 3
     gen = metrics.generate(demo, "The capital of France is", 16)
     assert "Paris" in gen["base"] and "Paris" not in gen["current"]
@@ -91,9 +91,9 @@ def test_restore_super_activation_recovers(demo):
     demo.name_super_weight(*SW)
     enable_sa_restore(demo, SW, "Apple Inc. is a worldwide tech company.")
     demo.ledger.prune(*SW)
-    with_sa = metrics.perplexity(demo)
+    with_sa = metrics.perplexity(demo, short_text())
     demo.sa_restore.clear()
-    without = metrics.perplexity(demo, variants=("current",))["current"]
+    without = metrics.perplexity(demo, short_text(), variants=("current",))["current"]
     base = with_sa["base"]
     recovered = (without - with_sa["current"]) / (without - base)
     assert recovered > 0.5, (base, without, with_sa)
@@ -130,17 +130,23 @@ def test_nonsw_control_is_mild(demo):
     ctl = prune_nonsw(demo, 20, keep={SW})
     assert len(ctl.pruned) == 20
     assert all(idx != (507, 1229) or name != "model.layers.11.mlp.down_proj.weight" for name, idx in ctl.pruned)
-    ppl = metrics.perplexity(demo)
+    ppl = metrics.perplexity(demo, short_text())
     assert ppl["current"] / ppl["base"] < 3
     demo.ledger.restore_all()
     assert weights_hash(demo.model) == h0
+
+
+def short_text() -> str:
+    """The first ~300 tokens of the bundled text: enough for the ratios these tests check (the
+    README's figures come from the whole text, through the commands)."""
+    return metrics.eval_text()[:1400]
 
 
 @pytest.fixture
 def short_eval(tmp_path):
     """The first ~300 tokens of the bundled text: enough for the ratios these CLI tests check."""
     path = tmp_path / "eval.txt"
-    path.write_text(metrics.eval_text()[:1400], encoding="utf-8")
+    path.write_text(short_text(), encoding="utf-8")
     return str(path)
 
 

@@ -30,6 +30,7 @@ def main() -> int:
     from swtui_testing import CPU
 
     from swtui.core import protocol as ev
+    from swtui.core import wire
     from swtui.core.defaults import GEN_PROMPT
     from swtui.core.engine import Engine
 
@@ -45,7 +46,7 @@ def main() -> int:
     engine.start()
     if not engine.wait_idle(timeout=900, settle=0.5):
         raise SystemExit("the engine did not settle after loading")
-    steps = [{"request": None, "events": [ev.to_data(e) for e in events]}]
+    steps = [{"request": None, "events": [wire.to_data(e) for e in events]}]
     print(f"load + detection: {len(events)} events, {time.monotonic() - started:.1f}s", file=sys.stderr)
     layer2 = engine.last_probe.layers[2]
     requests = [
@@ -71,8 +72,8 @@ def main() -> int:
         if not engine.wait_idle(timeout=900, settle=0.5):
             raise SystemExit(f"the engine did not settle after {request}")
         with lock:
-            recorded = [ev.to_data(e) for e in events]
-        data = ev.to_data(request)
+            recorded = [wire.to_data(e) for e in events]
+        data = wire.to_data(request)
         if isinstance(request, ev.Export):
             data["svg"] = None  # the UI's screenshot: not part of the request's identity
         steps.append({"request": data, "events": recorded})
@@ -93,7 +94,7 @@ def main() -> int:
         raise SystemExit("the engine did not settle on the mismatching snapshot")
     other.stop()
     with lock:
-        write(OUT.with_name("mismatch.json"), [{"request": None, "events": [ev.to_data(e) for e in events]}])
+        write(OUT.with_name("mismatch.json"), [{"request": None, "events": [wire.to_data(e) for e in events]}])
     return 0
 
 

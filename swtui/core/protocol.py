@@ -1,7 +1,7 @@
 """The engine's protocol: requests to the inference thread and the events it emits.
 
 Plain frozen dataclasses with typed fields, no tensors: the TUI wraps each event in a Textual
-message, tests collect them, and `to_data` / `from_data` turn any of them into JSON-able dicts and
+message, tests collect them, and `swtui.core.wire` turns any of them into JSON-able dicts and
 back (recorded sessions replay through a fake engine that way). Every request has a `kind`; the
 engine's cancellation policy is written in kinds (`SUPERSEDES`, `CANCELLABLE`, below).
 """
@@ -9,9 +9,6 @@ engine's cancellation policy is written in kinds (`SUPERSEDES`, `CANCELLABLE`, b
 from __future__ import annotations
 
 import dataclasses
-import functools
-import sys
-import typing
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -366,50 +363,3 @@ class SweepDone(Event):
     rows: list
     meta: dict  # what was swept: the weight and its value, or bits and clip z
     cancelled: bool = False
-
-
-# -- plain data ---------------------------------------------------------------------------------
-def to_data(message: Request | Event) -> dict:
-    """A request or event as a JSON-able dict: {"type": class name, **fields}."""
-    if isinstance(message, Call):
-        raise TypeError("a Call carries a function: it has no plain-data form")
-    return {"type": type(message).__name__, **dataclasses.asdict(message)}
-
-
-def from_data(data: dict) -> Request | Event:
-    """The inverse of `to_data` (lists become tuples and dicts payloads where the fields say so)."""
-    cls = _TYPES.get(data.get("type"))
-    if cls is None:
-        raise ValueError(f"not a protocol message: {data.get('type')!r}")
-    hints = _hints(cls)
-    return cls(**{f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data})
-
-
-@functools.cache
-def _hints(cls: type) -> dict:
-    return typing.get_type_hints(cls, vars(sys.modules[__name__]))
-
-
-def _typed(hint, value):
-    if value is None:
-        return None
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return hint(**{k: _typed(_hints(hint)[k], v) for k, v in value.items()})
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
-    if origin is list and args:
-        return [_typed(args[0], v) for v in value]
-    if origin is tuple and isinstance(value, tuple):
-        return value
-    if origin is dict and len(args) == 2:
-        return {k: _typed(args[1], v) for k, v in value.items()}
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        for arg in args:
-            if arg is not type(None) and dataclasses.is_dataclass(arg):
-                return _typed(arg, value)
-    return value
-
-
-_TYPES = {cls.__name__: cls for cls in list(globals().values())
-          if isinstance(cls, type) and issubclass(cls, (Request, Event)) and cls not in (Request, Event)}

@@ -3,6 +3,7 @@
 import pytest
 
 from swtui.core import protocol as ev
+from swtui.core import wire
 from swtui.core.protocol import CANCELLABLE, SUPERSEDES
 
 from swtui_testing import idle_worker, tiny_session
@@ -24,11 +25,11 @@ def test_every_message_is_plain_data_and_comes_back_equal():
                          [ev.GroupRow(5, [SW], 1, 900.0, 9.0, 0.01, "super weight", 17.5, 80.0)]),
     ]
     for message in messages:
-        again = ev.from_data(ev.to_data(message))
+        again = wire.from_data(wire.to_data(message))
         assert again == message and type(again) is type(message)
-    assert ev.from_data(ev.to_data(ev.Prune(SW))).key == SW  # a tuple again, not a list
+    assert wire.from_data(wire.to_data(ev.Prune(SW))).key == SW  # a tuple again, not a list
     with pytest.raises(ValueError):
-        ev.from_data({"type": "NoSuchEvent"})
+        wire.from_data({"type": "NoSuchEvent"})
 
 
 def test_every_request_kind_has_a_policy():

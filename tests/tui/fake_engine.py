@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from swtui.core import protocol as ev
+from swtui.core import wire
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 
@@ -51,7 +52,7 @@ class FakeEngine:
 
     def submit(self, request: ev.Request) -> None:
         self.submitted.append(request)
-        wanted = _identity(ev.to_data(request))
+        wanted = _identity(wire.to_data(request))
         order = list(range(self.position + 1, len(self.steps))) + list(range(1, self.position + 1))
         for i in order:
             step = self.steps[i]
@@ -97,11 +98,11 @@ class FakeEngine:
 
     def _replay(self, events: list[dict]) -> None:
         for i, data in enumerate(events):
-            event = ev.from_data(data)
+            event = wire.from_data(data)
             self.emit(event)
             if isinstance(event, ev.TokenStreamed):
                 self._streamed[event.variant] = event.text
                 if self._hold:
                     self._hold = False
-                    self._held = [ev.from_data(d) for d in events[i + 1:]]
+                    self._held = [wire.from_data(d) for d in events[i + 1:]]
                     return

@@ -247,9 +247,11 @@ class Engine:
                     sw.sa_magnitude = self.last_probe.layers[layer].out_max
             case ev.Prune(key=key, on=True):
                 s.ledger.prune(*key)
-            case ev.Prune(key=key, on=False) | ev.Restore(key=key):
+            case ev.Prune(key=key, on=False):
                 s.ledger.restore(*key)
-                s.sa_restore.discard(key) if isinstance(r, ev.Restore) else None
+            case ev.Restore(key=key):
+                s.ledger.restore(*key)
+                s.sa_restore.discard(key)
             case ev.Scale(key=key, factor=factor):
                 s.ledger.scale(*key, factor)
             case ev.RestoreAll():

@@ -5,8 +5,6 @@ so what the screen shows is what the demo model did: pruning layer 11's W[507, 1
 current generation, restoring brings it back. No torch in this process.
 """
 
-import time
-
 import pytest
 
 from swtui.core import protocol as ev
@@ -20,6 +18,7 @@ from swtui.tui.widgets.status import StatusBar
 from swtui.tui.widgets.sw_table import SuperWeightTable
 
 from fake_engine import FakeEngine
+from tui_helpers import wait_for
 
 SW = (11, 507, 1229)
 SIZE = (110, 34)
@@ -49,10 +48,7 @@ def recorded_texts(app, request_type: str, index: int = 0) -> dict:
 
 async def started(pilot, app) -> None:
     """The recorded load (and detection, where recorded) drawn: loaded and idle."""
-    deadline = time.monotonic() + 20
-    while not (app.main.is_mounted and app.main.loaded and not app.main.busy):
-        assert time.monotonic() < deadline, "the recorded load was not drawn"
-        await pilot.pause(0.02)
+    await wait_for(pilot, lambda: app.main.is_mounted and app.main.loaded and not app.main.busy, timeout=20)
     await pilot.pause()
 
 

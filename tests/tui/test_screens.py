@@ -1,7 +1,5 @@
 """Snapshots of every dialog and state, drawn from the demo model's recorded events (no torch)."""
 
-import time
-
 import pytest
 
 from swtui.core import protocol as ev
@@ -9,6 +7,7 @@ from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.ask import AskDialog
 
 from fake_engine import FakeEngine, load_recording
+from tui_helpers import wait_for
 
 SW = (11, 507, 1229)
 
@@ -18,12 +17,9 @@ def app(theme: str = "swtui-dark", recording: str = "demo") -> SwtuiApp:
     return SwtuiApp(engine=lambda emit: FakeEngine(emit, steps), theme=theme)
 
 
-async def until(pilot, condition, timeout: float = 20.0) -> None:
+async def until(pilot, condition) -> None:
     """Pause until `condition()` holds (a loaded machine may take more than a pause or two)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the screen did not get there"
-        await pilot.pause(0.02)
+    await wait_for(pilot, condition, timeout=20)
     await pilot.pause()
 
 

@@ -200,10 +200,15 @@ class MainScreen(ComparisonMixin, Screen):
         key = self.query_one(SuperWeightTable).selected_key()
         return next((r for r in self.rows if r.key == key), None)
 
-    def _selected_key(self) -> tuple[int, int, int] | None:
+    def _selected_or_why(self) -> ev.SuperWeightRow | None:
+        """The selected row; without one, says what to do first."""
         row = self.selected_row()
         if row is None:
             self.notify("no super weight selected: detect (d) or name a spike (n) first", severity="warning")
+        return row
+
+    def _selected_key(self) -> tuple[int, int, int] | None:
+        row = self._selected_or_why()
         return None if row is None else row.key
 
     def _selected_layer(self) -> ev.LayerRow | None:
@@ -238,11 +243,9 @@ class MainScreen(ComparisonMixin, Screen):
                                        "(enter to accept):", "", None), done)
 
     def action_toggle_prune(self) -> None:
-        row = self.selected_row()
-        if row is None:
-            self._selected_key()  # says why
-            return
-        self.submit(ev.Prune(row.key, on=not row.pruned))
+        row = self._selected_or_why()
+        if row is not None:
+            self.submit(ev.Prune(row.key, on=not row.pruned))
 
     def action_scale(self) -> None:
         key = self._selected_key()

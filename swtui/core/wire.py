@@ -41,17 +41,16 @@ def _typed(hint, value):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
         return hint(**{k: _typed(_hints(hint)[k], v) for k, v in value.items()})
-    if origin is tuple and isinstance(value, list):
+    if (hint is tuple or origin is tuple) and isinstance(value, list):  # JSON has no tuples
         return tuple(value)
     if origin is list and args:
         return [_typed(args[0], v) for v in value]
-    if origin is tuple and isinstance(value, tuple):
-        return value
     if origin is dict and len(args) == 2:
         return {k: _typed(args[1], v) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         for arg in args:
-            if arg is not type(None) and dataclasses.is_dataclass(arg):
+            if arg is not type(None) and (dataclasses.is_dataclass(arg) or arg is tuple
+                                          or typing.get_origin(arg) is tuple):
                 return _typed(arg, value)
     return value
 

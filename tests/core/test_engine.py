@@ -1,5 +1,7 @@
 """The engine's protocol and its cancellation policy by request kind."""
 
+import json
+
 import pytest
 
 from swtui.core import protocol as ev
@@ -25,9 +27,9 @@ def test_every_message_is_plain_data_and_comes_back_equal():
                          [ev.GroupRow(5, [SW], 1, 900.0, 9.0, 0.01, "super weight", 17.5, 80.0)]),
     ]
     for message in messages:
-        again = wire.from_data(wire.to_data(message))
+        again = wire.from_data(json.loads(json.dumps(wire.to_data(message))))  # as recordings hold them
         assert again == message and type(again) is type(message)
-    assert wire.from_data(wire.to_data(ev.Prune(SW))).key == SW  # a tuple again, not a list
+    assert wire.from_data(json.loads(json.dumps(wire.to_data(ev.Prune(SW))))).key == SW  # a tuple again, not a list
     with pytest.raises(ValueError):
         wire.from_data({"type": "NoSuchEvent"})
 

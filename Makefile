@@ -29,13 +29,17 @@ run: setup
 	$(BIN)/swtui $(ARGS)
 
 # Two processes, side by side on the two cores: the TUI suite proves itself torch-free on its
-# own (tests/tui/conftest.py; its output follows the main run's), and everything else (core, CLI,
-# and the TUI end to end on the real engine in tests/e2e).
+# own (tests/tui/conftest.py, told by SWTUI_TUI_SUITE that it must: it fails rather than skip, and
+# every test it collected must have run; its output follows the main run's), and everything else
+# (core, CLI, and the TUI end to end on the real engine in tests/e2e). A pytest process that ran
+# no test (exit 5, e.g. PYTEST_ARGS="-k typo") fails the target.
 test: setup
-	@$(BIN)/python -m pytest -q -p no:cacheprovider tests/tui $(PYTEST_ARGS) > .tui-tests.log 2>&1 & tui=$$!; \
+	@SWTUI_TUI_SUITE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/tui $(PYTEST_ARGS) > .tui-tests.log 2>&1 & tui=$$!; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/tui $(PYTEST_ARGS); rc=$$?; \
 	wait $$tui; tui_rc=$$?; echo "-- tests/tui, torch-free in its own process:"; cat .tui-tests.log; \
-	rm -f .tui-tests.log; [ $$rc -eq 5 ] && rc=0; [ $$tui_rc -eq 5 ] && tui_rc=0; \
+	rm -f .tui-tests.log; \
+	[ $$rc -eq 5 ] && echo "make test: the main pytest process ran no test" >&2; \
+	[ $$tui_rc -eq 5 ] && echo "make test: the TUI pytest process ran no test" >&2; \
 	if [ $$rc -ne 0 ] || [ $$tui_rc -ne 0 ]; then exit 1; fi
 
 bench: setup

@@ -5,9 +5,14 @@ transformers, accelerate, bitsandbytes or safetensors fails and every test check
 them was loaded. In a run over other folders too (a plain `pytest`) the suite is skipped: it
 could not prove anything about torch there. The real engine behind the TUI is tested in
 tests/e2e.
+
+`make test` sets SWTUI_TUI_SUITE=1: then the suite must prove itself. A heavy module already
+imported is an error rather than a skip, and the run fails unless every collected test ran (none
+skipped, at least one collected), so a suite that silently stopped proving anything is red.
 """
 
 import importlib.abc
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +21,8 @@ import pytest
 HEAVY = ("torch", "transformers", "accelerate", "bitsandbytes", "safetensors")
 HERE = Path(__file__).resolve().parent
 TORCH_FREE = False  # set when this process runs the TUI suite alone
+MUST_RUN = os.environ.get("SWTUI_TUI_SUITE") == "1"  # make test: skipping is failing
+_ran: dict[str, int] = {"run": 0, "skipped": 0}
 
 
 class _Refuse(importlib.abc.MetaPathFinder):
@@ -29,9 +36,14 @@ def pytest_configure(config):
     global TORCH_FREE
     paths = [Path(str(a).split("::")[0]).resolve() for a in config.args]
     alone = paths and all(p == HERE or HERE in p.parents for p in paths)
-    if alone and not any(name in sys.modules for name in HEAVY):
+    loaded = [name for name in HEAVY if name in sys.modules]
+    if alone and not loaded:
         TORCH_FREE = True
         sys.meta_path.insert(0, _Refuse())
+    elif MUST_RUN:
+        why = (f"{', '.join(loaded)} imported before the suite started" if loaded
+               else "run over other folders too")
+        raise pytest.UsageError(f"SWTUI_TUI_SUITE=1 but the TUI suite cannot prove itself torch-free: {why}")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -50,3 +62,20 @@ def no_torch():
     yield
     loaded = [name for name in HEAVY if name in sys.modules]
     assert loaded == [], f"the TUI loaded {loaded}"
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and not report.skipped:
+        _ran["run"] += 1
+    elif report.skipped:
+        _ran["skipped"] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not MUST_RUN or exitstatus not in (0, 5):
+        return
+    selected = len(getattr(session, "items", []))
+    if _ran["run"] == 0 or _ran["skipped"] or _ran["run"] != selected:
+        print(f"\nSWTUI_TUI_SUITE: {selected} selected, {_ran['run']} run, {_ran['skipped']} skipped: "
+              "every selected TUI test must run", file=sys.stderr)
+        session.exitstatus = 5 if selected == 0 else 1

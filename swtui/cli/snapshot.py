@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swtui.core.defaults import GEN_PROMPT, PROBE_PROMPT
+from swtui.core.defaults import PROBE_PROMPT
 from swtui.core.errors import SwtuiError
 
 
@@ -12,6 +12,8 @@ def add_export_options(p) -> None:
     g.add_argument("--prune", action="append", default=[], metavar="L,R,C")
     g.add_argument("--scale", action="append", default=[], metavar="L,R,C=F")
     g.add_argument("--restore-sa", action="store_true")
+    g.add_argument("--zero-write", action="append", default=[], metavar="L,CH",
+                   help="activation ablation: layer L's MLP writes nothing on channel CH (repeatable)")
     g.add_argument("--nonsw-control", type=int, default=None, metavar="K")
     g.add_argument("--sa-prompt", default=PROBE_PROMPT)
     g.add_argument("--quant", default=None, metavar="JSON", help='quantization config, e.g. \'{"method": "bnb-nf4"}\'')
@@ -67,7 +69,7 @@ def cmd_export(args) -> int:
         session = open_session(args, progress)
         detection = detect(session, detect_options(args), progress)
         adopt(session, detection)
-        if args.prune or args.scale or args.nonsw_control:
+        if args.prune or args.scale or args.nonsw_control or args.zero_write:
             apply_ablation_args(session, args, notices)
         if quant is not None:
             apply_quant_config(session, quant, progress)
@@ -110,38 +112,41 @@ def cmd_open(args) -> int:
         return run_snapshot_app(args.model or model_source(data), load_options(args), data, theme=args.theme,
                                 force=args.force)
     from swtui.core import metrics
-    from swtui.core.snapshot import text_identity
+    from swtui.core.snapshot import OTHER_TEXT, StateMismatch, compare_metrics
     from swtui.cli.common import emit_json, out_console
 
     text = metrics.eval_text(args.eval_file) if args.eval_file else None
-    session, notes = reopen(args, data)
-    prompt = data["prompts"].get("generation") or GEN_PROMPT
-    n = data["prompts"].get("max_new_tokens") or 24
-    m = metrics.measure(session, prompt, n, text)
-    gen = {v: m[v].generation for v in ("base", "current")}
-    ppl = {v: m[v].perplexity for v in ("base", "current")}
-    saved = data["metrics"] or {}
-    # a perplexity is only comparable on the same text (older snapshots do not say which: trusted)
-    measured_on, saved_on = text_identity(text), saved.get("eval_text")
-    same_text = saved_on is None or saved_on.get("sha256") == measured_on["sha256"]
-    if not same_text:
-        notes.append(f"the snapshot's perplexity was measured on another text ({saved_on.get('chars')} characters, "
-                     f"sha256 {saved_on.get('sha256', '')[:12]}…): pass that file with --eval-file to compare it")
+    session, notes = reopen(args, data)  # raises on a state or weights mismatch (unless --force)
+    prompt, n = data["prompts"]["generation"], data["prompts"]["max_new_tokens"]
+    m = metrics.measure(session, prompt, n, text)  # no prompt saved (schema 1): no generation
+    matches, problems = compare_metrics(data, m, text)
+    if problems and not args.force:
+        raise StateMismatch("the reopened session measures differently from the snapshot: " + "; ".join(problems))
+    if matches["perplexity"] == OTHER_TEXT:
+        saved_on = data["metrics"]["eval_text"]
+        notes.append(f"the snapshot's perplexity was measured on another text ({saved_on['chars']} characters, "
+                     f"sha256 {saved_on['sha256'][:12]}…): pass that file with --eval-file to compare it")
+    want = data["model"]["current_weights_sha256"]
     result = {"notes": notes, "edits": session.ledger.summary(), "quantization": session.quant_config,
-              "generation": gen, "perplexity": ppl,
-              "matches": {"edits": session.ledger.summary() == data["edits"],
-                          "weights": session.current_hash() == data["model"].get("current_weights_sha256",
-                                                                                  session.current_hash()),
-                          "generation": gen == (saved.get("generation") or gen),
-                          "perplexity": (all(abs(ppl[k] - v) <= 1e-6 * max(1.0, abs(v))
-                                             for k, v in (saved.get("perplexity") or {}).items())
-                                         if same_text else None)}}
+              "zero_writes": [list(k) for k in sorted(session.zero_writes)],
+              "zero_masks": {k: len(v) for k, v in session.ledger.zero_masks.items()},
+              "variants": [v["name"] for v in (data["comparison"] or {}).get("variants") or []],
+              "generation": {v: m[v].generation for v in ("base", "current")},
+              "perplexity": {v: m[v].perplexity for v in ("base", "current")},
+              "matches": {"state": True,  # apply_snapshot checked it (a difference raised, or is a --force note)
+                          "weights": "not saved" if want is None else session.current_hash() == want,
+                          **matches}}
+    if args.force:
+        result["matches"]["state"] = not any("differs from the one saved" in note for note in notes)
     if args.json:
         emit_json(result)
     else:
         for note in notes:
             out_console.print(f"[yellow]{note}[/yellow]")
-        out_console.print(f"re-applied {len(result['edits'])} edit(s); quantization: {session.quant_config or 'none'}")
+        ppl = result["perplexity"]
+        out_console.print(f"re-applied {len(result['edits'])} edit(s), {len(result['zero_writes'])} zeroed write(s), "
+                          f"{sum(result['zero_masks'].values())} masked weight(s); "
+                          f"quantization: {session.quant_config or 'none'}")
         out_console.print(f"perplexity {ppl['base']:.2f} → {ppl['current']:.2f}; matches the snapshot: {result['matches']}")
     return 0
 

@@ -47,6 +47,9 @@ class Engine:
         self.comparison: dict | None = None  # the last comparison: {"variants", "results"}
         self.sweeps: dict = {}  # what -> {"kind", "rows", "meta"}: the last sweep of each kind
         self.last_probe = None
+        #: (state_key, snapshot) after a snapshot was re-applied, until the first complete refresh
+        #: of that state compares its metrics with the snapshot's
+        self._snapshot_check: tuple | None = None
         self._probe_state = None  # (prompt, session.state_key()) that last_probe was taken in
         self._detecting = False
         self._edits_before = 0
@@ -285,14 +288,40 @@ class Engine:
         return True
 
     def _apply_snapshot(self, force: bool) -> None:
-        """Re-apply the snapshot given at start (raises HashMismatch unless `force`)."""
+        """Re-apply the snapshot given at start: its whole state, its generation prompt and
+        length, its comparison and sweeps. A weights hash or state that differs raises
+        (HashMismatch unless `force`, StateMismatch); the metrics are compared after the refresh
+        that follows (`_check_snapshot_metrics`)."""
         from swtui.core.snapshot import apply_snapshot
 
+        data = self.snapshot
         self._progress("re-applying the snapshot", None)
-        for note in apply_snapshot(self.session, self.snapshot, force=force, progress=self._progress,
-                                   cancel=self._cancel):
+        for note in apply_snapshot(self.session, data, force=force, progress=self._progress, cancel=self._cancel):
             self.emit(ev.Notice(note))
-        self.prompt = self.snapshot["prompts"].get("generation") or self.prompt
+        if data["prompts"]["generation"]:
+            self.prompt = data["prompts"]["generation"]
+        self.max_new_tokens = data["prompts"]["max_new_tokens"]
+        self.comparison = data["comparison"]
+        self.sweeps = dict(data["sweeps"])
+        self._snapshot_check = None if force else (self.session.state_key(), data)
+
+    def _check_snapshot_metrics(self, m) -> None:
+        """After the first complete refresh of a reopened snapshot's state: its metrics must be
+        the snapshot's (a Failed event says which differ; a Notice which matched or were not saved)."""
+        from swtui.core.snapshot import OTHER_TEXT, StateMismatch, compare_metrics
+
+        key, data = self._snapshot_check
+        self._snapshot_check = None
+        if key != self.session.state_key():  # edited before the first refresh finished: nothing to compare
+            self.emit(ev.Notice("snapshot metrics not compared: the state changed before they were measured"))
+            return
+        matches, problems = compare_metrics(data, m, self.eval_text)
+        if problems:
+            raise StateMismatch("the reopened session measures differently from the snapshot: " + "; ".join(problems))
+        said = ", ".join(f"{k} {'matches' if v is True else v}" for k, v in matches.items())
+        if matches["perplexity"] == OTHER_TEXT:
+            said += " (open it with the text it was measured on to compare)"
+        self.emit(ev.Notice(f"snapshot reproduced: state, weights; {said}"))
 
     def _export(self, r: ev.Export) -> None:
         from swtui.core.snapshot import build_snapshot, write_snapshot
@@ -395,6 +424,8 @@ class Engine:
             raise
         self.last_measurement = m
         self.emit(ev.Measured(dict(m.metrics)))
+        if self._snapshot_check is not None:
+            self._check_snapshot_metrics(m)
 
 
 def _group_row(g) -> ev.GroupRow:

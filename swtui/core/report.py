@@ -50,6 +50,11 @@ def markdown_report(data: dict, has_svg: bool = False) -> str:
         f"{e['op']} ({e['layer']}, {e['row']}, {e['col']})" + (f" ×{e['factor']:g}" if e["op"] == "scale" else "")
         for e in edits) if edits else "none") + ".")
     lines.append("Super activation restored for: " + (", ".join(str(tuple(k)) for k in data["sa_restored"]) or "none") + ".")
+    writes = data.get("zero_writes") or []
+    lines.append("MLP writes zeroed (layer, channel): " + (", ".join(str(tuple(w)) for w in writes) or "none") + ".")
+    masks = data.get("zero_masks") or {}
+    lines.append(f"Control masks ({sum(len(idx) for idx in masks.values())} weights zeroed): "
+                 + (", ".join(f"`{name}` ×{len(idx)}" for name, idx in masks.items()) or "none") + ".")
     q = data.get("quantization")
     lines += [f"Quantization: {q if q else 'full precision'}.", ""]
     metrics = data.get("metrics") or {}

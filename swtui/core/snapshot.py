@@ -2,6 +2,12 @@
 
 A snapshot is a folder `<model>-<UTC timestamp>/` holding findings.json (schema below), report.md
 and, when a screen exists, screen.svg. Loading reads JSON only: nothing in a file is executed.
+
+A snapshot is the whole state (`state_record`: scalar edits, SA restores, zeroed MLP writes, the
+control's zero masks, the quantization config with its held-out set) plus what it measured.
+Re-applying it must reproduce the state, both arms' weight hashes and the metrics; any
+difference is an error (`StateMismatch`), never a silent fallback. Schema 1 snapshots (which
+did not record zero writes nor masks) are migrated on load (`migrate`).
 """
 
 from __future__ import annotations
@@ -19,13 +25,36 @@ from pathlib import Path
 from swtui import __version__
 from swtui.core.errors import SnapshotError, UserInputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KIND = "swtui-snapshot"
 JSON_NAME, MD_NAME, SVG_NAME = "findings.json", "report.md", "screen.svg"
 
 
 class HashMismatch(SnapshotError):
     title = "Weight hash mismatch"
+
+
+class StateMismatch(SnapshotError):
+    """The re-applied snapshot does not reproduce its state, weights or metrics."""
+
+    title = "Snapshot mismatch"
+
+
+#: the fields of findings.json that are the model state (`state_record`)
+STATE_FIELDS = ("edits", "sa_restored", "zero_writes", "zero_masks", "quantization")
+#: relative tolerance of re-measured perplexity and stopword mass (thread counts change reduction order)
+RTOL = 1e-5
+NOT_SAVED, OTHER_TEXT = "not saved", "other text"
+
+
+def state_record(session) -> dict:
+    """The session's state as plain data: equal records <=> equal `session.state_key()`."""
+    return {"edits": session.ledger.summary(),
+            "sa_restored": [list(k) for k in sorted(session.sa_restore)],
+            "zero_writes": [list(k) for k in sorted(session.zero_writes)],
+            "zero_masks": {name: [int(i) for i in idx.tolist()]
+                           for name, idx in sorted(session.ledger.zero_masks.items())},
+            "quantization": session.quant_config}
 
 
 def library_versions() -> dict:
@@ -49,14 +78,17 @@ def text_identity(text: str | None) -> dict:
             "chars": len(body)}
 
 
-def build_snapshot(session, detection=None, probe=None, measurement=None, generation=None, prompt: str = "",
+def build_snapshot(session, detection=None, probe=None, measurement=None, generation=None, prompt: str | None = None,
                    max_new_tokens: int = 24, created: str | None = None, comparison: dict | None = None,
                    sweeps: dict | None = None, eval_text: str | None = None) -> dict:
     """The snapshot of `session` now. `measurement`: a `metrics.Measurement` of this state (its
     perplexity, stopwords and generations); `generation`: texts of a refresh cut short after the
     generation (used when there is no measurement); `eval_text`: the text the perplexity was
     measured on, None for the bundled one (its hash is kept: a perplexity means nothing without it)."""
+    from swtui.core.defaults import GEN_PROMPT
+
     lm = session.loaded
+    prompt = prompt or GEN_PROMPT  # recorded as such: `open` generates from the prompt in the file
     probe = probe or (detection.probe if detection else None)
     threshold = detection.threshold if detection else None
     m = measurement
@@ -84,9 +116,7 @@ def build_snapshot(session, detection=None, probe=None, measurement=None, genera
                        "impact_threshold": detection.options.impact_threshold if detection.options.impact else None}
                       if detection else None),
         "super_weights": [sw.to_dict() for sw in session.super_weights],
-        "edits": session.ledger.summary(),
-        "sa_restored": [list(k) for k in sorted(session.sa_restore)],
-        "quantization": session.quant_config,
+        **state_record(session),  # edits, sa_restored, zero_writes, zero_masks, quantization
         "metrics": {"perplexity": perplexity, "stopwords": stopwords or None, "generation": generation or None,
                     "eval_text": text_identity(eval_text)},
         # the last side-by-side comparison ({"variants": [Variant dicts], "results": {name: Metrics}})
@@ -153,10 +183,16 @@ def _write_file(path: Path, text: str) -> None:
 # -- loading ---------------------------------------------------------------------------------
 _REQUIRED = {"schema_version": int, "kind": str, "created": str, "model": dict, "versions": dict, "prompts": dict,
              "probe": dict, "super_weights": list, "edits": list, "sa_restored": list, "metrics": dict}
+#: schema 2 adds these (every key must be present; a null is only allowed where the type says so)
+_REQUIRED_V2 = {"zero_writes": list, "zero_masks": dict, "quantization": (dict, type(None)),
+                "comparison": (dict, type(None)), "sweeps": dict, "detection": (dict, type(None))}
+_METRICS_V2 = ("perplexity", "stopwords", "generation", "eval_text")
 
 
 def load_snapshot(path: str | os.PathLike) -> dict:
-    """Read and validate a snapshot (folder or its findings.json). Raises SnapshotError."""
+    """Read, validate and migrate a snapshot (folder or its findings.json) to the current schema.
+
+    Raises SnapshotError. A migrated schema-1 snapshot carries `"migrated_from": 1`."""
     p = Path(path)
     if p.is_dir():
         p = p / JSON_NAME
@@ -168,18 +204,28 @@ def load_snapshot(path: str | os.PathLike) -> dict:
         data = json.loads(text)
     except ValueError as exc:
         raise SnapshotError(f"{p} is not valid JSON ({exc})") from None
-    validate(data, str(p))
-    return data
+    return validate(data, str(p))
 
 
-def validate(data, where: str = "snapshot") -> None:
+def validate(data, where: str = "snapshot") -> dict:
+    """Check `data` against its schema; returns it in the current schema (schema 1 migrated)."""
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise SnapshotError(f"{where} is not a swtui snapshot (no \"kind\": \"{KIND}\")")
     version = data.get("schema_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise SnapshotError(f"{where}: schema_version must be an integer")
     if version > SCHEMA_VERSION:
         raise SnapshotError(f"{where} uses schema {version}; this swtui reads up to {SCHEMA_VERSION} — upgrade swtui")
+    if version < 1:
+        raise SnapshotError(f"{where}: schema_version {version} does not exist")
+    _validate_v1(data, where)
+    if version == 1:
+        data = migrate(data)
+    _validate_v2(data, where)
+    return data
+
+
+def _validate_v1(data: dict, where: str) -> None:
     for key, kind in _REQUIRED.items():
         if not isinstance(data.get(key), kind):
             raise SnapshotError(f"{where}: field {key!r} must be a {kind.__name__}")
@@ -189,14 +235,14 @@ def validate(data, where: str = "snapshot") -> None:
             raise SnapshotError(f"{where}: model.{key} must be a string")
     for i, edit in enumerate(data["edits"]):
         if not (isinstance(edit, dict) and edit.get("op") in ("prune", "scale")
-                and all(isinstance(edit.get(k), int) and edit[k] >= 0 for k in ("layer", "row", "col"))
-                and isinstance(edit.get("factor"), (int, float))):
+                and all(_nonneg_int(edit.get(k)) for k in ("layer", "row", "col"))
+                and isinstance(edit.get("factor"), (int, float)) and not isinstance(edit.get("factor"), bool)):
             raise SnapshotError(f"{where}: edits[{i}] is malformed")
     for i, sw in enumerate(data["super_weights"]):
-        if not (isinstance(sw, dict) and all(isinstance(sw.get(k), int) for k in ("layer", "row", "col"))):
+        if not (isinstance(sw, dict) and all(_nonneg_int(sw.get(k)) for k in ("layer", "row", "col"))):
             raise SnapshotError(f"{where}: super_weights[{i}] is malformed")
     for i, key in enumerate(data["sa_restored"]):
-        if not (isinstance(key, list) and len(key) == 3 and all(isinstance(v, int) for v in key)):
+        if not (isinstance(key, list) and len(key) == 3 and all(_nonneg_int(v) for v in key)):
             raise SnapshotError(f"{where}: sa_restored[{i}] is malformed")
     if data.get("quantization") is not None and not isinstance(data["quantization"], dict):
         raise SnapshotError(f"{where}: quantization must be an object or null")
@@ -209,17 +255,93 @@ def validate(data, where: str = "snapshot") -> None:
             raise SnapshotError(f"{where}: comparison.variants must be a list of {{name, config}}")
 
 
+def _nonneg_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def migrate(data: dict) -> dict:
+    """Schema 1 -> 2. Schema 1 did not record zero writes nor control masks (a session that had
+    them reopens without them: its weights hash or metrics then differ, and `open` says so); the
+    fields later schema-1 writers added (current weights hash, the text's hash, comparison, sweeps)
+    are null where an older file lacks them, i.e. "not saved" — never assumed to match."""
+    out = dict(data)
+    out["model"] = dict(data["model"])
+    out["model"].setdefault("current_weights_sha256", None)
+    out["prompts"] = dict(data["prompts"])
+    out["prompts"]["generation"] = out["prompts"].get("generation") or None  # "" was "none given"
+    out["prompts"].setdefault("probe", None)
+    out["metrics"] = {k: (data["metrics"].get(k) or None) for k in _METRICS_V2}
+    for key in ("detection", "quantization", "comparison"):
+        out.setdefault(key, None)
+    out.setdefault("sweeps", {})
+    out["zero_writes"], out["zero_masks"] = [], {}
+    out["schema_version"], out["migrated_from"] = SCHEMA_VERSION, 1
+    return out
+
+
+def _validate_v2(data: dict, where: str) -> None:
+    """Schema 2: every field present (a migrated schema-1 file may lack what schema 1 did not say)."""
+    migrated = data.get("migrated_from") == 1
+    for key, kind in _REQUIRED_V2.items():
+        if key not in data:
+            raise SnapshotError(f"{where}: field {key!r} is missing (schema {SCHEMA_VERSION})")
+        if not isinstance(data[key], kind):
+            raise SnapshotError(f"{where}: field {key!r} has the wrong type")
+    model = data["model"]
+    if "current_weights_sha256" not in model or not (
+            isinstance(model["current_weights_sha256"], str) or (migrated and model["current_weights_sha256"] is None)):
+        raise SnapshotError(f"{where}: model.current_weights_sha256 must be a string")
+    prompts = data["prompts"]
+    for key in ("probe", "generation", "max_new_tokens"):
+        if key not in prompts:
+            raise SnapshotError(f"{where}: field prompts.{key} is missing")
+    gen = prompts["generation"]
+    if not ((isinstance(gen, str) and gen.strip()) or (migrated and gen is None)):
+        raise SnapshotError(f"{where}: prompts.generation must be a non-empty string")
+    if not (_nonneg_int(prompts["max_new_tokens"]) and prompts["max_new_tokens"] > 0):
+        raise SnapshotError(f"{where}: prompts.max_new_tokens must be a positive integer")
+    for i, w in enumerate(data["zero_writes"]):
+        if not (isinstance(w, list) and len(w) == 2 and all(_nonneg_int(v) for v in w)):
+            raise SnapshotError(f"{where}: zero_writes[{i}] is malformed")
+    for name, idx in data["zero_masks"].items():
+        if not (isinstance(idx, list) and idx and all(_nonneg_int(v) for v in idx)):
+            raise SnapshotError(f"{where}: zero_masks[{name!r}] must be a non-empty list of flat indices")
+    metrics = data["metrics"]
+    for key in _METRICS_V2:
+        if key not in metrics:
+            raise SnapshotError(f"{where}: field metrics.{key} is missing")
+    for key in ("perplexity", "generation"):
+        value = metrics[key]
+        if value is not None and not (isinstance(value, dict) and set(value) >= {"base", "current"}):
+            raise SnapshotError(f"{where}: metrics.{key} must be {{base, current}} or null")
+    stop = metrics["stopwords"]
+    if stop is not None and not (isinstance(stop, dict) and isinstance(stop.get("mass"), dict)):
+        raise SnapshotError(f"{where}: metrics.stopwords must hold a mass {{base, current}} or be null")
+    text = metrics["eval_text"]
+    if not ((isinstance(text, dict) and isinstance(text.get("sha256"), str) and _nonneg_int(text.get("chars")))
+            or (migrated and text is None)):
+        raise SnapshotError(f"{where}: metrics.eval_text must be {{bundled, sha256, chars}}")
+
+
 def model_source(data: dict) -> str | None:
     source = data["model"]["source"]
     return None if source == "demo" else source
 
 
 def apply_snapshot(session, data: dict, force: bool = False, progress=None, cancel=None) -> list[str]:
-    """Check the weight hash, then re-apply super weights, edits, SA restores and quantization."""
+    """Check the pristine weight hash, re-apply the whole state (super weights, edits, SA
+    restores, zero writes, control masks, quantization), then check that the state and the
+    current weights hash are the snapshot's. Raises HashMismatch (pristine weights differ) or
+    StateMismatch unless `force`, which turns both into notes. Returns notes."""
+    import torch
+
     from swtui.core.quant_session import apply_quant_config
     from swtui.core.session import SuperWeight
+    from swtui.core.errors import EditError
 
     notes = []
+    if data.get("migrated_from") == 1:
+        notes.append("schema 1 snapshot: it did not record zeroed MLP writes nor control masks (opened without them)")
     have, want = session.pristine_hash(), data["model"]["weights_sha256"]
     if have != want:
         if not force:
@@ -227,6 +349,7 @@ def apply_snapshot(session, data: dict, force: bool = False, progress=None, canc
                                f"({want[:12]}…); pass --force to open it anyway")
         notes.append("weight hash mismatch: opened anyway (--force)")
     fields = set(SuperWeight.__dataclass_fields__)
+    params = dict(session.model.named_parameters())
     try:
         for sw in data["super_weights"]:
             session.adapter.check_coords(sw["layer"], sw["row"], sw["col"])
@@ -242,8 +365,81 @@ def apply_snapshot(session, data: dict, force: bool = False, progress=None, canc
                 session.ledger.scale(*key, edit["factor"])
         for key in data["sa_restored"]:
             session.set_sa_restore(*key, on=True)
-        if data.get("quantization"):  # the weights are a function of the state: order is free
+        for layer, channel in data["zero_writes"]:
+            session.set_zero_write(layer, channel, on=True)
+        masks = {}
+        for name, idx in data["zero_masks"].items():
+            if name not in params or max(idx) >= params[name].numel():
+                raise UserInputError(f"zero mask {name!r} does not fit this model")
+            masks[name] = torch.tensor(sorted(set(idx)), dtype=torch.long)
+        if masks:
+            session.ledger.set_zeros(masks)
+        if data["quantization"]:  # the weights are a function of the state: order is free
             apply_quant_config(session, data["quantization"], progress, cancel)
-    except (UserInputError, TypeError) as exc:
+    except (UserInputError, EditError, TypeError, IndexError) as exc:
         raise SnapshotError(f"the snapshot does not fit this model: {exc}") from None
+    problems = state_differences(session, data)
+    if problems:
+        message = "the re-applied snapshot differs from the one saved: " + "; ".join(problems)
+        if not force:
+            raise StateMismatch(message)
+        notes.append(message + " (--force)")
+    elif data["model"]["current_weights_sha256"] is None:
+        notes.append("the snapshot did not save its current weights hash: not checked")
     return notes
+
+
+def state_differences(session, data: dict) -> list[str]:
+    """What differs between the session's state and current weights and the snapshot's."""
+    problems = []
+    record = state_record(session)
+    for key in STATE_FIELDS:
+        if record[key] != data[key]:
+            problems.append(f"{key} differ")
+    want = data["model"]["current_weights_sha256"]
+    if want is not None and session.current_hash() != want:
+        problems.append(f"current weights sha256 {session.current_hash()[:12]}… ≠ {want[:12]}… saved")
+    return problems
+
+
+def compare_metrics(data: dict, measurement, eval_text: str | None) -> tuple[dict, list[str]]:
+    """Compare a re-measurement of the reopened state with the snapshot's metrics.
+
+    Returns ({metric: True | False | "not saved" | "other text"}, [differences in words]).
+    `measurement` was taken with the snapshot's generation prompt and max_new_tokens and on
+    `eval_text` (None: the bundled text); a perplexity is compared only on the text it was saved
+    on, a metric the snapshot did not save is "not saved" — never "matched"."""
+    saved = data["metrics"]
+    m = measurement.metrics
+    matches, problems = {}, []
+
+    def close(a, b) -> bool:
+        return abs(a - b) <= RTOL * max(1.0, abs(b))
+
+    ppl, saved_text = saved["perplexity"], saved["eval_text"]
+    if ppl is None or saved_text is None:
+        matches["perplexity"] = NOT_SAVED
+    elif saved_text["sha256"] != text_identity(eval_text)["sha256"]:
+        matches["perplexity"] = OTHER_TEXT
+    else:
+        bad = [f"perplexity {v} {m[v].perplexity:,.6g} ≠ {ppl[v]:,.6g} saved" for v in ("base", "current")
+               if not close(m[v].perplexity, ppl[v])]
+        matches["perplexity"] = not bad
+        problems += bad
+    stop = saved["stopwords"]
+    if stop is None:
+        matches["stopwords"] = NOT_SAVED
+    else:
+        bad = [f"stopword mass {v} {m[v].stopword_mass:.6g} ≠ {stop['mass'][v]:.6g} saved" for v in ("base", "current")
+               if not close(m[v].stopword_mass, stop["mass"][v])]
+        matches["stopwords"] = not bad
+        problems += bad
+    gen = saved["generation"]
+    if gen is None or data["prompts"]["generation"] is None:
+        matches["generation"] = NOT_SAVED
+    else:
+        bad = [f"generation {v} {m[v].generation!r} ≠ {gen[v]!r} saved" for v in ("base", "current")
+               if m[v].generation != gen[v]]
+        matches["generation"] = not bad
+        problems += bad
+    return matches, problems

@@ -185,7 +185,8 @@ def test_snapshot_round_trip(tmp_path, capsys, short_eval):
     assert saved["edits"][0]["op"] == "prune" and saved["metrics"]["perplexity"]["current"] > 50
     assert main(["open", path, "--headless", "--json", "--device", "cpu", "--eval-file", short_eval]) == 0
     reopened = json.loads(capsys.readouterr().out)
-    assert reopened["matches"] == {"edits": True, "weights": True, "generation": True, "perplexity": True}
+    assert reopened["matches"] == {"state": True, "weights": True, "generation": True, "perplexity": True,
+                                   "stopwords": True}
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

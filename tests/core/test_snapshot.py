@@ -113,7 +113,7 @@ def test_cli_open_refuses_mismatch_and_report_prints(tmp_path, data, capsys):
     assert "differ from the snapshot" in capsys.readouterr().err
     assert main(["open", str(path), "--headless", "--force", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["matches"]["edits"] is True
+    assert out["matches"]["state"] is True
     assert main(["report", str(path)]) == 0
     assert "tiny-llama" in capsys.readouterr().out
 
@@ -136,7 +136,8 @@ def test_quantize_first_prune_after_reopens_to_the_same_weights_and_metrics(tmp_
     path = write_snapshot(data, tmp_path)
     assert main(["open", str(path), "--headless", "--json", "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["matches"] == {"edits": True, "weights": True, "generation": True, "perplexity": True}
+    assert out["matches"] == {"state": True, "weights": True, "generation": True, "perplexity": True,
+                              "stopwords": True}
     assert out["perplexity"] == ppl
     fresh = tiny_session("llama")
     apply_snapshot(fresh, load_snapshot(path))
@@ -160,7 +161,8 @@ def test_a_perplexity_is_compared_only_on_the_text_it_was_measured_on(tmp_path, 
     assert json.loads((path / "findings.json").read_text())["metrics"]["eval_text"]["chars"] == 1500
     assert main(["open", str(path), "--headless", "--json", "--device", "cpu"]) == 0
     other = json.loads(capsys.readouterr().out)
-    assert other["matches"]["perplexity"] is None and any("--eval-file" in n for n in other["notes"])
+    assert other["matches"]["perplexity"] == "other text" and any("--eval-file" in n for n in other["notes"])
     assert main(["open", str(path), "--headless", "--json", "--device", "cpu", "--eval-file", str(own)]) == 0
     same = json.loads(capsys.readouterr().out)
-    assert same["matches"] == {"edits": True, "weights": True, "generation": True, "perplexity": True}
+    assert same["matches"] == {"state": True, "weights": True, "generation": True, "perplexity": True,
+                               "stopwords": True}

@@ -312,8 +312,10 @@ class Engine:
 
         key, data = self._snapshot_check
         self._snapshot_check = None
-        if key != self.session.state_key():  # edited before the first refresh finished: nothing to compare
-            self.emit(ev.Notice("snapshot metrics not compared: the state changed before they were measured"))
+        prompts = data["prompts"]
+        if key != self.session.state_key() or (prompts["generation"] or self.prompt, prompts["max_new_tokens"]) != (
+                self.prompt, self.max_new_tokens):  # edited before the first refresh finished
+            self.emit(ev.Notice("snapshot metrics not compared: the state or prompt changed before they were measured"))
             return
         matches, problems = compare_metrics(data, m, self.eval_text)
         if problems:

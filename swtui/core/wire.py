@@ -1,6 +1,9 @@
 """The protocol's plain-data form: any request or event as a JSON-able dict, and back.
 
-Recordings of the engine (tests/tui/recordings) are lists of these dicts.
+Recordings of the engine (tests/tui/recordings) are lists of these dicts. `from_data` is strict:
+a field the class does not have, or one of its fields left out (in the message or in a payload
+dataclass nested in it), is a `WireError` naming the class and the field, so a recording made
+before a protocol change is refused rather than filled in with defaults.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from swtui.core import protocol
 from swtui.core.protocol import Call, Event, Request
 
 
+class WireError(ValueError):
+    """Plain data that is not a protocol message of the present protocol."""
+
+
 def to_data(message: Request | Event) -> dict:
     """A request or event as a JSON-able dict: {"type": class name, **fields}."""
     if isinstance(message, Call):
@@ -22,12 +29,34 @@ def to_data(message: Request | Event) -> dict:
 
 
 def from_data(data: dict) -> Request | Event:
-    """The inverse of `to_data` (lists become tuples and dicts payloads where the fields say so)."""
+    """The inverse of `to_data` (lists become tuples and dicts payloads where the fields say so).
+
+    Every field must be there and nothing else (`WireError` otherwise)."""
+    if not isinstance(data, dict):
+        raise WireError(f"not a protocol message: {data!r}")
     cls = _TYPES.get(data.get("type"))
     if cls is None:
-        raise ValueError(f"not a protocol message: {data.get('type')!r}")
+        raise WireError(f"not a protocol message: {data.get('type')!r}")
+    return _build(cls, {k: v for k, v in data.items() if k != "type"}, cls.__name__)
+
+
+def _build(cls: type, values, where: str):
+    """cls(**values), every field typed, refusing unknown and missing fields."""
+    if not isinstance(values, dict):
+        raise WireError(f"{where}: a {cls.__name__} must be a dict of its fields, not {type(values).__name__}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    where = "" if where == cls.__name__ else f"{where}: "
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        raise WireError(f"{where}{cls.__name__} has no field {unknown[0]!r}"
+                        + (f" (nor {', '.join(map(repr, unknown[1:]))})" if unknown[1:] else ""))
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise WireError(f"{where}{cls.__name__} is missing its field {missing[0]!r}"
+                        + (f" (and {', '.join(map(repr, missing[1:]))})" if missing[1:] else ""))
     hints = _hints(cls)
-    return cls(**{f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data})
+    path = where.removesuffix(": ") or cls.__name__
+    return cls(**{n: _typed(hints[n], values[n], f"{path}.{n}") for n in names})
 
 
 @functools.cache
@@ -35,23 +64,23 @@ def _hints(cls: type) -> dict:
     return typing.get_type_hints(cls, vars(protocol))
 
 
-def _typed(hint, value):
+def _typed(hint, value, where: str):
     if value is None:
         return None
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
-        return hint(**{k: _typed(_hints(hint)[k], v) for k, v in value.items()})
+        return _build(hint, value, where)
     if (hint is tuple or origin is tuple) and isinstance(value, list):  # JSON has no tuples
         return tuple(value)
-    if origin is list and args:
-        return [_typed(args[0], v) for v in value]
-    if origin is dict and len(args) == 2:
-        return {k: _typed(args[1], v) for k, v in value.items()}
+    if origin is list and args and isinstance(value, list):
+        return [_typed(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _typed(args[1], v, f"{where}[{k!r}]") for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         for arg in args:
             if arg is not type(None) and (dataclasses.is_dataclass(arg) or arg is tuple
                                           or typing.get_origin(arg) is tuple):
-                return _typed(arg, value)
+                return _typed(arg, value, where)
     return value
 
 

@@ -187,3 +187,66 @@ async def test_open_snapshot_with_hash_mismatch_asks_first():
         await pilot.press("end", "backspace", "y", "enter")
         await settle(pilot, app)
         assert app.engine.session.ledger.edit(SW).op == "prune"
+
+
+# -- a, n, e on the real engine: the effect shown, and the status bar idle again after each --------
+def _cell(app, key, column: str) -> str:
+    from swtui.tui.widgets.sw_table import COLUMNS
+
+    table = app.query_one(SuperWeightTable)
+    return str(table.get_cell(",".join(map(str, key)), table.ordered_columns[COLUMNS.index(column)].key))
+
+
+async def _idle_again(pilot, app, what: str) -> None:
+    """The engine settled and the status bar says so (not the request it was busy with)."""
+    from swtui.tui.widgets.status import StatusBar
+
+    await settle(pilot, app)
+    status = app.query_one(StatusBar)
+    for _ in range(40):  # the last events may still be on their way to the screen
+        if not status.busy:
+            break
+        await pilot.pause(0.05)
+    assert status.busy == "" and app.main.busy == "", f"after {what} the status bar still says {status.busy!r}"
+    assert "idle" in str(status.render()), f"after {what}: {status.render()}"
+
+
+async def test_a_n_e_on_the_real_engine_and_the_status_bar_idle_after_each():
+    from swtui.core import metrics
+    from swtui.tui.screens.ask import AskDialog
+    from swtui.tui.widgets.status import StatusBar
+
+    app = make_app(max_new_tokens=4)
+    async with app.run_test(size=(110, 34)) as pilot:
+        await _idle_again(pilot, app, "loading and detection")
+        session = app.engine.session
+        status = app.query_one(StatusBar)
+        assert app.query_one(SuperWeightTable).selected_key() == SW
+        # a: the super activation restored, in the table and the status bar's edit count
+        await pilot.press("a")
+        await _idle_again(pilot, app, "a")
+        assert session.sa_restore == {SW} and _cell(app, SW, "state") == "original + SA restored"
+        assert status.edits == 1
+        await pilot.press("a")
+        await _idle_again(pilot, app, "a again")
+        assert session.sa_restore == set() and _cell(app, SW, "state") == "original" and status.edits == 0
+        # n: name the spike of the layer after the super weight's, with a label
+        await pilot.press("l")
+        st = app.query_one(LayerDetail).stats
+        assert st.layer == SW[0] + 1
+        await pilot.press("n")
+        assert isinstance(app.screen, AskDialog)
+        await pilot.press(*"mine", "enter")
+        await _idle_again(pilot, app, "n")
+        key = (st.layer, st.out_channel, st.in_channel)
+        assert _cell(app, key, "label") == "mine" and session.find_super_weight(key).label == "mine"
+        # e: a new prompt, and the generation is the new prompt's
+        before = app.engine.prompt
+        await pilot.press("e")
+        assert isinstance(app.screen, AskDialog)
+        await pilot.press("end", *["backspace"] * len(before), *"The capital of Italy is", "enter")
+        await _idle_again(pilot, app, "e")
+        assert app.engine.prompt == "The capital of Italy is" != before
+        assert "The capital of Italy is" in str(app.query_one("#prompt-line").render())
+        done = [e for e in app.events_seen if isinstance(e, ev.GenerationDone)][-1]
+        assert done.texts == metrics.generate(session, "The capital of Italy is", 4)

@@ -44,6 +44,8 @@ class Engine:
         self.detection = detection  # the last detection (its spike rule draws the chart's threshold)
         self.last_generation: dict = {}
         self.last_measurement = None  # metrics.Measurement of the last complete refresh
+        #: what last_measurement / last_generation measured: (state_key, prompt, max_new_tokens, eval_text)
+        self._measured_what: tuple | None = None
         self.comparison: dict | None = None  # the last comparison: {"variants", "results"}
         self.sweeps: dict = {}  # what -> {"kind", "rows", "meta"}: the last sweep of each kind
         self.last_probe = None
@@ -328,8 +330,12 @@ class Engine:
     def _export(self, r: ev.Export) -> None:
         from swtui.core.snapshot import build_snapshot, write_snapshot
 
+        # metrics of another state (an edit in the same batch, before its refresh) are not this one's
+        now = (self.session.state_key(), self.prompt, self.max_new_tokens, self.eval_text)
+        fresh = self._measured_what == now
         data = build_snapshot(self.session, detection=self.detection, probe=self.last_probe,
-                              measurement=self.last_measurement, generation=self.last_generation,
+                              measurement=self.last_measurement if fresh else None,
+                              generation=self.last_generation if fresh else None,
                               prompt=self.prompt, max_new_tokens=self.max_new_tokens,
                               comparison=self.comparison, sweeps=self.sweeps, eval_text=self.eval_text)
         path = write_snapshot(data, r.out_dir, svg=r.svg)
@@ -389,8 +395,10 @@ class Engine:
 
         s = self.session
         self.last_measurement = None  # until this state is measured
+        self.last_generation = {}  # likewise: a snapshot saves only a complete generation of its state
         prompt = self.detection.probe.prompt if self.detection else PROBE_PROMPT
         state = s.state_key()
+        self._measured_what = (state, self.prompt, self.max_new_tokens, self.eval_text)
         if self.last_probe is not None and self._probe_state == (prompt, state):
             probe = self.last_probe  # nothing changed since that probe (e.g. right after detection)
         else:
@@ -412,7 +420,8 @@ class Engine:
 
         def generation_done(done: dict, cancelled: bool = False) -> None:
             generated.update(done)
-            self.last_generation = dict(done)
+            if not cancelled:
+                self.last_generation = dict(done)
             base, cur = done.get("base", ""), done.get("current", "")
             self.emit(ev.GenerationDone(dict(done), metrics.first_divergence(base, cur), s.batchable, cancelled))
 

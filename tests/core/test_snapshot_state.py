@@ -231,3 +231,40 @@ def test_committed_snapshots_load(request):
         data = load_snapshot(folder)
         assert data["schema_version"] == SCHEMA_VERSION
         assert data["edits"] and data["super_weights"]
+
+
+def test_the_engine_exports_what_it_reopens(tmp_path):
+    """`z` then `x` in one app, `swtui open` in another: the zeroed write comes back and the
+    metrics match. An export queued right behind an edit (before its refresh) saves no metrics of
+    the previous state."""
+    from swtui.core.engine import Engine
+
+    from swtui_testing import idle_worker
+
+    w, out = idle_worker(tiny_session("llama"), tokens=TOKENS)
+    try:
+        w.submit(ev.ToggleWriteAblation(1, 5))
+        w.wait_idle()
+        w.submit(ev.Export(str(tmp_path)))
+        first = out.wait_for(lambda e: isinstance(e, ev.Exported)).path
+        w.submit(ev.Prune(SW, on=True))
+        w.submit(ev.Export(str(tmp_path)))  # same batch as the prune: before its refresh
+        second = out.wait_for(lambda e: isinstance(e, ev.Exported) and e.path != first).path
+        key = w.session.state_key()
+        w.wait_idle()
+    finally:
+        w.stop()
+    data = load_snapshot(first)
+    assert data["zero_writes"] == [[1, 5]] and data["metrics"]["perplexity"] is not None
+    stale = load_snapshot(second)
+    assert stale["edits"] and stale["metrics"]["perplexity"] is None and stale["metrics"]["generation"] is None
+    out2 = Collector()
+    again = Engine(out2, None, session=tiny_session("llama"), snapshot=data)
+    again.start()
+    try:
+        said = out2.wait_for(lambda e: isinstance(e, ev.Notice) and e.message.startswith("snapshot reproduced")
+                             or isinstance(e, ev.Failed), timeout=120)
+        assert isinstance(said, ev.Notice) and "perplexity matches" in said.message, said
+        assert again.session.zero_writes == {(1, 5)} and again.session.state_key() != key
+    finally:
+        again.stop()

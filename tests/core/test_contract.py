@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from swtui.core import protocol as ev
 from swtui.core import wire
 
 from swtui_testing import CPU, Collector
@@ -144,12 +143,16 @@ def replay(tmp_path_factory):
     from swtui.core import metrics
     from swtui.core.engine import Engine
 
-    prompts = metrics.stopword_prompts()[:3]  # the stopword measurement, shortened: seconds, not minutes
+    # the measurements shortened (a few stopword prompts, a short evaluation text, also for the
+    # detection's impact): seconds, not minutes; what is sent is the same
+    prompts, real_eval_text = metrics.stopword_prompts()[:3], metrics.eval_text
     out_dir = tmp_path_factory.mktemp("contract")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(metrics, "stopword_prompts", lambda: prompts)
+        mp.setattr(metrics, "eval_text", lambda path=None: EVAL_TEXT if path is None else real_eval_text(path))
         out = Collector()
-        engine = Engine(out, "tiny:llama", CPU, max_new_tokens=8, eval_text=EVAL_TEXT, token_interval=0.05)
+        # leave_core_for_ui as the app does: torch's threads on a busy machine otherwise wait on each other
+        engine = Engine(out, "tiny:llama", CPU, max_new_tokens=8, token_interval=0.05, leave_core_for_ui=True)
         engine.start()
         try:
             assert engine.wait_idle(timeout=120, settle=0.3), "the engine did not settle after loading"

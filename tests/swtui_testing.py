@@ -135,6 +135,82 @@ def tiny_llama_writers(*writers, layers: int = 8, sharpen: float = 20.0, shift: 
     return _session(model, tok, "tiny:llama", "tiny-llama-writers")
 
 
+def tiny_llama_triggered(trigger: str = ",", sharpen: float = 20.0, layers: int = 8):
+    """A tiny Llama whose planted super weight (1, 5, 17) fires on one byte only: the outlier input
+    of column 17 reads the direction `u` of the plant, only the `trigger` byte's embedding has a
+    component along `u` (it is `u` itself; every other embedding is projected off it), and nothing
+    before layer 1's MLP writes along `u`. Prompts without the trigger have no spike at layer 1; the
+    head depends on the activation on channel 5 (`damp_head`), which exists at trigger tokens only."""
+    import torch
+    import transformers as tf
+
+    from swtui.core.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight
+
+    tok = byte_tokenizer()
+    cfg = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(cfg).eval()
+    plant_super_weight(model, Plant(layer=1, row=5, col=17, value=6.0, gain=20.0))
+    u = torch.randn(64, generator=torch.Generator().manual_seed(1234))  # the direction the plant reads
+    u = u / u.norm()
+    (trigger_id,) = tok(trigger, add_special_tokens=False).input_ids
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight
+        emb -= (emb @ u)[:, None] * u[None, :]
+        emb[trigger_id] = u
+        for w in (model.model.layers[0].self_attn.o_proj.weight, model.model.layers[0].mlp.down_proj.weight,
+                  model.model.layers[1].self_attn.o_proj.weight):
+            w -= u[:, None] * (u[None, :] @ w)
+    damp_head(model, 5, sharpen)
+    return _session(model, tok, "tiny:llama", "tiny-llama-triggered")
+
+
+# -- an independent reference for the quantization oracles ------------------------------------------
+def ref_groups(rows: int, cols: int, group: str, block):
+    """The flat indices of each group of a [rows, cols] weight, stacked by length: [[G, n], ...]."""
+    import torch
+
+    idx = torch.arange(rows * cols).reshape(rows, cols)
+    if group == "tensor":
+        groups = [idx.reshape(-1)]
+    elif group == "channel":
+        groups = list(idx)
+    elif group == "block":  # 1-D blocks of the flattened tensor; the last one takes the remainder
+        groups = list(idx.reshape(-1).split(block))
+    else:  # T×T tiles
+        groups = [idx[r:r + block, c:c + block].reshape(-1) for r in range(0, rows, block)
+                  for c in range(0, cols, block)]
+    by_len = {}
+    for g in groups:
+        by_len.setdefault(len(g), []).append(g)
+    return [torch.stack(gs) for gs in by_len.values()]
+
+
+def ref_rtn(w, bits, group, block=None, clip_z=None, held=None):
+    """README "Quantization": per group, clip to ±(z·std|W| + mean|W|) (statistics over the whole
+    group, held-out weights included), held-out weights set to 0, asymmetric round to nearest with
+    Δ = (max − min)/(2^N − 1) (a constant group comes back as is), held-out weights written back."""
+    import torch
+
+    x = w.detach().float().reshape(-1)
+    held = torch.zeros_like(x, dtype=torch.bool) if held is None else held.reshape(-1)
+    out = torch.empty_like(x)
+    levels = 2 ** bits - 1
+    for g in ref_groups(*w.shape, group, block):
+        v = x[g]
+        if clip_z is not None:
+            a = v.abs()
+            thr = clip_z * a.std(dim=1, keepdim=True, unbiased=False) + a.mean(dim=1, keepdim=True)
+            v = torch.minimum(torch.maximum(v, -thr), thr)
+        v = torch.where(held[g], torch.zeros_like(v), v)
+        lo = v.min(dim=1, keepdim=True).values
+        step_ = (v.max(dim=1, keepdim=True).values - lo) / levels
+        step_ = torch.where(step_ > 0, step_, torch.ones_like(step_))
+        out[g] = torch.round((v - lo) / step_) * step_ + lo
+    return torch.where(held, x, out).reshape(w.shape).to(w.dtype)
+
+
 # -- the engine, driven from a test ---------------------------------------------------------------
 class Collector:
     """An engine's `emit`: keeps every event; `wait_for` blocks until one matches."""

@@ -100,3 +100,34 @@ def test_writers_of_one_channel_are_judged_together():
     assert group.sa_before > 1000 and group.sa_remaining < 0.1  # the writers carry the activation
     assert group.verdict == "harmless" and group.ppl_pruned_together is None  # impact not measured
     assert s.ledger.count == 0
+
+
+def test_a_candidate_spiking_on_some_prompts_only():
+    """A weight whose activation fires on one byte (",") only: its layer spikes on exactly the
+    confirmation prompts that contain a comma, and that is reported as such (2 of 4, not 4/4). Such
+    an activation is not the prompt-independent super activation: it sits on a few tokens, so
+    pruning the weight barely moves perplexity and the candidate is judged harmless."""
+    import torch
+
+    from swtui.core import metrics
+    from swtui.core.detect import DetectOptions, confirmation_prompts, detect
+    from swtui.core.groups import HARMLESS
+    from swtui_testing import tiny_llama_triggered
+
+    s = tiny_llama_triggered(",")
+    opts = DetectOptions(prompt="Hello, world", max_rounds=1)
+    prompts = confirmation_prompts(opts.prompt)
+    with_comma = sum("," in p for p in prompts)
+    assert (with_comma, len(prompts)) == (2, 4)  # the planted model's design: half of the prompts
+    d = detect(s, opts)
+    (cand,) = d.candidates
+    assert cand.key == (1, 5, 17)
+    assert (cand.prompts_spiking, cand.prompts_total) == (with_comma, len(prompts))
+    # the verdict follows the impact, measured here on a copy with the weight zeroed by hand
+    hand = tiny_llama_triggered(",")
+    with torch.no_grad():
+        hand.adapter.site(1).down.weight[5, 17] = 0.0
+    pruned = metrics.perplexity(hand, variants=("current",))["current"]
+    assert cand.ppl_pruned == pytest.approx(pruned, rel=1e-4)  # batched A/B vs a solo run
+    assert abs(pruned / cand.ppl_base - 1) < 0.05  # an activation on a few commas barely matters
+    assert cand.verdict == HARMLESS and cand.is_super is False

@@ -91,3 +91,45 @@ def test_quant_sweep_holds_the_super_weight_out(s):
     apply_quant_config(s, AWARE)
     assert rows[0]["sw_aware"] == measure(s, "current").perplexity
     assert rows[0]["sw_aware"] < rows[0]["naive"]
+
+
+def _hand_quantized(s, bits, block, clip_z, held):
+    """A copy of the pristine model with every decoder linear quantized by the test's own RTN
+    (`ref_rtn`), as a session of its own: W`bits`, blocks of `block` (None: per tensor)."""
+    import copy
+
+    import torch
+
+    from swtui_testing import _session, ref_rtn
+
+    model = copy.deepcopy(s.model)
+    with torch.no_grad():
+        for i, layer in enumerate(model.model.layers):
+            for rel, mod in layer.named_modules():
+                if isinstance(mod, torch.nn.Linear):
+                    mask = torch.zeros_like(mod.weight, dtype=torch.bool)
+                    for key in held:
+                        if key[0] == i and rel == "mlp.down_proj":
+                            mask[key[1], key[2]] = True
+                    mod.weight.copy_(ref_rtn(mod.weight, bits, "block" if block else "tensor", block, clip_z, mask))
+    return _session(model, s.tokenizer, "tiny:llama", "hand-quantized")
+
+
+def test_every_quant_sweep_row_is_a_direct_quantize_and_measure(s):
+    """Each figure of each block size (not only per tensor) equals the perplexity of the model
+    quantized here, without swtui's quantizer: blocks that divide the tensor, one that leaves a
+    shorter last block, and per tensor."""
+    from swtui.core import metrics
+
+    text = "A short text to score, quantized in blocks of every size the sweep was asked for."
+    blocks = [None, 64, 1000]
+    rows = quant_sweep(s, 3, blocks, 3.0, text)
+    assert [r["block"] for r in rows] == ["tensor", 64, 1000]
+    for row, block in zip(rows, blocks):
+        for name, clip, keep in (("naive", None, False), ("keep_sw", None, True), ("clip", 3.0, False),
+                                 ("sw_aware", 3.0, True)):
+            hand = _hand_quantized(s, 3, block, clip, [SW] if keep else [])
+            want = metrics.perplexity(hand, text, variants=("current",))["current"]
+            assert row[name] == pytest.approx(want, rel=1e-6), (row["block"], name)
+    # smaller blocks quantize more finely: the naive figure moves towards the baseline
+    assert rows[1]["naive"] != rows[0]["naive"] and rows[2]["naive"] != rows[0]["naive"]

@@ -1,14 +1,17 @@
-"""Snapshots of what only the real engine draws here (a comparison, a sweep), on the tiny planted
-model; every other dialog and state is in tests/tui/test_screens.py, from recorded events."""
+"""Snapshots of what only the real engine draws here (a comparison, a sweep), on a tiny planted
+model whose head needs its super activation (`tiny_needing_its_sa`): pruning the super weight
+raises perplexity and quantizing it naively hurts, as on a real model, so the pictures read the
+right way round; every other dialog and state is in tests/tui/test_screens.py, from recorded
+events."""
 
 from swtui.tui.app import SwtuiApp
 from tui_helpers import settle
-from swtui_testing import CPU
+from swtui_testing import tiny_needing_its_sa
 
 
 def make_app():
-    # the same factory the CLI uses, on a model that is identical on every run
-    return SwtuiApp("tiny:llama", load_options=CPU, max_new_tokens=6, theme="swtui-dark")
+    # a model that is identical on every run (CPU, float32), on which pruning the super weight hurts
+    return SwtuiApp(session=tiny_needing_its_sa("llama"), max_new_tokens=6, theme="swtui-dark")
 
 
 async def _after_detection(pilot):

@@ -269,6 +269,9 @@ class EditLedger:
         return pristine
 
     def _write_dense(self, name: str, new) -> None:
+        # a dense tensor holds every scalar itself: a packed layer's exact add-backs go with the pack
+        for key in [k for k in self.corrections if self._weight_name(k) == name]:
+            del self.corrections[key]
         slot = self._slot(name)
         if slot is not None:
             slot.write(new.contiguous())  # an override in accelerate's map; the files stay pristine

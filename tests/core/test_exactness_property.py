@@ -20,7 +20,7 @@ import importlib.util
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 
@@ -249,23 +249,12 @@ def swtui_logits(s, ids):
         return s.run_variants(lambda n: list(s.model(input_ids=ids.expand(n, -1), use_cache=False).logits))
 
 
-#: KNOWN BUG (reported, swtui/core/ledger.py): re-quantizing a packed (bitsandbytes keep-SW) layer
-#: densely (RTN) unswaps the module but leaves its add-back in `ledger.corrections`, so the current
-#: arm adds the held-out weight's contribution on top of the RTN weights. While this is True, such
-#: end states are rejected here (the oracle shows the difference) and
-#: `test_dense_requantization_drops_the_bnb_add_back` is an expected failure; set it to False
-#: once the ledger is fixed.
-STALE_ADD_BACK_BUG = True
-
-
 def stale_add_backs(s):
     return {k for k in s.ledger.corrections if not s.ledger.is_packed(k[0])}
 
 
 def check_against_oracle(arch, s, ids, pristine):
     edits, quant, sa, _ = state(s)
-    if STALE_ADD_BACK_BUG:
-        assume(not stale_add_backs(s))
     got = swtui_logits(s, ids)
     want = oracle_logits(arch, pristine, ids, edits, quant, sa)
     if currently_in_test_context():  # --hypothesis-show-statistics: how often each part ran
@@ -317,9 +306,9 @@ def test_weights_are_a_function_of_the_state(arch, sequence):
     check_sequence(arch, sequence)
 
 
-@pytest.mark.xfail(STALE_ADD_BACK_BUG, strict=True, reason="known bug: a dense re-quantization keeps "
-                   "the bitsandbytes add-back of the layer it unpacked (ledger.corrections)")
 def test_dense_requantization_drops_the_bnb_add_back():
+    """A layer packed by bitsandbytes with keep-SW, then quantized densely (RTN): its exact
+    add-back must go with the pack (it once stayed in `ledger.corrections`)."""
     if not HAVE_BNB:
         pytest.skip("bitsandbytes is not installed")
     s, hash0, ids, pristine = session_for("llama")

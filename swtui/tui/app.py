@@ -14,7 +14,7 @@ from swtui.core.defaults import GEN_PROMPT
 from swtui.core.engine import Engine
 from swtui.tui.actions import bindings
 from swtui.tui.commands import SwtuiCommands
-from swtui.tui.messages import EngineEvent
+from swtui.tui.messages import CancelWork, EngineEvent, ExportSnapshot, RunComparison
 from swtui.tui.screens.ask import AskDialog
 from swtui.tui.screens.help import HelpScreen
 from swtui.tui.screens.main import MainScreen
@@ -140,6 +140,16 @@ class SwtuiApp(App):
         self._traced.add(name)
         with open(self._trace_path, "a", encoding="utf-8") as fh:
             fh.write(f"{time.time():.6f} {name}\n")
+
+    # -- what screens ask of their owner (messages bubble from a screen to the app) -----------------
+    def on_run_comparison(self, message: RunComparison) -> None:
+        self.main.run_comparison(message.variants)
+
+    def on_export_snapshot(self, message: ExportSnapshot) -> None:
+        self.main.action_export()
+
+    def on_cancel_work(self, message: CancelWork) -> None:
+        self.engine.cancel()
 
     # -- app-level actions ----------------------------------------------------------------------------
     def action_cancel(self) -> None:

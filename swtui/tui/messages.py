@@ -21,3 +21,24 @@ class EngineEvent(Message):
         if isinstance(a, ev.TokenStreamed) and isinstance(b, ev.TokenStreamed):
             return a.variant == b.variant
         return isinstance(a, ev.Progress) and isinstance(b, ev.Progress)
+
+
+# -- a screen asks its owner ---------------------------------------------------------------------------
+# Screens never call their owner by name: they post one of these, it bubbles from the screen to the
+# app, and the app (which owns the engine and the main screen) acts on it.
+
+
+class RunComparison(Message):
+    """Run the side-by-side comparison of `variants` (again)."""
+
+    def __init__(self, variants: list[dict]) -> None:
+        super().__init__()
+        self.variants = variants
+
+
+class ExportSnapshot(Message):
+    """Export a snapshot whose picture is the screen on top (a comparison or a sweep keeps its own)."""
+
+
+class CancelWork(Message):
+    """Stop whatever the engine runs (a screen showing a comparison or a sweep is left while it runs)."""

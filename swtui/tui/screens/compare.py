@@ -3,6 +3,7 @@
 One column per variant: what it is, perplexity (and its ratio to the baseline), stopword mass,
 and its greedy generation streaming in. Filled from the engine's VariantToken / VariantMeasured /
 ComparisonDone events; `r` runs the comparison again, esc goes back (cancelling a running one).
+What the owner must do is asked with messages (`swtui.tui.messages`), never by calling it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from swtui.core.protocol import Metrics
+from swtui.tui.messages import CancelWork, ExportSnapshot, RunComparison
 
 
 def _column_id(index: int) -> str:
@@ -24,10 +26,6 @@ def _column_id(index: int) -> str:
 class CompareScreen(Screen[None]):
     BINDINGS = [Binding("escape", "back", "back (cancels a running comparison)"), Binding("r", "rerun", "run again"),
                 Binding("x", "export", "export (with this screen)")]
-
-    def action_export(self) -> None:
-        """A snapshot whose screen.svg is this comparison (the snapshot holds its figures too)."""
-        self.app.main.action_export()
 
     def __init__(self, variants: list[dict], descriptions: dict[str, str]):
         super().__init__()
@@ -86,10 +84,14 @@ class CompareScreen(Screen[None]):
         self.status = "cancelled" if cancelled else "done"
         self._draw_status()
 
+    def action_export(self) -> None:
+        """A snapshot whose screen.svg is this comparison (the snapshot holds its figures too)."""
+        self.post_message(ExportSnapshot())
+
     def action_back(self) -> None:
         if self.status == "measuring…":
-            self.app.action_cancel()
-        self.app.pop_screen()
+            self.post_message(CancelWork())
+        self.dismiss()
 
     def action_rerun(self) -> None:
         self.results.clear()
@@ -99,4 +101,4 @@ class CompareScreen(Screen[None]):
             column.query_one(".compare-metrics", Static).update("perplexity …")
             column.query_one(".compare-generation", Static).update("")
         self._draw_status()
-        self.app.run_comparison(self.variants)
+        self.post_message(RunComparison(self.variants))

@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from swtui.tui.messages import CancelWork, ExportSnapshot
 from swtui.tui.widgets.sweep_chart import SweepChart
 
 
@@ -18,7 +19,7 @@ class SweepScreen(Screen[None]):
 
     def action_export(self) -> None:
         """A snapshot whose screen.svg is this sweep (the snapshot holds its rows too)."""
-        self.app.main.action_export()
+        self.post_message(ExportSnapshot())
 
     def __init__(self, kind: str, title: str):
         super().__init__()
@@ -67,5 +68,5 @@ class SweepScreen(Screen[None]):
 
     def action_back(self) -> None:
         if self.state == "running…":
-            self.app.action_cancel()
-        self.app.pop_screen()
+            self.post_message(CancelWork())
+        self.dismiss()

@@ -68,7 +68,13 @@ def detect_options(args):
 
     if (args.ratio is not None and args.ratio <= 0) or args.max_rounds < 1 or args.z <= 0:
         raise UserInputError("--ratio and --z must be > 0 and --max-rounds ≥ 1")
+    if args.eval_tokens is not None and args.eval_tokens < 16:
+        raise UserInputError("--eval-tokens must be at least 16 (one bootstrap block)")
+    eval_file = getattr(args, "eval_file", None)
+    if eval_file:
+        from swtui.core.metrics import eval_text
     return DetectOptions(prompt=args.prompt or DEFAULT_PROMPT, z=args.z, ratio=args.ratio, min_abs=args.min_abs,
                          any_token=args.any_token,
                          max_rounds=args.max_rounds, impact=not args.no_impact,
-                         impact_threshold=args.impact_threshold)
+                         impact_threshold=args.impact_threshold, channels=not args.no_channels,
+                         eval_text=eval_text(eval_file) if eval_file else None, eval_tokens=args.eval_tokens)

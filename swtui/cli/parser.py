@@ -55,6 +55,11 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--impact-threshold", type=float, default=1.5,
                    help="ppl(pruned)/ppl(base) at which a candidate counts as a super weight (1.5)")
     g.add_argument("--no-impact", action="store_true", help="skip the per-candidate perplexity check")
+    g.add_argument("--eval-tokens", type=int, default=None, metavar="N",
+                   help="judge on the evaluation text's first N tokens (default: all of it; fewer tokens, "
+                        "wider intervals)")
+    g.add_argument("--no-channels", action="store_true",
+                   help="skip the massive residual channel search (and its writers' and channels' checks)")
 
 
 def _metric_options(p: argparse.ArgumentParser) -> None:
@@ -83,6 +88,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     if command == "scan":
         _detect_options(p)
+        p.add_argument("--eval-file", default=None,
+                       help="plain-text file the verdicts' perplexities are measured on (default: the bundled text)")
     elif command == "ablate":
         p.add_argument("--prune", action="append", default=[], metavar="L,R,C", help="zero W[L][R, C] (repeatable)")
         p.add_argument("--scale", action="append", default=[], metavar="L,R,C=F", help="multiply W[L][R, C] by F")

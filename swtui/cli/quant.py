@@ -232,13 +232,16 @@ def cmd_scale_sweep(args) -> int:
     if args.json:
         emit_json(report)
         return 0
-    t = Table(title=f"scaling W{list(key)} = {report['value']:.4g}", title_justify="left")
-    for col in ("factor", "perplexity", "stopword mass"):
+    from swtui.cli.render import ci_text
+
+    t = Table(title=f"scaling W{list(key)} = {report['value']:.4g}: perplexity against ×1 on the same "
+                    f"{rows[0]['eval_tokens']} tokens, 95% intervals", title_justify="left")
+    for col in ("factor", "perplexity", "vs ×1", "stopword mass"):
         t.add_column(col, justify="right")
-    best = min(rows, key=lambda r: r["perplexity"])
-    for r in rows:
-        t.add_row(f"×{r['factor']:g}", f"{r['perplexity']:.3f}", f"{r['stopword_mass']:.4f}",
-                  style="bold" if r is best else None)
+    for r in rows:  # bold: an interval that lies wholly below or above ×1 (a change, not noise)
+        lo, hi = r["ratio_ci95"]
+        t.add_row(f"×{r['factor']:g}", f"{r['perplexity']:.3f}", ci_text(r["ratio"], r["ratio_ci95"]),
+                  f"{r['stopword_mass']:.4f}", style="bold" if hi < 1 or lo > 1 else None)
     out_console.print(t)
     return 0
 

@@ -33,17 +33,33 @@ def _ratio(value, base) -> str:
     return "—" if value is None or not base else f"×{value / base:.3g}"
 
 
+def ci_text(value, ci) -> str:
+    """×value [lo, hi], or — when not measured."""
+    if value is None:
+        return "—"
+    text = f"×{_g(value)}"
+    return text + (f" [{_g(ci[0])}, {_g(ci[1])}]" if ci else "")
+
+
+def _g(v: float) -> str:
+    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
+
+
 def super_weight_table(candidates: list[dict], title: str = "super weight candidates") -> Table:
     base = next((c["ppl_base"] for c in candidates if c.get("ppl_base")), None)
     if base:
-        title += f" (ppl {fmt(base)} unedited; ratios against it)"
+        title += f" (ppl {fmt(base)} unedited; ratios against it, 95% intervals)"
     t = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("weight", "value", "|out|", "write", "share", "prompts", "pruned", "+SA", "verdict"):
-        t.add_column(col, justify="right", no_wrap=col in ("weight", "verdict"))
+    for col in ("weight", "value", "|out|", "write", "share", "prompts", "pruned", "control", "+SA", "role",
+                "verdict"):
+        t.add_column(col, justify="right", no_wrap=col in ("weight", "verdict", "pruned", "control"))
     for c in candidates:
         write = compact(c.get("write")) + (f" n×{c['norm_gain']:.3g}" if c.get("norm_gain") is not None else "")
-        t.add_row(f"{c['layer']}[{c['row']},{c['col']}]", f"{c['value']:.3g}", compact(c.get("out_act")), write, share_text(c.get("share")), prompts_text(c),
-                  _ratio(c.get("ppl_pruned"), c.get("ppl_base")), _ratio(c.get("ppl_sa_restored"), c.get("ppl_base")),
+        t.add_row(f"{c['layer']}[{c['row']},{c['col']}]", f"{c['value']:.3g}", compact(c.get("out_act")), write,
+                  share_text(c.get("share")), prompts_text(c),
+                  ci_text(c.get("ppl_ratio"), c.get("ppl_ratio_ci95")),
+                  ci_text(c.get("control_ratio"), c.get("control_ratio_ci95")),
+                  ci_text(c.get("sa_ratio"), c.get("sa_ratio_ci95")), c.get("role") or "—",
                   verdict_text(c.get("verdict")))
     return t
 
@@ -51,20 +67,28 @@ def super_weight_table(candidates: list[dict], title: str = "super weight candid
 def verdict_text(verdict: str | None) -> Text:
     if verdict is None:
         return Text("unmeasured", style="yellow")
-    return Text(verdict, style="dim" if verdict == "harmless" else "bold red")
+    style = {"harmless": "dim", "inconclusive": "yellow"}.get(verdict, "bold red")
+    return Text(verdict, style=style)
 
 
-def group_table(groups: list[dict], title: str = "the writers of each residual channel, judged together") -> Table:
+def channel_table(channels: list[dict], title: str = "residual channels: massive activations and their writers") -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("ch", "writers", "activation", "pruned", "+SA", "write zeroed", "verdict"):
+    for col in ("ch", "massive", "writers (share of the peak; − cancels)", "activation", "carriers pruned",
+                "write zeroed, all layers", "control ch", "verdict"):
         t.add_column(col, justify="right")
-    for g in groups:
-        members = ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g["members"])
-        activation = f"{compact(g['sa_before'])}→{compact(g['sa_after'])} ({100 * g['sa_remaining']:.0f}%)"
-        base = g.get("ppl_base")
-        t.add_row(str(g["channel"]), members, activation, _ratio(g.get("ppl_pruned_together"), base),
-                  _ratio(g.get("ppl_pruned_sa_restored"), base), _ratio(g.get("ppl_write_zeroed"), base),
-                  verdict_text(g["verdict"]))
+    for g in channels:
+        writers = ", ".join(f"{w['layer']}[{w['row']},{w['col']}] {w['share']:+.2f}" for w in g["writers"]) or \
+            ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g["members"])
+        massive = (f"{compact(abs(g['peak']))} @L{g['peak_layer']}, L{g['first_layer']}+ ×{g['persist_layers']}"
+                   if g["massive"] else "no")
+        a = g["activation"]
+        activation = f"{compact(a['before'])}→{compact(a['after_carriers_pruned'])} ({100 * a['remaining']:.0f}%)"
+        ab = g["ablations"]
+        control = "—" if ab["control_channel"] is None else \
+            f"{ab['control_channel']}: {ci_text(ab['control'], ab['control_ci95'])}"
+        t.add_row(str(g["channel"]), massive, writers, activation,
+                  ci_text(ab["pruned_together"], ab["pruned_together_ci95"]),
+                  ci_text(ab["write_zeroed"], ab["write_zeroed_ci95"]), control, verdict_text(g["verdict"]))
     return t
 
 

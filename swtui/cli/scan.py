@@ -7,14 +7,14 @@ from swtui.cli.common import detect_options, emit_json, model_info, open_session
 
 def scan_report(session, detection) -> dict:
     from swtui.core.catalog import label_matches
+    from swtui.core.findings import candidate_json, judged_json
+    from swtui.core.groups import GROUP, SUPER
 
     matches = label_matches(session.loaded.name, [c.key for c in detection.candidates])
     cands = []
     for c in detection.candidates:
         c.catalog = matches.get(c.key)
-        d = c.to_dict()
-        d["name"] = session.adapter.coord_label(*c.key)
-        cands.append(d)
+        cands.append(candidate_json(c, session.adapter.coord_label))
     return {
         "model": model_info(session),
         "prompt": detection.probe.prompt,
@@ -22,10 +22,11 @@ def scan_report(session, detection) -> dict:
         "threshold": detection.threshold,
         "rule": detection.rule.text,
         "in_threshold": detection.rule.in_threshold,
+        **judged_json(detection),  # impact_threshold, eval_tokens, interval_method, channel_rule, channels
         "layers": [s.to_dict() for s in detection.probe.layers],
         "spike_layers": detection.spike_layers(),
         "candidates": cands,
-        "super_weights": [c for c in cands if c["is_super"] is not False],
+        "super_weights": [c for c in cands if c["verdict"] in (SUPER, GROUP)],
         "rounds": detection.rounds,
         "groups": [g.to_dict() for g in detection.groups],
         "stop_reason": detection.stop_reason,
@@ -34,7 +35,7 @@ def scan_report(session, detection) -> dict:
 
 def cmd_scan(args) -> int:
     from swtui.core.detect import detect
-    from swtui.cli.render import group_table, layer_table, super_weight_table
+    from swtui.cli.render import channel_table, layer_table, super_weight_table
 
     opts = detect_options(args)
     with progress_display() as progress:
@@ -50,8 +51,12 @@ def cmd_scan(args) -> int:
     out_console.print(f"prompt: {report['prompt']!r}   spike rule: {report['rule']} = {report['threshold']:.1f}")
     out_console.print(layer_table(report["layers"], report["threshold"]))
     out_console.print(super_weight_table(report["candidates"]))
-    if report["groups"]:
-        out_console.print(group_table(report["groups"]))
+    if report["channels"]:
+        out_console.print(channel_table(report["channels"]))
+    if report["impact_threshold"] is not None:
+        out_console.print(f"[dim]verdicts: the 95% interval against the impact threshold ×{report['impact_threshold']:g}, "
+                          f"on {report['eval_tokens']} evaluation tokens ({report['interval_method']}); "
+                          f"massive channel: {report['channel_rule']}[/dim]")
     for c in report["candidates"]:
         if c.get("catalog"):
             out_console.print(f"[cyan]{c['name']} is in the catalog: {c['catalog']}[/cyan]")

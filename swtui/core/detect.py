@@ -42,6 +42,15 @@ DEFAULT_PROMPT = PROBE_PROMPT
 #: the smallest spread (natural-log units) a score divides by: with a spike score of 2.5, a layer
 #: must be at least e^(2.5·0.5) ≈ 3.5× the median even when every other layer is alike
 SPREAD_FLOOR = 0.5
+#: the share of layers (the lowest) that the median and spread are taken over: up to a quarter of
+#: the layers may be outliers without hiding each other
+TRIM = 0.75
+#: remove-and-repeat leaves a layer once its output spike is below this share of its first one
+EXHAUSTED = 0.1
+#: and takes only spikes of at least this share of the largest output of the unedited model (the
+#: super-experts rule's "above 0.1× the overall max", Su et al. 2025): a super activation is the
+#: model's largest, and the small spikes of other layers are their ordinary business
+SIGNIFICANT = 0.1
 
 
 @dataclass
@@ -55,6 +64,9 @@ class DetectOptions:
     impact: bool = True
     impact_threshold: float = 1.5  # ppl(pruned)/ppl(base) at or above this: a super weight
     together: bool = True  # also judge groups and the activation (False: each candidate alone only)
+    channels: bool = True  # look for massive residual channels and judge their writers
+    eval_text: str | None = None  # the perplexity's text (None: the bundled one)
+    eval_tokens: int | None = None  # a token budget: judge on the text's first N tokens (None: all)
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,10 @@ class LogScale:
 
     @classmethod
     def of(cls, values) -> "LogScale":
-        logs = [math.log(max(v, 1e-30)) for v in values]
+        """Median and spread of the lower TRIM share of the layers: spikes are high, and a quarter of
+        the layers spiking must not inflate the spread they are scored against."""
+        logs = sorted(math.log(max(v, 1e-30)) for v in values)
+        logs = logs[:max(1, math.ceil(TRIM * len(logs)))]
         med = statistics.median(logs)
         mad = statistics.median(abs(v - med) for v in logs)
         return cls(med, max(1.4826 * mad, SPREAD_FLOOR))
@@ -127,7 +142,8 @@ class Detection:
     rounds: list[dict] = field(default_factory=list)
     stop_reason: str = ""
     options: DetectOptions = field(default_factory=DetectOptions)
-    groups: list = field(default_factory=list)  # WriterGroup: the candidates writing one channel
+    groups: list = field(default_factory=list)  # WriterGroup: a massive channel or a candidate's row
+    channels: list = field(default_factory=list)  # channels.MassiveChannel, on the unedited probe
     impact: object = None  # groups.Impact, when candidates were judged
 
     @property
@@ -137,7 +153,10 @@ class Detection:
 
     @property
     def super_weights(self) -> list[SuperWeight]:
-        return [c for c in self.candidates if c.is_super is not False]
+        """Candidates judged a super weight or a group member (all of them when not judged)."""
+        from swtui.core.groups import is_super_or_member
+
+        return [c for c in self.candidates if is_super_or_member(c)]
 
     def spike_layers(self, probe: ProbeResult | None = None) -> list[int]:
         return [s.layer for s in self.rule.spikes(probe or self.probe)]
@@ -217,14 +236,24 @@ def detect(session: Session, opts: DetectOptions | None = None,
     result = Detection(probe=first, rule=SpikeRule.from_probe(first, opts), options=opts)
     if listener.probed:
         listener.probed(result)
+    if opts.channels:
+        from swtui.core.channels import find_massive
+
+        result.channels = find_massive(session, opts.prompt)
     zeroed: list[tuple[int, int, int]] = []
     exhausted: set[int] = set()
+    original = {s.layer: s.out_max for s in result.rule.spikes(first)}  # the unedited model's spikes
+    largest = max(s.out_max for s in first.layers)
     try:
         probe = first
         for round_no in range(opts.max_rounds):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("detection cancelled")
-            spikes = [s for s in result.rule.spikes(probe) if s.layer not in exhausted]
+            # Later rounds dig only into layers that spiked in the unedited model, and only while
+            # a tenth of that layer's original spike is left: a model broken by the zeroing spikes
+            # in new places, and what is left of a spent layer is its ordinary business.
+            spikes = [s for s in result.rule.spikes(probe) if s.layer not in exhausted and s.layer in original
+                      and s.out_max >= EXHAUSTED * original[s.layer] and s.out_max >= SIGNIFICANT * largest]
             result.rounds.append({"round": round_no, "spikes": [[s.layer, s.out_channel, s.in_channel, s.out_max]
                                                                 for s in spikes]})
             # A spike that points at a weight we already zeroed is no longer one weight's doing:
@@ -262,18 +291,40 @@ def detect(session: Session, opts: DetectOptions | None = None,
         for key in reversed(zeroed):
             session.ledger.restore(*key)
 
+    for cand in writer_candidates(session, result):
+        result.candidates.append(cand)
+        if listener.found:
+            listener.found(cand)
     if result.candidates:
         confirm_across_prompts(session, result, opts.prompt, cancel)
-    if result.candidates:
+    if result.candidates or result.channels:
         from swtui.core.groups import judge
 
         progress("measuring impact (perplexity)" if opts.impact else "judging writers of one channel", None)
         impact = judge(session, result.candidates, opts.prompt, opts.impact_threshold if opts.impact else None,
                        cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac),
-                       together=opts.together)
+                       together=opts.together, channels=result.channels if opts.together else (),
+                       text=opts.eval_text, max_tokens=opts.eval_tokens)
         result.groups, result.impact = impact.groups, impact
     progress("done", 1.0)
     return result
+
+
+def writer_candidates(session: Session, detection: Detection) -> list[SuperWeight]:
+    """The carrier weights of the massive channels that remove-and-repeat did not find: super
+    weights are looked for among a channel's writers too."""
+    have = {c.key for c in detection.candidates}
+    found = []
+    for m in detection.channels:
+        for w in m.carriers:
+            if w.key is None or w.key in have or session.ledger.edit(w.key) is not None:
+                continue
+            have.add(w.key)
+            found.append(SuperWeight(
+                layer=w.layer, row=w.row, col=w.col, value=session.ledger.pristine_value(*w.key), source="writer",
+                zscore=tensor_zscore(session, *w.key), first_layer=m.first_layer, persist_layers=m.persist_layers,
+                share=w.weight_share, write=w.write, role=w.role))
+    return found
 
 
 def adopt(session: Session, detection: Detection) -> None:

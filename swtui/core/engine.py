@@ -358,7 +358,7 @@ class Engine:
         def measured(cand) -> None:
             self._emit_state()
 
-        opts = DetectOptions(prompt=prompt) if prompt else DetectOptions()
+        opts = DetectOptions(eval_text=self.eval_text, **({"prompt": prompt} if prompt else {}))
         self._detecting = True
         self._edits_before = self.session.edit_count
         try:
@@ -368,9 +368,14 @@ class Engine:
             self._detecting = False
         adopt(self.session, self.detection)
         d = self.detection
-        supers = [c.key for c in d.candidates if c.is_super is not False]
+        from swtui.core.groups import is_super_or_member
+
+        supers = [c.key for c in d.candidates if is_super_or_member(c)]
+        impact = d.impact
         self.emit(ev.DetectionDone([c.key for c in d.candidates], supers, d.stop_reason,
-                                   [_group_row(g) for g in d.groups]))
+                                   [_group_row(g) for g in d.groups],
+                                   impact.threshold if impact is not None else None,
+                                   impact.eval_tokens if impact is not None else None))
 
     def _probe_event(self, probe, threshold: float) -> ev.ProbeDone:
         s = self.session
@@ -440,6 +445,11 @@ class Engine:
 
 
 def _group_row(g) -> ev.GroupRow:
-    return ev.GroupRow(g.channel, [tuple(m) for m in g.members], g.first_layer, g.sa_before, g.sa_after,
+    m = g.massive or {}
+    writers = [ev.WriterRow(w["layer"], w["row"], w["col"], w["share"], w["role"]) for w in m.get("writers", [])]
+    return ev.GroupRow(g.channel, [tuple(k) for k in g.members], g.first_layer, g.sa_before, g.sa_after,
                        g.sa_remaining, g.verdict, g.ppl_base, g.ppl_pruned_together, g.ppl_pruned_sa_restored,
-                       g.ppl_write_zeroed)
+                       g.ppl_write_zeroed, massive=bool(m), peak=m.get("peak"), persist_layers=m.get("persist_layers"),
+                       writers=writers, carriers=[tuple(k) for k in g.carriers], pruned_together=g.pruned_together,
+                       together_control=g.together_control,
+                       write_zeroed=g.write_zeroed, control=g.control, control_channel=g.control_channel)

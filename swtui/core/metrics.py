@@ -7,7 +7,6 @@ as rows of one batch or as separate passes.
 from __future__ import annotations
 
 import inspect
-import math
 import threading
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -56,17 +55,26 @@ def bos_id(tokenizer) -> int | None:
 
 def perplexity(session: Session, text: str | None = None, variants=VARIANTS, window: int = 512,
                runs: list | None = None) -> dict[str, float]:
-    """exp(mean next-token NLL) over `text` in non-overlapping windows, per variant.
+    """exp(mean next-token NLL) over `text` in non-overlapping windows, per variant (see `token_losses`)."""
+    from swtui.core.evidence import perplexity_of
 
-    `runs` ([(names, context)], e.g. `scenarios.scenario_runs`) replaces the variants.
+    return {name: perplexity_of(losses)
+            for name, losses in token_losses(session, text, variants, window, runs).items()}
 
-    Every window starts with BOS where the tokenizer uses one (models such as Gemma degrade
-    without it); BOS itself is never a target.
-    """
+
+def eval_token_count(session: Session, text: str | None = None, window: int = 512,
+                     max_tokens: int | None = None) -> int:
+    """How many tokens the perplexity of `text` predicts (its `eval_tokens`)."""
+    return sum(int(c.shape[-1]) - 1 for c in _windows(session, text, window, max_tokens))
+
+
+def _windows(session: Session, text: str | None, window: int, max_tokens: int | None = None) -> list:
     import torch
 
     text = eval_text() if text is None else text
     ids = session.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+    if max_tokens is not None:  # a token budget: the first `max_tokens` tokens of the text
+        ids = ids[:, :max_tokens + 1]
     bos = bos_id(session.tokenizer)
     window = min(window, session.context_length)
     body = window - 1 if bos is not None else window
@@ -76,16 +84,30 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
         if bos is not None:
             chunk = torch.cat([torch.tensor([[bos]]), chunk], dim=1)
         if chunk.shape[-1] > 1:
-            chunks.append(chunk.to(session.device))
+            chunks.append(chunk)
     if not chunks:
         raise UserInputError("the evaluation text is too short (needs at least two tokens)")
+    return chunks
+
+
+def token_losses(session: Session, text: str | None = None, variants=VARIANTS, window: int = 512,
+                 runs: list | None = None, max_tokens: int | None = None) -> dict:
+    """Per-token next-token NLL over `text`, per variant: {name: 1-D float64 CPU tensor}, the
+    same tokens in the same order for every variant (so arms pair up, see `swtui.core.evidence`).
+
+    `runs` ([(names, context)], e.g. `scenarios.scenario_runs`) replaces the variants. The text is
+    cut into non-overlapping windows; every window starts with BOS where the tokenizer uses one
+    (models such as Gemma degrade without it); BOS itself is never a target.
+    """
+    import torch
+
+    chunks = [c.to(session.device) for c in _windows(session, text, window, max_tokens)]
     if session.model not in _PLAIN_HEAD:  # decided once, on the pristine model, outside any variant's hooks
         with session.ledger.pristine_weights():
             _plain_head(session.model)
 
-    def run(n: int) -> list[float]:
-        nll = [0.0] * n
-        count = 0
+    def run(n: int) -> list:
+        losses: list[list] = [[] for _ in range(n)]
         with torch.no_grad():
             for chunk in chunks:
                 target = chunk[0, 1:]
@@ -93,15 +115,14 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
                     tgt = target[start:start + logits.shape[1]]
                     for row in range(n):  # one row at a time keeps the log-softmax temporary small
                         loss = torch.nn.functional.cross_entropy(logits[row, :tgt.shape[0]].float(), tgt,
-                                                                 reduction="sum")
-                        nll[row] += float(loss)
+                                                                 reduction="none")
+                        losses[row].append(loss.double().cpu())
                     del logits
-                count += target.shape[-1]
-        return [math.exp(v / count) for v in nll]
+        return [torch.cat(parts) for parts in losses]
 
     if runs is None:
         return session.run_variants(run, variants)
-    out: dict[str, float] = {}
+    out: dict = {}
     for names, ctx in runs:
         with ctx:
             out.update(zip(names, run(len(names))))

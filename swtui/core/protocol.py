@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from swtui.core.evidence import Ratio  # noqa: F401 - a payload type (wire resolves hints here)
+
 
 # -- payloads ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -67,6 +69,11 @@ class SuperWeightRow:
     share: float | None = None
     prompts_spiking: int | None = None
     prompts_total: int | None = None
+    ratio: Ratio | None = None  # ppl pruned alone / base, with its 95% interval
+    control: Ratio | None = None  # a random weight of matched magnitude in the same tensor, pruned
+    control_key: tuple[int, int, int] | None = None
+    sa_ratio: Ratio | None = None  # pruned with its super activation restored
+    role: str | None = None  # "carrier" | "canceller" of a massive channel (None: not one of its writers)
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -74,19 +81,40 @@ class SuperWeightRow:
 
 
 @dataclass(frozen=True)
+class WriterRow:
+    """One MLP writing a massive channel: its signed share of the peak and its main weight."""
+    layer: int
+    row: int
+    col: int | None  # None: the weight cannot be read (packed)
+    share: float  # write / peak: > 0 carries the activation, < 0 cancels it
+    role: str  # "carrier" | "canceller"
+
+
+@dataclass(frozen=True)
 class GroupRow:
-    """The writers of one residual channel, judged together (`groups.WriterGroup`)."""
+    """One residual channel judged (`groups.WriterGroup`): a massive one with its writers, or the
+    row of candidates."""
     channel: int
     members: list[tuple[int, int, int]]
     first_layer: int
-    sa_before: float  # max |residual| on the channel from the first writer on
-    sa_after: float  # the same with every writer pruned
+    sa_before: float  # max |residual| on the channel from the first layer on
+    sa_after: float  # the same with every carrier pruned
     sa_remaining: float  # sa_after / sa_before
     verdict: str
     ppl_base: float | None = None
     ppl_pruned_together: float | None = None
     ppl_pruned_sa_restored: float | None = None
     ppl_write_zeroed: float | None = None
+    massive: bool = False
+    peak: float | None = None  # signed residual value at the peak (massive channels)
+    persist_layers: int | None = None
+    writers: list[WriterRow] = field(default_factory=list)
+    carriers: list[tuple[int, int, int]] = field(default_factory=list)
+    pruned_together: Ratio | None = None
+    together_control: Ratio | None = None  # the carriers' control weights pruned together
+    write_zeroed: Ratio | None = None  # the channel's MLP writes zeroed at every layer
+    control: Ratio | None = None  # a random other channel zeroed the same way
+    control_channel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +308,8 @@ class DetectionDone(Event):
     supers: list[tuple[int, int, int]]  # those not judged harmless (their figures: StateChanged's rows)
     stop_reason: str
     groups: list[GroupRow] = field(default_factory=list)
+    impact_threshold: float | None = None  # what the verdicts' intervals were compared with
+    eval_tokens: int | None = None  # the tokens each interval rests on
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,13 @@ class SuperWeight:
     norm_gain: float | None = None  # that norm's gain on `row` (None: no post-FFN norm)
     ppl_sa_restored: float | None = None  # pruned alone with its super activation restored
     verdict: str | None = None  # "super weight" | "super weight group" | "massive activation …" | "harmless"
+    #                             | "inconclusive"
+    # the evidence (swtui.core.evidence.Ratio, paired per-token losses with a 95% interval):
+    ratio: object = None  # ppl pruned alone / ppl base
+    control: object = None  # the same for a random weight of matched magnitude in the same tensor
+    control_key: tuple | None = None  # that control weight (layer, row, col)
+    sa_ratio: object = None  # pruned with its super activation restored / base
+    role: str | None = None  # "carrier" | "canceller" of a massive channel's activation (None: not a writer)
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -58,6 +65,24 @@ class SuperWeight:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SuperWeight":
+        """From `to_dict` or `findings.candidate_json` (flat ratios with their `_ci95`)."""
+        from swtui.core.evidence import Ratio
+
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name, flat in (("ratio", "ppl_ratio"), ("control", "control_ratio"), ("sa_ratio", "sa_ratio")):
+            value, ci = data.get(flat), data.get(f"{flat}_ci95")
+            if isinstance(data.get(name), dict):  # to_dict's nested form
+                known[name] = Ratio(**data[name])
+            elif isinstance(value, (int, float)) and ci:
+                known[name] = Ratio(value, ci[0], ci[1], data.get("eval_tokens") or 0)
+            else:
+                known[name] = None
+        if known.get("control_key") is not None:
+            known["control_key"] = tuple(known["control_key"])
+        return cls(**known)
 
 
 @dataclass
@@ -174,7 +199,9 @@ class Session:
                 pruned=edit is not None and edit.op == "prune", sa_restored=sw.key in self.sa_restore,
                 measuring=busy, label=sw.label, source=sw.source, verdict=sw.verdict, is_super=sw.is_super,
                 ppl_base=sw.ppl_base, ppl_pruned=sw.ppl_pruned, zscore=sw.zscore, share=sw.share,
-                prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total))
+                prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total,
+                ratio=None if busy else sw.ratio, control=None if busy else sw.control,
+                control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role))
         return rows
 
     def state_of(self, key) -> str:

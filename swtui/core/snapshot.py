@@ -86,6 +86,7 @@ def build_snapshot(session, detection=None, probe=None, measurement=None, genera
     generation (used when there is no measurement); `eval_text`: the text the perplexity was
     measured on, None for the bundled one (its hash is kept: a perplexity means nothing without it)."""
     from swtui.core.defaults import GEN_PROMPT
+    from swtui.core.findings import candidate_json, judged_json
 
     lm = session.loaded
     prompt = prompt or GEN_PROMPT  # recorded as such: `open` generates from the prompt in the file
@@ -113,9 +114,9 @@ def build_snapshot(session, detection=None, probe=None, measurement=None, genera
                        "groups": [g.to_dict() for g in detection.groups],
                        "rule": detection.rule.text, "z": detection.options.z, "ratio": detection.options.ratio,
                        "in_threshold": detection.rule.in_threshold,
-                       "impact_threshold": detection.options.impact_threshold if detection.options.impact else None}
+                       **judged_json(detection)}  # impact_threshold, eval_tokens, interval method, channels
                       if detection else None),
-        "super_weights": [sw.to_dict() for sw in session.super_weights],
+        "super_weights": [candidate_json(sw) for sw in session.super_weights],
         **state_record(session),  # edits, sa_restored, zero_writes, zero_masks, quantization
         "metrics": {"perplexity": perplexity, "stopwords": stopwords or None, "generation": generation or None,
                     "eval_text": text_identity(eval_text)},
@@ -348,12 +349,11 @@ def apply_snapshot(session, data: dict, force: bool = False, progress=None, canc
             raise HashMismatch(f"the model's weights (sha256 {have[:12]}…) differ from the snapshot's "
                                f"({want[:12]}…); pass --force to open it anyway")
         notes.append("weight hash mismatch: opened anyway (--force)")
-    fields = set(SuperWeight.__dataclass_fields__)
     params = dict(session.model.named_parameters())
     try:
         for sw in data["super_weights"]:
             session.adapter.check_coords(sw["layer"], sw["row"], sw["col"])
-            restored = SuperWeight(**{k: v for k, v in sw.items() if k in fields})
+            restored = SuperWeight.from_dict(sw)
             restored.source = "snapshot" if restored.source != "user" else "user"
             if session.find_super_weight(restored.key) is None:
                 session.super_weights.append(restored)

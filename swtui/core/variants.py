@@ -137,9 +137,13 @@ def compare(session, variants: list[Variant], prompt: str | None = None, max_new
 def scale_sweep(session, key: tuple[int, int, int], factors=DEFAULT_FACTORS, text: str | None = None,
                 progress: Callable[[str, float | None], None] | None = None,
                 cancel: threading.Event | None = None, on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    """[{factor, perplexity, stopword_mass}] with W[key] scaled by each factor on top of the current
-    state (0: pruned, 1: its current edit removed). The weight's own edit is put back after."""
+    """[{factor, perplexity, ratio, ratio_ci95, stopword_mass}] with W[key] scaled by each factor on
+    top of the current state (0: pruned, 1: its current edit removed). `ratio` is against factor 1
+    on the same tokens, with its paired 95% interval (`swtui.core.evidence`), so a minimum can be
+    told from noise. The weight's own edit is put back after."""
+    from swtui.core import metrics
     from swtui.core.edits import check_factor
+    from swtui.core.evidence import fields, paired_ratio, perplexity_of
 
     session.adapter.check_coords(*key)
     factors = [check_factor(f) for f in factors]
@@ -148,18 +152,30 @@ def scale_sweep(session, key: tuple[int, int, int], factors=DEFAULT_FACTORS, tex
     progress = progress or (lambda stage, frac: None)
     saved = session.ledger.edit(key)
     rows = []
+
+    def set_factor(f: float) -> None:
+        if f == 1.0:
+            session.ledger.set_edit(key, None)
+        elif f == 0.0:
+            session.ledger.prune(*key)
+        else:
+            session.ledger.scale(*key, f)
+
+    def losses():
+        return metrics.token_losses(session, text, variants=("current",))["current"]
+
     try:
+        progress("scale sweep: ×1 (the reference)", 0.0)
+        set_factor(1.0)
+        reference = losses()
         for i, f in enumerate(factors):
             _check(cancel)
-            progress(f"scale sweep: ×{f:g}", i / len(factors))
-            if f == 1.0:
-                session.ledger.set_edit(key, None)
-            elif f == 0.0:
-                session.ledger.prune(*key)
-            else:
-                session.ledger.scale(*key, f)
-            m = measure(session, "current", text=text, cancel=cancel)
-            row = {"factor": f, "perplexity": m.perplexity, "stopword_mass": m.stopword_mass}
+            progress(f"scale sweep: ×{f:g}", (i + 1) / (len(factors) + 1))
+            set_factor(f)
+            here = reference if f == 1.0 else losses()
+            mass = metrics.stopword_mass(session, variants=("current",)).mass["current"]
+            row = {"factor": f, "perplexity": perplexity_of(here), **fields("ratio", paired_ratio(reference, here)),
+                   "stopword_mass": mass, "eval_tokens": int(here.numel())}
             rows.append(row)
             if on_row:
                 on_row(row)

@@ -127,7 +127,7 @@ def test_allow_pickle_loads_with_weights_only(pickled, capsys):
 
     assert main(["scan", str(pickled), "--allow-pickle", "--json", "--no-impact"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["super_weights"][0]["layer"] == 1
+    assert report["candidates"][0]["layer"] == 1 and report["super_weights"] == []  # --no-impact: none judged
 
 
 def test_local_safetensors_directory(fixtures, tmp_path, capsys):
@@ -138,7 +138,7 @@ def test_local_safetensors_directory(fixtures, tmp_path, capsys):
     model.save_pretrained(tmp_path / "gpt2-tiny")
     tok.save_pretrained(tmp_path / "gpt2-tiny")
     assert main(["scan", str(tmp_path / "gpt2-tiny"), "--json", "--no-impact"]) == 0
-    sw = json.loads(capsys.readouterr().out)["super_weights"][0]
+    sw = json.loads(capsys.readouterr().out)["candidates"][0]
     assert (sw["layer"], sw["row"], sw["col"]) == (1, 5, 17)
 
 
@@ -151,5 +151,5 @@ def test_device_map_auto_on_a_local_directory(tmp_path, capsys):
     model.save_pretrained(tmp_path / "llama-tiny")
     tok.save_pretrained(tmp_path / "llama-tiny")
     assert main(["scan", str(tmp_path / "llama-tiny"), "--device-map", "auto", "--json", "--no-impact"]) == 0
-    sw = json.loads(capsys.readouterr().out)["super_weights"][0]
+    sw = json.loads(capsys.readouterr().out)["candidates"][0]
     assert (sw["layer"], sw["row"], sw["col"]) == (1, 5, 17)

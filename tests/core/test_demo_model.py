@@ -25,7 +25,10 @@ def test_detects_the_super_weight(demo, detection):
     first = detection.candidates[0]
     assert first.key == SW
     assert demo.adapter.coord_label(*SW) == "model.layers.11.mlp.down_proj.weight[507, 1229]"
-    assert first.is_super is True and first.ppl_pruned / first.ppl_base >= 3
+    # the interval, not only the point, clears the threshold; its control weight does nothing
+    assert first.verdict == "super weight" and first.ratio.lo >= 3 and first.control.hi < 1.1
+    assert first.ratio.tokens == detection.impact.eval_tokens > 700
+    assert first.sa_ratio.hi < 1.05  # restoring its super activation recovers
     # the output spike is at layer 11, and channel 507 stays the residual max for most later layers
     stats = detection.probe.layers[11]
     assert (stats.out_channel, stats.in_channel) == (507, 1229)
@@ -33,29 +36,37 @@ def test_detects_the_super_weight(demo, detection):
     later = [s.resid_channel for s in detection.probe.layers[11:]]
     assert later.count(507) / len(later) > 0.6
     # the other candidates are reported, and called harmless, not super weights
-    assert all(c.is_super is False for c in detection.candidates[1:])
+    assert all(c.verdict == "harmless" and c.ratio.hi < 1.5 for c in detection.candidates[1:])
     assert [c.key for c in detection.super_weights] == [SW]
 
 
 def test_scan_report_gives_verdicts_with_evidence(demo, detection):
-    """`scan --json`'s report: the super weight, the layer-28 writer harmless with its evidence,
-    and the three writers of channel 507 judged together."""
+    """`scan --json`'s report: the super weight with its interval and control; channel 507 massive,
+    its layer-11 writer a carrier and the layer-28 writer a canceller (not counted as a carrier);
+    the channel's writes zeroed at every layer hurt, a random channel's do not."""
     from swtui.cli.scan import scan_report
 
     report = json.loads(json.dumps(scan_report(demo, detection), default=float))
+    assert report["impact_threshold"] == 1.5 and report["eval_tokens"] > 700
     by_key = {(c["layer"], c["row"], c["col"]): c for c in report["candidates"]}
     sw = by_key[SW]
-    assert sw["verdict"] == "super weight" and sw["ppl_sa_restored"] / sw["ppl_base"] < 1.05  # SA restore recovers
+    assert sw["verdict"] == "super weight" and sw["ppl_ratio_ci95"][0] >= 1.5 and sw["control_ratio_ci95"][1] < 1.5
+    assert sw["role"] == "carrier" and sw["sa_ratio_ci95"][1] < 1.05
     (late,) = [c for c in report["candidates"] if c["layer"] == 28]
-    assert late["row"] == 507 and late["verdict"] == "harmless"
-    assert late["ppl_pruned"] / late["ppl_base"] < 1.5 and late["share"] > 0.9
+    assert late["row"] == 507 and late["verdict"] == "harmless" and late["role"] == "canceller"
+    assert late["ppl_ratio_ci95"][1] < 1.5 and late["share"] > 0.9
     assert (late["prompts_spiking"], late["prompts_total"]) == (4, 4)
     assert late["z_in"] >= 2.5 and late["z_out"] >= 2.5 and late["norm_gain"] is None
     assert abs(late["write"]) == pytest.approx(late["out_act"], rel=1e-6)  # no post-FFN norm: the output
-    (group,) = [g for g in report["groups"] if g["channel"] == 507]
-    assert {tuple(m) for m in group["members"]} >= {SW, (late["layer"], late["row"], late["col"])}
-    assert group["verdict"] == "super weight" and group["sa_remaining"] < 0.1
-    assert group["ppl_pruned_together"] / group["ppl_base"] > 100
+    (ch,) = [g for g in report["channels"] if g["channel"] == 507]
+    assert ch["massive"] and ch["persist_layers"] >= 20 and abs(ch["peak"]) > 20000
+    roles = {w["layer"]: w["role"] for w in ch["writers"]}
+    assert roles[11] == "carrier" and roles[28] == "canceller"
+    assert list(SW) in ch["carriers"] and [28, 507, 678] not in ch["carriers"]
+    assert ch["verdict"] == "super weight" and ch["activation"]["remaining"] < 0.1
+    ab = ch["ablations"]
+    assert ab["write_zeroed_ci95"][0] > 10 and ab["control_ci95"][1] < 1.5 and ab["control_channel"] != 507
+    assert ab["pruned_together_ci95"][0] > 100
     assert "z(out) ≥ 2.5" in report["rule"] and report["in_threshold"] > 0
 
 
@@ -67,7 +78,8 @@ def test_scan_json_cli(capsys):
     layer = report["layers"][11]
     assert {"layer", "in_max", "in_channel", "in_token", "out_max", "out_channel", "out_token", "resid_max",
             "resid_channel"} <= set(layer)
-    sw = report["super_weights"][0]
+    sw = report["candidates"][0]
+    assert report["super_weights"] == [] and sw["verdict"] is None  # --no-impact: nothing judged
     assert (sw["layer"], sw["row"], sw["col"]) == SW
     assert sw["name"] == "model.layers.11.mlp.down_proj.weight[507, 1229]"
     assert "SmolLM2-135M-Instruct" in sw["catalog"]

@@ -58,8 +58,11 @@ def test_post_ffn_norm_super_weight_is_found_and_judged():
     (group,) = d.groups
     assert group.sa_remaining < 0.01 and group.sa_before > 500
     assert s.ledger.count == 0 and not s.sa_restore and not s.zero_writes
-    # the override reproduces the old rule: nothing found
-    assert detect(s, DetectOptions(ratio=50.0, any_token=True, impact=False)).candidates == []
+    # the override reproduces the old rule: remove-and-repeat finds nothing (the massive channel's
+    # writer is still looked at, channels first)
+    old = detect(s, DetectOptions(ratio=50.0, any_token=True, impact=False))
+    assert [c.key for c in old.candidates if c.source == "detected"] == []
+    assert [c.key for c in old.candidates] == [cand.key] and old.candidates[0].source == "writer"
 
 
 def test_post_norm_heavy_channel_is_not_a_candidate():

@@ -37,7 +37,9 @@ def test_impact_is_measured_per_candidate(tiny):
     result = detect(tiny, DetectOptions(impact=True, impact_threshold=0.0))
     cand = result.candidates[0]
     assert cand.ppl_base > 0 and cand.ppl_pruned > 0 and cand.ppl_pruned != cand.ppl_base
-    assert cand.is_super is True  # threshold 0: any candidate counts
+    # threshold 0: pruning it "hurts", and so does pruning its control weight: that is no verdict
+    assert cand.ratio.effect(0.0) == "hurts" and cand.control.effect(0.0) == "hurts"
+    assert cand.is_super is False and cand.verdict == "inconclusive"
     strict = detect(tiny, DetectOptions(impact=True, impact_threshold=1e9))
     assert strict.candidates[0].is_super is False and strict.super_weights == []
 
@@ -91,7 +93,7 @@ def test_writers_of_one_channel_are_judged_together():
     from swtui.core.detect import DetectOptions, detect
     from swtui_testing import tiny_llama_with_plants
 
-    s = tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=2, row=5, col=40, value=-7.0, gain=20.0))
+    s = tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=2, row=5, col=40, value=7.0, gain=20.0))
     d = detect(s, DetectOptions(impact=False))
     writers = {c.key for c in d.candidates if c.row == 5}
     assert {(1, 5, 17), (2, 5, 40)} <= writers

@@ -28,7 +28,7 @@ def _reference_ppl(model, windows):
     nll, count = 0.0, 0
     with torch.no_grad():
         for w in windows:
-            logits = model(input_ids=w[None], use_cache=False).logits[0, :-1].float()
+            logits = model(input_ids=w[None], use_cache=False).logits[0, :-1].double()
             nll += float(torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum"))
             count += w.shape[0] - 1
     return math.exp(nll / count)
@@ -53,7 +53,7 @@ def test_every_window_starts_with_bos():
     assert len(seen) == math.ceil(len(body) / 31) >= 4
     assert all(int(w[0]) == tok.bos_token_id for w in seen)
     windows = [torch.tensor([tok.bos_token_id] + body[i:i + 31]) for i in range(0, len(body), 31)]
-    assert abs(ppl - _reference_ppl(model, windows)) < 1e-9 * ppl
+    assert abs(ppl - _reference_ppl(model, windows)) < 1e-6 * ppl  # float32 losses vs float64
 
 
 def test_a_logit_scale_goes_through_the_full_head():
@@ -70,4 +70,4 @@ def test_a_logit_scale_goes_through_the_full_head():
     text = "Granite divides its logits by a scale."
     ppl = metrics.perplexity(s, text, variants=("current",))["current"]
     ids = torch.tensor(tok(text, add_special_tokens=False).input_ids)
-    assert abs(ppl - _reference_ppl(model, [ids])) < 1e-9 * ppl
+    assert abs(ppl - _reference_ppl(model, [ids])) < 1e-6 * ppl  # float32 losses vs float64

@@ -1,0 +1,55 @@
+"""Detection's findings as JSON, the one form `scan --json` and snapshots share.
+
+Every ratio is flat, `<name>` beside `<name>_ci95: [lo, hi]` (`swtui.core.evidence.fields`);
+the threshold the intervals were compared with, the tokens they rest on and the interval method
+are stated at the top level.
+"""
+
+from __future__ import annotations
+
+from swtui.core.evidence import METHOD, fields
+
+
+def candidate_json(c, coord_label=None) -> dict:
+    """A candidate (session.SuperWeight) as JSON."""
+    d = c.to_dict()
+    for key in ("ratio", "control", "sa_ratio"):
+        d.pop(key, None)
+    d.update(fields("ppl_ratio", c.ratio))
+    d.update(fields("control_ratio", c.control))
+    d.update(fields("sa_ratio", c.sa_ratio))
+    d["control_key"] = list(c.control_key) if c.control_key else None
+    if coord_label is not None:
+        d["name"] = coord_label(*c.key)
+    return d
+
+
+def channel_json(g) -> dict:
+    """A channel judged (groups.WriterGroup) as JSON: writers, ablations with intervals, verdict."""
+    m = g.massive or {}
+    return {
+        "channel": g.channel, "massive": bool(m), "first_layer": g.first_layer, "token": m.get("token"),
+        "peak": m.get("peak"), "peak_layer": m.get("peak_layer"), "peak_ratio": m.get("peak_ratio"),
+        "persist_layers": m.get("persist_layers"),
+        "writers": [{k: w[k] for k in ("layer", "row", "col", "share", "sign", "role", "write", "weight_share")}
+                    for w in m.get("writers", [])],
+        "members": [list(k) for k in g.members], "carriers": [list(k) for k in g.carriers],
+        "activation": {"before": g.sa_before, "after_carriers_pruned": g.sa_after, "remaining": g.sa_remaining},
+        "ablations": {**fields("pruned_together", g.pruned_together),
+                      **fields("pruned_together_control", g.together_control),
+                      **fields("pruned_sa_restored", g.sa_restored), **fields("write_zeroed", g.write_zeroed),
+                      "write_zeroed_layers": "all" if m else None, "control_channel": g.control_channel,
+                      **fields("control", g.control)},
+        "verdict": g.verdict,
+    }
+
+
+def judged_json(detection) -> dict:
+    """What the verdicts rest on: threshold, tokens, interval method, channel rule."""
+    from swtui.core.channels import RULE
+
+    impact = detection.impact
+    return {"impact_threshold": detection.options.impact_threshold if detection.options.impact else None,
+            "eval_tokens": impact.eval_tokens if impact is not None else None,
+            "interval_method": METHOD, "channel_rule": RULE,
+            "channels": [channel_json(g) for g in detection.groups]}

@@ -1,0 +1,191 @@
+"""Channels first, with intervals and controls (issue: answers a researcher can defend).
+
+Intervals: `swtui.core.evidence` against an independent computation. Channels: planted tiny models
+of the shapes real models showed — a massive channel no single weight carries, a post-norm channel
+written by every layer with no spiking writer, a cancelling late writer — judged with the defaults.
+"""
+
+import math
+
+import pytest
+import torch
+
+from swtui.core.channels import find_massive
+from swtui.core.detect import DetectOptions, LogScale, SpikeRule, detect
+from swtui.core.evidence import HURTS, INCONCLUSIVE, NO_EFFECT, Ratio, paired_ratio
+from swtui.core.groups import ACTIVATION, HARMLESS, SUPER
+from swtui.core.probe import LayerStats, ProbeResult
+
+from swtui_testing import tiny_llama_writers
+
+#: tiny models judge on this many tokens of the bundled text (seconds, and intervals still narrow)
+TOKENS = 1024
+
+
+# -- intervals -------------------------------------------------------------------------------
+def test_ratio_is_the_perplexity_ratio_and_a_constant_shift_has_no_spread():
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(500, generator=g, dtype=torch.float64) * 4
+    r = paired_ratio(base, base + math.log(2.0))
+    assert r.value == pytest.approx(2.0) and r.lo == pytest.approx(2.0) and r.hi == pytest.approx(2.0)
+    assert r.tokens == 500
+    same = paired_ratio(base, base)
+    assert (same.value, same.lo, same.hi) == (1.0, 1.0, 1.0)
+    # the point is exp(mean) of each arm, computed here independently
+    arm = base + torch.rand(500, generator=g, dtype=torch.float64)
+    ppl = lambda x: math.exp(float(x.mean()))  # noqa: E731
+    assert paired_ratio(base, arm).value == pytest.approx(ppl(arm) / ppl(base), rel=1e-12)
+
+
+def test_interval_covers_the_truth_and_narrows_with_tokens():
+    """Noisy per-token differences around a true log-ratio of 0.1: the 95% interval holds the true
+    ratio in most seeds, and is narrower on 16× the tokens."""
+    truth = math.exp(0.1)
+    covered, widths = 0, {}
+    for seed in range(40):
+        g = torch.Generator().manual_seed(seed)
+        for n in (256, 4096):
+            base = torch.rand(n, generator=g, dtype=torch.float64) * 5
+            arm = base + 0.1 + torch.randn(n, generator=g, dtype=torch.float64)
+            r = paired_ratio(base, arm)
+            assert r.lo <= r.value <= r.hi
+            widths.setdefault(n, []).append(math.log(r.hi / r.lo))
+            covered += n == 4096 and r.lo <= truth <= r.hi
+    assert covered >= 34  # ~95% of 40
+    assert sum(widths[4096]) < 0.4 * sum(widths[256])
+
+
+def test_interval_is_seeded_and_pairs_are_required():
+    g = torch.Generator().manual_seed(3)
+    base, arm = torch.rand(300, generator=g), torch.rand(300, generator=g)
+    assert paired_ratio(base, arm) == paired_ratio(base, arm)
+    with pytest.raises(ValueError, match="unpaired"):
+        paired_ratio(base, arm[:-1])
+
+
+def test_a_verdict_compares_the_interval_not_the_point():
+    assert Ratio(2.0, 1.6, 2.4, 100).effect(1.5) == HURTS
+    assert Ratio(1.2, 1.1, 1.4, 100).effect(1.5) == NO_EFFECT
+    assert Ratio(1.6, 1.2, 2.1, 100).effect(1.5) == INCONCLUSIVE  # the point clears it, the interval does not
+    assert Ratio(1.4, 1.1, 1.7, 100).effect(1.5) == INCONCLUSIVE
+
+
+# -- the spike rule with a quarter of the layers outliers ------------------------------------------
+def _probe(ins, outs) -> ProbeResult:
+    return ProbeResult("p", [], [LayerStats(i, a, 0, 0, b, 0, 0, b, 0.0, 0) for i, (a, b) in enumerate(zip(ins, outs))])
+
+
+def test_spike_rule_survives_a_quarter_of_the_layers_spiking():
+    """The shape of a 24-layer model that broke the rule: six layers with large maxima (three early,
+    three late), the others |in| 2–40, |out| 2–18. Every one of the six must spike."""
+    normal_in = [2 + 38 * i / 17 for i in range(18)]
+    normal_out = [2 + 16 * ((i * 7) % 18) / 17 for i in range(18)]
+    ins = [normal_in[0], 345, 182, 137] + normal_in[1:15] + [390, 390, 390] + normal_in[15:]
+    outs = [normal_out[0], 947, 584, 195] + normal_out[1:15] + [664, 506, 163] + normal_out[15:]
+    assert len(ins) == len(outs) == 24
+    rule = SpikeRule.from_probe(_probe(ins, outs), DetectOptions())
+    assert [s.layer for s in rule.spikes(_probe(ins, outs))] == [1, 2, 3, 18, 19, 20]
+    # the first early layer is a 32× input spike over the median of all layers
+    assert rule.scores(_probe(ins, outs).layers[1])[0] >= 2.5
+
+
+def test_spike_rule_still_needs_a_spike():
+    """Layers that are merely spread out (a 20× range, no outliers) do not spike."""
+    ins = [2 + 38 * i / 23 for i in range(24)]
+    outs = [2 + 16 * ((i * 5) % 24) / 23 for i in range(24)]
+    rule = SpikeRule.from_probe(_probe(ins, outs), DetectOptions())
+    assert rule.spikes(_probe(ins, outs)) == []
+    assert LogScale.of([1.0] * 24).spread == 0.5  # the floor
+
+
+# -- channels ------------------------------------------------------------------------------------
+def _opts(**kw) -> DetectOptions:
+    return DetectOptions(eval_tokens=TOKENS, **kw)
+
+
+def test_a_massive_channel_no_single_weight_carries():
+    """Channel 5 written at layer 1 by one weight and at layer 2 spread over 32 weights (every token
+    leans on the writers' input direction): the layer-1 weight writes most of the peak, yet neither
+    it alone nor the carriers together matter, as the others make up for it; zeroing the channel's
+    MLP writes at every layer does, and a random channel zeroed the same way does not."""
+    s = tiny_llama_writers((1, (17,), 4.0), (2, tuple(range(50, 82)), 12.0), shift=0.05)
+    d = detect(s, _opts(max_rounds=2))
+    (m,) = d.channels
+    assert m.channel == 5 and m.persist_layers >= 3 and m.first_layer == 1
+    shares = {w.layer: w for w in m.writers}
+    assert set(shares) == {1, 2} and all(w.role == "carrier" for w in m.writers)
+    assert shares[1].share > 0.5 and shares[1].weight_share > 0.99 and shares[2].weight_share < 0.1
+    (g,) = [g for g in d.groups if g.channel == 5]
+    assert {(1, 5, 17), (2, 5, shares[2].col)} <= {tuple(k) for k in g.carriers}
+    assert g.pruned_together.effect(1.5) == NO_EFFECT
+    assert g.write_zeroed.effect(1.5) == HURTS and g.control.effect(1.5) == NO_EFFECT
+    assert g.control_channel != 5
+    assert g.verdict == ACTIVATION
+    for c in d.candidates:
+        assert c.ratio.hi < 1.5 and c.control_key is not None and c.control_key[1] not in (5, c.row)
+        assert c.verdict == (ACTIVATION if c.row == 5 else HARMLESS)
+
+
+def test_channel_ablation_covers_every_layer_not_only_the_writers():
+    """The same channel, written at layers 1–3 only, is zeroed at every layer: 8 (layer, 5) pairs."""
+    from swtui.core import groups
+
+    seen = []
+    original = groups.Scenario
+
+    def spy(name, prune=(), sa_restore=False, zero_writes=()):
+        if name.startswith("w"):
+            seen.append(zero_writes)
+        return original(name, prune, sa_restore, zero_writes)
+
+    s = tiny_llama_writers((1, (17,), 6.0), (5, (23,), -3.0))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(groups, "Scenario", spy)
+        detect(s, _opts(max_rounds=1))
+    assert sorted(seen[0]) == [(layer, 5) for layer in range(8)]
+
+
+def test_a_cancelling_late_writer_is_labelled_and_not_a_carrier():
+    s = tiny_llama_writers((1, (17,), 6.0), (5, (23,), -3.0))
+    (m,) = find_massive(s, DetectOptions().prompt)
+    roles = {w.layer: w.role for w in m.writers}
+    assert roles[1] == "carrier" and roles[5] == "canceller"
+    assert [w.sign for w in m.writers if w.layer == 5] == [-1]
+    d = detect(s, _opts())
+    late = next(c for c in d.candidates if c.key == (5, 5, 23))
+    assert late.role == "canceller"
+    (g,) = [g for g in d.groups if g.channel == 5]
+    assert (5, 5, 23) not in {tuple(k) for k in g.carriers} and (1, 5, 17) in {tuple(k) for k in g.carriers}
+    first = next(c for c in d.candidates if c.key == (1, 5, 17))
+    assert first.verdict == SUPER and first.ratio.lo >= 1.5 and first.control.hi < 1.5
+
+
+def test_a_post_norm_channel_every_layer_writes_without_a_spiking_writer():
+    """A Gemma-3 whose post-FFN norms favour channel 40 in every layer (gain 60), no planted weight:
+    no layer's raw down_proj output spikes, the residual channel is massive, many layers write it,
+    and zeroing those writes matters while a random channel does not."""
+    import transformers as tf
+
+    from swtui.core.tiny import byte_tokenizer, damp_head, set_norm_gain
+    from swtui_testing import _session
+
+    tok = byte_tokenizer()
+    v = len(tok)
+    cfg = tf.Gemma3TextConfig(vocab_size=v, hidden_size=64, intermediate_size=128, num_hidden_layers=8,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+                              sliding_window=64, bos_token_id=v - 1, eos_token_id=v - 1, pad_token_id=v - 1)
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(cfg).eval()
+    for layer in model.model.layers:
+        gains = torch.ones(64)
+        gains[40] = 60.0
+        set_norm_gain(layer.post_feedforward_layernorm, gains)
+    damp_head(model, 40, 10.0)
+    s = _session(model, tok, "tiny:gemma3", "tiny-gemma3-written-everywhere")
+    d = detect(s, _opts())
+    assert d.spike_layers() == []
+    (m,) = [m for m in d.channels if m.channel == 40]
+    assert len(m.writers) >= 3 and m.persist_layers >= 4
+    (g,) = [g for g in d.groups if g.channel == 40]
+    assert g.massive is not None and g.write_zeroed.effect(1.5) == HURTS and g.control.effect(1.5) == NO_EFFECT
+    assert g.verdict == ACTIVATION

@@ -68,8 +68,11 @@ def detect_options(args):
 
     if (args.ratio is not None and args.ratio <= 0) or args.max_rounds < 1 or args.z <= 0:
         raise UserInputError("--ratio and --z must be > 0 and --max-rounds ≥ 1")
-    if args.eval_tokens is not None and args.eval_tokens < 16:
-        raise UserInputError("--eval-tokens must be at least 16 (one bootstrap block)")
+    from swtui.core.evidence import MIN_TOKENS
+
+    if args.eval_tokens is not None and args.eval_tokens < MIN_TOKENS:
+        raise UserInputError(f"--eval-tokens must be at least {MIN_TOKENS} (20 bootstrap blocks of 16 tokens; "
+                             "fewer cannot carry an interval)")
     eval_file = getattr(args, "eval_file", None)
     if eval_file:
         from swtui.core.metrics import eval_text

@@ -29,20 +29,14 @@ def prompts_text(c: dict) -> str:
     return "—" if c.get("prompts_total") is None else f"{c['prompts_spiking']}/{c['prompts_total']}"
 
 
-def _ratio(value, base) -> str:
-    return "—" if value is None or not base else f"×{value / base:.3g}"
-
-
 def ci_text(value, ci) -> str:
     """×value [lo, hi], or — when not measured."""
+    from swtui.core.evidence import fmt_ratio
+
     if value is None:
         return "—"
-    text = f"×{_g(value)}"
-    return text + (f" [{_g(ci[0])}, {_g(ci[1])}]" if ci else "")
-
-
-def _g(v: float) -> str:
-    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
+    text = f"×{fmt_ratio(value)}"
+    return text + (f" [{fmt_ratio(ci[0])}, {fmt_ratio(ci[1])}]" if ci and None not in ci else "")
 
 
 def super_weight_table(candidates: list[dict], title: str = "super weight candidates") -> Table:
@@ -74,13 +68,13 @@ def verdict_text(verdict: str | None) -> Text:
 def channel_table(channels: list[dict], title: str = "residual channels: massive activations and their writers") -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
     for col in ("ch", "massive", "writers (share of the peak; − cancels)", "activation", "carriers pruned",
-                "write zeroed, all layers", "control ch", "verdict"):
+                "their controls", "write zeroed, all layers", "control ch", "verdict"):
         t.add_column(col, justify="right")
     for g in channels:
         writers = ", ".join(f"{w['layer']}[{w['row']},{w['col']}] {w['share']:+.2f}" for w in g["writers"]) or \
             ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g["members"])
-        massive = (f"{compact(abs(g['peak']))} @L{g['peak_layer']}, L{g['first_layer']}+ ×{g['persist_layers']}"
-                   if g["massive"] else "no")
+        massive = (f"{compact(abs(g['peak']))} @L{g['peak_layer']}, from L{g['first_layer']}, "
+                   f"{g['persist_layers']} layers" if g["massive"] else "no")
         a = g["activation"]
         activation = f"{compact(a['before'])}→{compact(a['after_carriers_pruned'])} ({100 * a['remaining']:.0f}%)"
         ab = g["ablations"]
@@ -88,6 +82,7 @@ def channel_table(channels: list[dict], title: str = "residual channels: massive
             f"{ab['control_channel']}: {ci_text(ab['control'], ab['control_ci95'])}"
         t.add_row(str(g["channel"]), massive, writers, activation,
                   ci_text(ab["pruned_together"], ab["pruned_together_ci95"]),
+                  ci_text(ab["pruned_together_control"], ab["pruned_together_control_ci95"]),
                   ci_text(ab["write_zeroed"], ab["write_zeroed_ci95"]), control, verdict_text(g["verdict"]))
     return t
 

@@ -28,7 +28,6 @@ def scan_report(session, detection) -> dict:
         "candidates": cands,
         "super_weights": [c for c in cands if c["verdict"] in (SUPER, GROUP)],
         "rounds": detection.rounds,
-        "groups": [g.to_dict() for g in detection.groups],
         "stop_reason": detection.stop_reason,
     }
 

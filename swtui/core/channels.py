@@ -161,11 +161,10 @@ def find_massive(session, prompt: str, max_channels: int = MAX_CHANNELS) -> list
                                     peak_layer=peak_layer, peak_ratio=ratio, persist_layers=len(per_layer)))
     found.sort(key=lambda m: -m.peak_ratio)
     found = found[:max_channels]
-    seq = ids.shape[-1]
     for m in found:
         rows = []
         for i in range(n):
-            w = float(writes[i][m.token if writes[i].shape[0] == seq else m.token, m.channel])
+            w = float(writes[i][m.token, m.channel])
             share = w / m.peak
             if abs(share) < WRITER_SHARE:
                 continue

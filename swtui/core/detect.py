@@ -73,18 +73,19 @@ class DetectOptions:
 class LogScale:
     """Median and robust spread of ln(statistic) over layers."""
 
-    median: float
+    median: float  # of the lowest TRIM share of the layers
     spread: float
+    full_median: float = 0.0  # of every layer (what `--ratio R × median` means)
 
     @classmethod
     def of(cls, values) -> "LogScale":
         """Median and spread of the lower TRIM share of the layers: spikes are high, and a quarter of
         the layers spiking must not inflate the spread they are scored against."""
-        logs = sorted(math.log(max(v, 1e-30)) for v in values)
-        logs = logs[:max(1, math.ceil(TRIM * len(logs)))]
+        every = sorted(math.log(max(v, 1e-30)) for v in values)
+        logs = every[:max(1, math.ceil(TRIM * len(every)))]
         med = statistics.median(logs)
         mad = statistics.median(abs(v - med) for v in logs)
-        return cls(med, max(1.4826 * mad, SPREAD_FLOOR))
+        return cls(med, max(1.4826 * mad, SPREAD_FLOOR), statistics.median(every))
 
     def score(self, value: float) -> float:
         return (math.log(max(value, 1e-30)) - self.median) / self.spread
@@ -110,7 +111,7 @@ class SpikeRule:
         out_s = LogScale.of(s.out_max for s in probe.layers)
         in_s = LogScale.of(s.in_max for s in probe.layers)
         if opts.ratio is not None:
-            out_thr = opts.ratio * math.exp(out_s.median)
+            out_thr = opts.ratio * math.exp(out_s.full_median)
             out_text = f"out ≥ {opts.ratio:g} × median"
         else:
             out_thr = out_s.level(opts.z)

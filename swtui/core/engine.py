@@ -451,5 +451,5 @@ def _group_row(g) -> ev.GroupRow:
                        g.sa_remaining, g.verdict, g.ppl_base, g.ppl_pruned_together, g.ppl_pruned_sa_restored,
                        g.ppl_write_zeroed, massive=bool(m), peak=m.get("peak"), persist_layers=m.get("persist_layers"),
                        writers=writers, carriers=[tuple(k) for k in g.carriers], pruned_together=g.pruned_together,
-                       together_control=g.together_control,
+                       together_control=g.together_control, sa_restored=g.sa_restored,
                        write_zeroed=g.write_zeroed, control=g.control, control_channel=g.control_channel)

@@ -30,9 +30,13 @@ RESAMPLES = 2000
 SEED = 0
 #: the interval's coverage
 LEVEL = 0.95
+#: fewer blocks than this cannot carry an interval (every resample is nearly the same): such a
+#: ratio is reported, and its effect is always INCONCLUSIVE
+MIN_BLOCKS = 20
+MIN_TOKENS = MIN_BLOCKS * BLOCK
 
 METHOD = (f"paired block bootstrap over per-token losses: blocks of {BLOCK} tokens, {RESAMPLES} resamples, "
-          f"seed {SEED}, {LEVEL:.0%} percentile interval")
+          f"seed {SEED}, {LEVEL:.0%} percentile interval; under {MIN_BLOCKS} blocks: inconclusive")
 
 HURTS = "hurts"
 NO_EFFECT = "no effect"
@@ -49,7 +53,10 @@ class Ratio:
     tokens: int
 
     def effect(self, threshold: float) -> str:
-        """HURTS (lo ≥ threshold), NO_EFFECT (hi < threshold) or INCONCLUSIVE."""
+        """HURTS (lo ≥ threshold), NO_EFFECT (hi < threshold) or INCONCLUSIVE (also on fewer than
+        MIN_TOKENS tokens, or a ratio that is not finite)."""
+        if self.tokens < MIN_TOKENS or not all(math.isfinite(v) for v in (self.value, self.lo, self.hi)):
+            return INCONCLUSIVE
         if self.lo >= threshold:
             return HURTS
         if self.hi < threshold:
@@ -57,13 +64,14 @@ class Ratio:
         return INCONCLUSIVE
 
     def text(self) -> str:
-        return f"×{_g(self.value)} [{_g(self.lo)}, {_g(self.hi)}]"
+        return f"×{fmt_ratio(self.value)} [{fmt_ratio(self.lo)}, {fmt_ratio(self.hi)}]"
 
     def to_json(self) -> dict:
         return {"value": self.value, "ci95": [self.lo, self.hi], "tokens": self.tokens}
 
 
-def _g(v: float) -> str:
+def fmt_ratio(v: float) -> str:
+    """3 significant digits, or an exponent past 10⁴ (the CLI and TUI write ratios so)."""
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
 
 
@@ -98,11 +106,6 @@ def paired_ratio(base, arm, block: int = BLOCK, resamples: int = RESAMPLES, seed
     return Ratio(math.exp(mean), math.exp(lo), math.exp(hi), n)
 
 
-def ratios(losses: dict, base: str = "base") -> dict[str, Ratio]:
-    """Every arm of `losses` ({name: per-token losses}) against the `base` arm."""
-    return {name: paired_ratio(losses[base], values) for name, values in losses.items() if name != base}
-
-
 def perplexity_of(losses) -> float:
     """exp(mean per-token loss)."""
     import torch
@@ -114,4 +117,5 @@ def fields(name: str, ratio: "Ratio | None") -> dict:
     """{name: value, name_ci95: [lo, hi]} for JSON (both None when not measured)."""
     if ratio is None:
         return {name: None, f"{name}_ci95": None}
-    return {name: ratio.value, f"{name}_ci95": [ratio.lo, ratio.hi]}
+    finite = lambda v: v if math.isfinite(v) else None  # noqa: E731 - JSON has no Infinity
+    return {name: finite(ratio.value), f"{name}_ci95": [finite(ratio.lo), finite(ratio.hi)]}

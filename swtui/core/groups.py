@@ -47,6 +47,7 @@ ACTIVATION = "massive activation without a super weight"
 HARMLESS = "harmless"
 INCONCLUSIVE = "inconclusive"
 
+
 def is_super_or_member(c) -> bool:
     """A candidate judged a super weight or a super-weight group's member, or not judged at all."""
     return c.verdict in (SUPER, GROUP) or (c.verdict is None and c.is_super is not False)
@@ -159,25 +160,28 @@ def control_weight(session: Session, key, exclude_rows, exclude_keys, seed: int 
     if site.transposed:
         w = w.t()
     target = abs(session.ledger.pristine_value(*key))
-    dist = (w.abs() - target).abs()
+    dist = (w.abs() - target).abs().double()
     rows = sorted({r for r in exclude_rows if 0 <= r < w.shape[0]})
     if rows:
         dist[rows] = float("inf")
     for lr, r, c in exclude_keys:
         if lr == layer and 0 <= r < w.shape[0] and 0 <= c < w.shape[1]:
             dist[r, c] = float("inf")
-    pool = torch.topk(dist.reshape(-1), min(CONTROL_POOL, dist.numel()), largest=False).indices.tolist()
-    pool = [i for i in pool if dist.reshape(-1)[i] != float("inf")]
+    # a stable sort on (distance, flat index): ties (common on a quantized source) break the same way
+    # on every device and torch version
+    order = torch.sort(dist.reshape(-1), stable=True).indices[:CONTROL_POOL].tolist()
+    pool = [i for i in order if dist.reshape(-1)[i] != float("inf")]
     if not pool:
         return None
-    flat = random.Random(hash((seed, *key)) & 0xFFFFFFFF).choice(sorted(pool))
+    flat = random.Random(f"{seed}/{layer}/{row}/{col}").choice(pool)
     return (layer, flat // w.shape[1], flat % w.shape[1])
 
 
 def control_channel(hidden: int, exclude, seed: int, channel: int) -> int | None:
     """A channel drawn (seeded) from the hidden size, outside `exclude`."""
-    choices = [c for c in range(hidden) if c not in set(exclude)]
-    return random.Random(hash((seed, channel)) & 0xFFFFFFFF).choice(choices) if choices else None
+    excluded = set(exclude)
+    choices = [c for c in range(hidden) if c not in excluded]
+    return random.Random(f"{seed}/channel/{channel}").choice(choices) if choices else None
 
 
 def judge(session: Session, candidates, prompt: str, impact_threshold: float | None,
@@ -201,22 +205,21 @@ def judge(session: Session, candidates, prompt: str, impact_threshold: float | N
     hidden = session.adapter.site(0).out_features
     study_rows = {g.channel for g in groups} | {c.row for c in candidates}
     all_keys = {c.key for c in candidates}
-    role = {}
+    role = {}  # a writing layer's role on its channel holds for every weight of that layer and row
     for m in channels:
         for w in m.writers:
-            if w.key is not None:
-                role[w.key] = w.role
+            role[(w.layer, w.row)] = w.role
     for c in candidates:
         c.ppl_pruned = c.ppl_sa_restored = c.ratio = c.control = c.sa_ratio = None
-        c.role = role.get(c.key)
+        c.role = role.get((c.layer, c.row))
         c.control_key = control_weight(session, c.key, study_rows, all_keys)
 
     name = {c.key: f"c{i}" for i, c in enumerate(candidates)}  # arm names: c<i> pruned, k<i> its control
     ctl_name = {c.key: f"k{i}" for i, c in enumerate(candidates)}
 
-    def decide(c) -> None:
-        own, ctl = effect(name[c.key]), effect(ctl_name[c.key]) if c.control_key else NO_EFFECT
-        c.is_super = own == HURTS and ctl != HURTS
+    def decide(c) -> None:  # a missing control is no evidence: it leaves a hurting weight inconclusive
+        own, ctl = effect(name[c.key]), (effect(ctl_name[c.key]) if c.control_key else None)
+        c.is_super = own == HURTS and ctl == NO_EFFECT
         c.verdict = SUPER if c.is_super else HARMLESS if own == NO_EFFECT else INCONCLUSIVE
 
     def measure(scenarios: list[Scenario], stage: float, span: float) -> None:
@@ -308,9 +311,10 @@ def _channel_verdict(g: WriterGroup, carriers, together, together_control, zeroe
     if any(m.is_super for m in carriers):
         return SUPER
     if together == HURTS:
-        return GROUP if together_control != HURTS else INCONCLUSIVE
+        return GROUP if together_control == NO_EFFECT else INCONCLUSIVE
     if zeroed == HURTS:
-        return ACTIVATION if control != HURTS else INCONCLUSIVE
+        weights_harmless = together in (None, NO_EFFECT) and all(m.verdict != INCONCLUSIVE for m in carriers)
+        return ACTIVATION if control == NO_EFFECT and weights_harmless else INCONCLUSIVE
     if (zeroed == NO_EFFECT or g.massive is None) and together in (None, NO_EFFECT) \
             and all(m.verdict == HARMLESS for m in carriers):
         return HARMLESS

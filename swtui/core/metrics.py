@@ -62,20 +62,14 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
             for name, losses in token_losses(session, text, variants, window, runs).items()}
 
 
-def eval_token_count(session: Session, text: str | None = None, window: int = 512,
-                     max_tokens: int | None = None) -> int:
-    """How many tokens the perplexity of `text` predicts (its `eval_tokens`)."""
-    return sum(int(c.shape[-1]) - 1 for c in _windows(session, text, window, max_tokens))
-
-
 def _windows(session: Session, text: str | None, window: int, max_tokens: int | None = None) -> list:
     import torch
 
     text = eval_text() if text is None else text
     ids = session.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
-    if max_tokens is not None:  # a token budget: the first `max_tokens` tokens of the text
-        ids = ids[:, :max_tokens + 1]
     bos = bos_id(session.tokenizer)
+    if max_tokens is not None:  # a token budget: the first tokens of the text, `max_tokens` targets
+        ids = ids[:, :max_tokens if bos is not None else max_tokens + 1]
     window = min(window, session.context_length)
     body = window - 1 if bos is not None else window
     chunks = []

@@ -112,6 +112,7 @@ class GroupRow:
     carriers: list[tuple[int, int, int]] = field(default_factory=list)
     pruned_together: Ratio | None = None
     together_control: Ratio | None = None  # the carriers' control weights pruned together
+    sa_restored: Ratio | None = None  # the carriers pruned with their super activations restored
     write_zeroed: Ratio | None = None  # the channel's MLP writes zeroed at every layer
     control: Ratio | None = None  # a random other channel zeroed the same way
     control_channel: int | None = None

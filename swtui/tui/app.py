@@ -113,6 +113,9 @@ class SwtuiApp(App):
         self.events_seen.append(event)
         if self._trace_path and type(event).__name__ not in self._traced:
             self._trace(type(event).__name__)
+        if self._trace_path and "FirstVerdict" not in self._traced and isinstance(event, ev.StateChanged) \
+                and any(r.ratio is not None for r in event.super_weights):
+            self._trace("FirstVerdict")  # a candidate's interval and control are on screen
         if isinstance(event, ev.Failed) and self.main.model is None:
             # nothing to inspect: the same contract as the headless commands
             self.load_error = f"swtui: {event.title.lower()}: {event.message}"

@@ -55,6 +55,32 @@ def test_interval_covers_the_truth_and_narrows_with_tokens():
     assert sum(widths[4096]) < 0.4 * sum(widths[256])
 
 
+def test_blocks_widen_the_interval_of_correlated_tokens():
+    """Neighbouring tokens' loss differences are correlated (AR(1), rho 0.9): resampling single
+    tokens would understate the spread; 16-token blocks must give a wider interval."""
+    from swtui.core import evidence
+
+    g = torch.Generator().manual_seed(5)
+    noise = torch.randn(4096, generator=g, dtype=torch.float64)
+    d = torch.empty_like(noise)
+    d[0] = noise[0]
+    for i in range(1, len(d)):
+        d[i] = 0.9 * d[i - 1] + noise[i] * math.sqrt(1 - 0.81)
+    base = torch.zeros(4096, dtype=torch.float64)
+    blocked = paired_ratio(base, d)
+    single = paired_ratio(base, d, block=1)
+    assert math.log(blocked.hi / blocked.lo) > 2.5 * math.log(single.hi / single.lo)
+    assert evidence.BLOCK == 16
+
+
+def test_too_few_tokens_carry_no_verdict():
+    from swtui.core.evidence import MIN_TOKENS
+
+    assert Ratio(9.0, 8.0, 10.0, MIN_TOKENS - 1).effect(1.5) == INCONCLUSIVE
+    assert Ratio(9.0, 8.0, 10.0, MIN_TOKENS).effect(1.5) == HURTS
+    assert Ratio(float("inf"), float("inf"), float("inf"), 5000).effect(1.5) == INCONCLUSIVE
+
+
 def test_interval_is_seeded_and_pairs_are_required():
     g = torch.Generator().manual_seed(3)
     base, arm = torch.rand(300, generator=g), torch.rand(300, generator=g)
@@ -64,10 +90,10 @@ def test_interval_is_seeded_and_pairs_are_required():
 
 
 def test_a_verdict_compares_the_interval_not_the_point():
-    assert Ratio(2.0, 1.6, 2.4, 100).effect(1.5) == HURTS
-    assert Ratio(1.2, 1.1, 1.4, 100).effect(1.5) == NO_EFFECT
-    assert Ratio(1.6, 1.2, 2.1, 100).effect(1.5) == INCONCLUSIVE  # the point clears it, the interval does not
-    assert Ratio(1.4, 1.1, 1.7, 100).effect(1.5) == INCONCLUSIVE
+    assert Ratio(2.0, 1.6, 2.4, 1000).effect(1.5) == HURTS
+    assert Ratio(1.2, 1.1, 1.4, 1000).effect(1.5) == NO_EFFECT
+    assert Ratio(1.6, 1.2, 2.1, 1000).effect(1.5) == INCONCLUSIVE  # the point clears it, the interval does not
+    assert Ratio(1.4, 1.1, 1.7, 1000).effect(1.5) == INCONCLUSIVE
 
 
 # -- the spike rule with a quarter of the layers outliers ------------------------------------------
@@ -189,3 +215,29 @@ def test_a_post_norm_channel_every_layer_writes_without_a_spiking_writer():
     (g,) = [g for g in d.groups if g.channel == 40]
     assert g.massive is not None and g.write_zeroed.effect(1.5) == HURTS and g.control.effect(1.5) == NO_EFFECT
     assert g.verdict == ACTIVATION
+
+
+# -- the verdict table ----------------------------------------------------------------------------
+class _C:
+    def __init__(self, verdict, is_super=False):
+        self.verdict, self.is_super = verdict, is_super
+
+
+@pytest.mark.parametrize("carriers,together,together_ctl,zeroed,control,want", [
+    ([_C(SUPER, True)], None, None, HURTS, NO_EFFECT, SUPER),
+    ([_C(INCONCLUSIVE), _C(HARMLESS)], HURTS, NO_EFFECT, None, None, "super weight group"),
+    ([_C(HARMLESS), _C(HARMLESS)], HURTS, INCONCLUSIVE, None, None, INCONCLUSIVE),  # control not clear
+    ([_C(HARMLESS), _C(HARMLESS)], HURTS, None, None, None, INCONCLUSIVE),  # no control: no verdict
+    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, HURTS, NO_EFFECT, ACTIVATION),
+    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, HURTS, INCONCLUSIVE, INCONCLUSIVE),
+    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, HURTS, None, INCONCLUSIVE),
+    ([_C(HARMLESS), _C(HARMLESS)], INCONCLUSIVE, NO_EFFECT, HURTS, NO_EFFECT, INCONCLUSIVE),  # weights unclear
+    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, NO_EFFECT, NO_EFFECT, HARMLESS),
+    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, INCONCLUSIVE, NO_EFFECT, INCONCLUSIVE),
+    ([_C(INCONCLUSIVE)], INCONCLUSIVE, NO_EFFECT, NO_EFFECT, NO_EFFECT, INCONCLUSIVE),
+])
+def test_channel_verdicts_follow_their_definitions(carriers, together, together_ctl, zeroed, control, want):
+    from swtui.core.groups import WriterGroup, _channel_verdict
+
+    g = WriterGroup(5, [], 0, 1.0, 0.0, massive={"peak": 1.0})
+    assert _channel_verdict(g, carriers, together, together_ctl, zeroed, control) == want

@@ -10,18 +10,21 @@ from textual.widgets import DataTable, Static
 
 from swtui.fmt import compact
 
-COLUMNS = ("channel", "writers", "activation", "left", "pruned", "+SA restored", "write zeroed", "verdict")
+COLUMNS = ("channel", "massive", "writers (share of the peak; − cancels)", "activation", "left",
+           "carriers pruned", "their controls", "+SA restored", "write zeroed, all layers", "control channel",
+           "verdict")
 
 EXPLAIN = (
-    "Each row: the candidates writing one residual channel. activation = max |residual| on the channel from "
-    "the first writer on (probe prompt); left = what remains with every writer pruned; ppl ratios against "
-    "the unedited model: writers pruned together, with their super activations restored, and the MLP write on "
-    "the channel zeroed (measured where pruning does not hurt). README: Detection."
+    "Each row: a residual channel — a massive one (|h| ≥ 100× its layer's median in ≥ 3 layers; peak @layer, "
+    "layers) with the MLPs writing it, signed (− cancels the activation), or the row of candidates. "
+    "activation = max |residual| on the channel from its first layer on (probe prompt); left = what remains "
+    "with its carriers pruned. Ratios: ppl against the unedited model on the same tokens, with 95% intervals; "
+    "controls: random weights of matched magnitude, a random channel zeroed the same way. README: Detection."
 )
 
 
-def _ratio(value, base) -> str:
-    return "—" if value is None or not base else f"×{value / base:.3g}"
+def _ratio(r) -> str:
+    return "—" if r is None else r.text()
 
 
 class GroupsScreen(ModalScreen[None]):
@@ -33,7 +36,7 @@ class GroupsScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="groups-box"):
-            yield Static("writers judged together", classes="title")
+            yield Static("channels and their writers, judged", classes="title")
             yield DataTable(id="groups-table", cursor_type="row", zebra_stripes=True)
             yield Static(EXPLAIN, id="groups-explain")
 
@@ -41,9 +44,12 @@ class GroupsScreen(ModalScreen[None]):
         table = self.query_one(DataTable)
         table.add_columns(*COLUMNS)
         for g in self.groups:
-            writers = ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g.members)
-            base = g.ppl_base
-            table.add_row(str(g.channel), writers, compact(g.sa_before), f"{100 * g.sa_remaining:.0f}%",
-                          _ratio(g.ppl_pruned_together, base), _ratio(g.ppl_pruned_sa_restored, base),
-                          _ratio(g.ppl_write_zeroed, base), g.verdict)
+            writers = ", ".join(f"{w.layer}[{w.row},{w.col}] {w.share:+.2f}" for w in g.writers) or \
+                ", ".join(f"{m[0]}[{m[1]},{m[2]}]" for m in g.members)
+            massive = (f"{compact(abs(g.peak))}, {g.persist_layers} layers" if g.massive and g.peak is not None
+                       else "no")
+            control = "—" if g.control_channel is None else f"{g.control_channel}: {_ratio(g.control)}"
+            table.add_row(str(g.channel), massive, writers, compact(g.sa_before), f"{100 * g.sa_remaining:.0f}%",
+                          _ratio(g.pruned_together), _ratio(g.together_control), _ratio(g.sa_restored), _ratio(g.write_zeroed),
+                          control, g.verdict)
         table.focus()

@@ -159,23 +159,28 @@ class MainScreen(ComparisonMixin, Screen):
     def _detection_done(self, e: ev.DetectionDone) -> None:
         if e.candidates:
             self._select_layer((e.supers or e.candidates)[0][0])
+        basis = (f" — 95% intervals vs ×{e.impact_threshold:g} on {e.eval_tokens} tokens"
+                 if e.impact_threshold is not None and e.eval_tokens else "")
         if e.supers:
             layer, row, col = e.supers[0]
             self.notify(f"super weight: layer {layer} [{row}, {col}]"
-                        f" ({len(e.candidates)} candidates, {len(e.supers)} super)")
+                        f" ({len(e.candidates)} candidates, {len(e.supers)} super){basis}")
         else:
-            self.notify(f"no super weight found: {len(e.candidates)} harmless candidates ({e.stop_reason})",
+            self.notify(f"no super weight found: {len(e.candidates)} candidates ({e.stop_reason}){basis}",
                         severity="warning")
         self.groups = e.groups
         for g in e.groups:
-            if len(g.members) < 2 and g.verdict in ("super weight", "harmless"):
+            if not g.massive and len(g.members) < 2 and g.verdict in ("super weight", "harmless"):
                 continue  # a lone writer's verdict is its own, in the table
-            ppl = ""
-            if g.ppl_pruned_together and g.ppl_base:
-                ppl = f", ppl ×{g.ppl_pruned_together / g.ppl_base:.3g} pruned together"
-            self.notify(f"channel {g.channel}: {len(g.members)} writers leave "
-                        f"{100 * g.sa_remaining:.0f}% of its activation{ppl} — {g.verdict} (w: details)",
-                        title="writers judged together", timeout=10)
+            parts = [f"{len(g.writers) or len(g.members)} writers"]
+            if g.pruned_together is not None:
+                parts.append(f"carriers pruned {g.pruned_together.text()}")
+            if g.write_zeroed is not None:
+                control = "—" if g.control is None else g.control.text()
+                parts.append(f"writes zeroed {g.write_zeroed.text()} (control {control})")
+            kind = "massive channel" if g.massive else "channel"
+            self.notify(f"{kind} {g.channel}: {', '.join(parts)} — {g.verdict} (w: details)",
+                        title="channels judged", timeout=10)
 
     # -- actions ------------------------------------------------------------------------------------
     def submit(self, request: ev.Request) -> None:
@@ -310,3 +315,4 @@ class MainScreen(ComparisonMixin, Screen):
     def action_toggle_view(self) -> None:
         chart = self.query_one(LayerSpikeChart)
         chart.view = VIEWS[(VIEWS.index(chart.view) + 1) % len(VIEWS)]
+

@@ -41,7 +41,7 @@ class SweepScreen(Screen[None]):
         chart.kind = self.kind
         table = self.query_one(DataTable)
         if self.kind == "scale":
-            table.add_columns("factor", "perplexity", "stopword mass")
+            table.add_columns("factor", "perplexity", "vs ×1 [95% interval]", "stopword mass")
         else:
             table.add_columns("block", "naive", "keep SW", "clip", "clip + keep SW", "naive / SW-aware")
         self._title()
@@ -55,7 +55,9 @@ class SweepScreen(Screen[None]):
         self.query_one(SweepChart).rows = list(self.rows)
         table = self.query_one(DataTable)
         if self.kind == "scale":
-            table.add_row(f"×{row['factor']:g}", f"{row['perplexity']:,.3f}", f"{row['stopword_mass']:.4f}")
+            ci = row.get("ratio_ci95")
+            vs = f"×{row['ratio']:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "—"
+            table.add_row(f"×{row['factor']:g}", f"{row['perplexity']:,.3f}", vs, f"{row['stopword_mass']:.4f}")
         else:
             table.add_row(str(row["block"]), *(f"{row[k]:,.2f}" for k in ("naive", "keep_sw", "clip", "sw_aware")),
                           f"{row['naive'] / row['sw_aware']:.2f}×")

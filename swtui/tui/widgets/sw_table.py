@@ -8,11 +8,13 @@ from textual.widgets import DataTable
 from swtui.core.protocol import SuperWeightRow
 from swtui.fmt import fmt
 
-COLUMNS = ("layer", "row", "col", "verdict", "state", "impact", "value", "prompts", "share", "z", "label")
+COLUMNS = ("layer", "row", "col", "verdict", "state", "pruned: ppl× [95%]", "control", "role", "value", "prompts",
+           "share", "z", "label")
 
 #: the verdicts of `swtui.core.groups`, short enough for a column
 SHORT_VERDICT = {"super weight": "super weight", "super weight group": "SW group",
-                 "massive activation without a super weight": "activation only", "harmless": "harmless"}
+                 "massive activation without a super weight": "activation only", "harmless": "harmless",
+                 "inconclusive": "inconclusive"}
 
 
 class SuperWeightTable(DataTable):
@@ -30,15 +32,18 @@ class SuperWeightTable(DataTable):
         self.clear()
         for r in rows:
             impact = Text("measuring…", style="italic") if r.measuring else "—"
-            if r.ppl_base and r.ppl_pruned:
-                impact = Text(f"ppl×{r.ppl_pruned / r.ppl_base:.1f}", style="bold" if r.is_super else "dim")
+            if r.ratio is not None:
+                impact = Text(r.ratio.text(), style="bold" if r.is_super else "dim")
+            elif r.ppl_base and r.ppl_pruned:
+                impact = Text(f"×{r.ppl_pruned / r.ppl_base:.3g}", style="bold" if r.is_super else "dim")
+            control = Text(r.control.text(), style="dim") if r.control is not None else "—"
             state = Text(r.state, style="reverse" if r.state not in ("original", "measuring…") else "dim")
             prompts = "—" if r.prompts_total is None else f"{r.prompts_spiking}/{r.prompts_total}"
             share = "—" if r.share is None else f"{100 * r.share:.0f}%"
             verdict = Text(SHORT_VERDICT.get(r.verdict, r.verdict or "—"),
-                           style="bold" if r.verdict and r.verdict != "harmless" else "dim")
-            self.add_row(str(r.layer), str(r.row), str(r.col), verdict, state, impact, f"{r.value:.4g}",
-                         prompts, share, fmt(r.zscore, 1), r.label or "", key=_row_key(r.key))
+                           style={"harmless": "dim", "inconclusive": "italic", None: "dim"}.get(r.verdict, "bold"))
+            self.add_row(str(r.layer), str(r.row), str(r.col), verdict, state, impact, control, r.role or "—",
+                         f"{r.value:.4g}", prompts, share, fmt(r.zscore, 1), r.label or "", key=_row_key(r.key))
         if keep is not None:
             for i, r in enumerate(rows):
                 if r.key == keep:

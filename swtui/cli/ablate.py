@@ -1,29 +1,10 @@
-"""`swtui ablate`: prune / scale / restore the super activation, baseline vs edited."""
+"""`swtui ablate`: prune / scale / restore the super activation, and the non-super-weight control,
+each an arm measured against the same baseline with a paired 95% interval."""
 
 from __future__ import annotations
 
 from swtui.cli.common import emit_json, model_info, open_session, out_console, progress_display
 from swtui.core.errors import UserInputError
-
-
-def ablate_report(session, args, notices: list) -> dict:
-    """Baseline vs current metrics for the session's present edits."""
-    from swtui.core import metrics
-
-    m = metrics.measure(session, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file))
-    return {
-        "model": model_info(session),
-        "edits": session.ledger.summary(),
-        "sa_restored": [list(k) for k in sorted(session.sa_restore)],
-        "zero_writes": [list(k) for k in sorted(session.zero_writes)],
-        "batched_ab": session.batchable,
-        "ab_mode": session.ab_mode,
-        "prompt": args.gen_prompt,
-        "baseline": m["base"].to_dict(),
-        "edited": m["current"].to_dict(),
-        "stopwords": m.stopwords.to_dict(),
-        "notices": notices,
-    }
 
 
 def parse_layer_channel(text: str) -> tuple[int, int]:
@@ -34,14 +15,27 @@ def parse_layer_channel(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def apply_ablation_args(session, args, notices: list) -> None:
-    from swtui.core.ablation import enable_sa_restore, parse_coord, parse_scale, prune_nonsw
+def _control_args(args) -> tuple[int | None, float | None]:
+    """(K, fraction) of the control; at most one of them (both None: no control)."""
+    k, fraction = getattr(args, "nonsw_control", None), getattr(args, "nonsw_control_fraction", None)
+    if k is not None and fraction is not None:
+        raise UserInputError("give --nonsw-control K (top-K over the model) or --nonsw-control-fraction F "
+                             "(top F of each decoder linear), not both")
+    return k, fraction
 
-    prunes = [parse_coord(p) for p in args.prune]
-    scales = [parse_scale(s) for s in args.scale]
-    writes = [parse_layer_channel(w) for w in getattr(args, "zero_write", [])]
-    if not prunes and not scales and not args.nonsw_control and not writes:
-        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write or --nonsw-control")
+
+def _treatment(args):
+    from swtui.core.ablation import parse_coord, parse_scale
+
+    return ([parse_coord(p) for p in args.prune], [parse_scale(s) for s in args.scale],
+            [parse_layer_channel(w) for w in getattr(args, "zero_write", [])])
+
+
+def apply_treatment(session, args, notices: list) -> None:
+    """The treatment arm: --prune, --scale, --restore-sa, --zero-write, on the session's state."""
+    from swtui.core.ablation import enable_sa_restore
+
+    prunes, scales, writes = _treatment(args)
     for layer, channel in writes:
         session.set_zero_write(layer, channel, True)
     for coord in prunes + [c for c, _ in scales]:
@@ -54,10 +48,144 @@ def apply_ablation_args(session, args, notices: list) -> None:
         session.ledger.prune(*coord)
     for coord, factor in scales:
         session.ledger.scale(*coord, factor)
-    if args.nonsw_control:
-        keep = {sw.key for sw in session.super_weights} | {c for c, _ in scales}
-        ctl = prune_nonsw(session, args.nonsw_control, keep)
-        notices.append(f"non-SW control: zeroed the {ctl.k} largest other weights (|w| ≥ {ctl.min_abs:.3f})")
+
+
+def control_detection(session, progress=None):
+    """Detection for the control to spare: the same rounds and channels as `scan`, without the
+    perplexity check (only which weights detection names matters here)."""
+    from swtui.core.detect import DetectOptions, detect
+
+    if progress:
+        progress("detecting super weights, groups and channel writers (the control spares them)", None)
+    return detect(session, DetectOptions(impact=False), progress)
+
+
+def apply_control(session, args, notices: list, detection=None, progress=None):
+    """The control arm: zero the largest non-super weights (a zero mask in the ledger), sparing
+    every weight detection names (run here unless given) and the treatment's own weights."""
+    from swtui.core.ablation import detection_exclusions, prune_nonsw
+
+    k, fraction = _control_args(args)
+    if detection is None:
+        detection = control_detection(session, progress)
+    prunes, scales, _ = _treatment(args)
+    keep = detection_exclusions(detection) | set(prunes) | {c for c, _ in scales}
+    ctl = prune_nonsw(session, k, keep, fraction=fraction)
+    notices.append(f"non-SW control: zeroed {len(ctl.pruned)} weights, the {ctl.selection} (|w| ≥ {ctl.min_abs:.3f}), "
+                   f"sparing {len(keep)} weight(s) detection or the treatment names")
+    return ctl
+
+
+def apply_ablation_args(session, args, notices: list, detection=None, progress=None):
+    """Treatment and control on one state (what `export` records: the control as zero masks).
+    Returns the control (None without one)."""
+    prunes, scales, writes = _treatment(args)
+    k, fraction = _control_args(args)
+    if not prunes and not scales and k is None and fraction is None and not writes:
+        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --nonsw-control "
+                             "or --nonsw-control-fraction")
+    ctl = None
+    if k is not None or fraction is not None:  # chosen on the pristine model, before the treatment
+        ctl = apply_control(session, args, notices, detection, progress)
+    apply_treatment(session, args, notices)
+    return ctl
+
+
+def measure_arm(session, args, text, variants):
+    """({variant: Metrics}, stopword report, {variant: per-token losses}) of the present state."""
+    from swtui.core import metrics
+    from swtui.core.evidence import perplexity_of
+    from swtui.core.protocol import Metrics
+
+    texts = metrics.generate(session, args.gen_prompt, args.max_new_tokens, variants)
+    sw = metrics.stopword_mass(session, variants=variants)
+    losses = metrics.token_losses(session, text, variants)
+    return ({v: Metrics(perplexity_of(losses[v]), sw.mass[v], texts.get(v)) for v in variants}, sw, losses)
+
+
+def run_ablation(session, args, notices: list, progress=None) -> dict:
+    """Each arm against the same baseline, on the same tokens: the treatment (--prune, --scale,
+    --zero-write, --restore-sa) and the non-SW control, separately, each with its paired ratio."""
+    from swtui.core import evidence, metrics
+
+    prunes, scales, writes = _treatment(args)
+    k, fraction = _control_args(args)
+    has_treatment, has_control = bool(prunes or scales or writes), k is not None or fraction is not None
+    if not has_treatment and not has_control:
+        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --nonsw-control "
+                             "or --nonsw-control-fraction")
+    text = metrics.eval_text(args.eval_file)
+    base_losses, base_metrics, stopwords = None, None, None
+    arms: dict = {}
+    if has_control:
+        ctl = apply_control(session, args, notices, None, progress)
+        if progress:
+            progress("measuring the control arm", None)
+        variants = ("current",) if has_treatment else ("base", "current")
+        m, sw, losses = measure_arm(session, args, text, variants)
+        arms["control"] = {"metrics": m["current"].to_dict(), "ab_mode": session.ab_mode, "losses": losses["current"],
+                           **ctl.to_json()}
+        if not has_treatment:
+            base_losses, base_metrics, stopwords = losses["base"], m["base"], sw
+        session.ledger.set_zeros({})
+    if has_treatment:
+        apply_treatment(session, args, notices)
+        if progress:
+            progress("measuring the treatment arm", None)
+        m, sw, losses = measure_arm(session, args, text, ("base", "current"))
+        base_losses, base_metrics, stopwords = losses["base"], m["base"], sw
+        arms["treatment"] = {"metrics": m["current"].to_dict(), "ab_mode": session.ab_mode, "losses": losses["current"],
+                             "edits": session.ledger.summary(),
+                             "sa_restored": [list(k) for k in sorted(session.sa_restore)],
+                             "zero_writes": [list(k) for k in sorted(session.zero_writes)]}
+    for arm in arms.values():
+        arm.update(evidence.fields("ratio", evidence.paired_ratio(base_losses, arm.pop("losses"))))
+    treatment, control = arms.get("treatment"), arms.get("control")
+    return {
+        "model": model_info(session),
+        "edits": treatment["edits"] if treatment else [],
+        "sa_restored": treatment["sa_restored"] if treatment else [],
+        "zero_writes": treatment["zero_writes"] if treatment else [],
+        "batched_ab": treatment["ab_mode"] == "batched" if treatment else False,
+        "ab_mode": (treatment or control)["ab_mode"],
+        "prompt": args.gen_prompt,
+        "baseline": base_metrics.to_dict(),
+        "edited": (treatment or control)["metrics"],  # the treatment's; the control's when it is the only arm
+        "treatment": treatment,
+        "control": control,
+        "eval_tokens": int(base_losses.numel()),
+        "interval_method": evidence.METHOD,
+        "stopwords": stopwords.to_dict(),
+        "notices": notices,
+    }
+
+
+def arms_table(report: dict):
+    from rich.table import Table
+
+    from swtui.cli.render import ci_text
+
+    t = Table(title=f"each arm against the same baseline (ppl {report['baseline']['perplexity']:.2f}) on the same "
+                    f"{report['eval_tokens']} tokens, 95% intervals", title_justify="left")
+    for col in ("arm", "what", "perplexity", "vs baseline", "stopword mass"):
+        t.add_column(col, justify="right" if col not in ("arm", "what") else "left")
+    treatment, control = report["treatment"], report["control"]
+    if treatment:
+        what = ", ".join(f"{e['op']}{' ×%g' % e['factor'] if e['op'] == 'scale' else ''} "
+                         f"({e['layer']},{e['row']},{e['col']})" for e in treatment["edits"]) or "—"
+        if treatment["sa_restored"]:
+            what += "; SA restored"
+        if treatment["zero_writes"]:
+            what += f"; zero writes {treatment['zero_writes']}"
+        t.add_row("treatment", what, f"{treatment['metrics']['perplexity']:.2f}",
+                  ci_text(treatment["ratio"], treatment["ratio_ci95"]), f"{treatment['metrics']['stopword_mass']:.3f}")
+    if control:
+        short = (f"top {control['fraction']:g} of each linear" if control["fraction"] is not None
+                 else f"top {control['k']} over the model")
+        t.add_row("non-SW control", f"{control['count']} weights, {short}",
+                  f"{control['metrics']['perplexity']:.2f}", ci_text(control["ratio"], control["ratio_ci95"]),
+                  f"{control['metrics']['stopword_mass']:.3f}")
+    return t
 
 
 def cmd_ablate(args) -> int:
@@ -65,12 +193,15 @@ def cmd_ablate(args) -> int:
     from swtui.cli.render import comparison_table, generation_table, stopword_shift_table
 
     notices: list[str] = []
+    prunes, scales, writes = _treatment(args)  # bad input fails before the model loads
+    k, fraction = _control_args(args)
+    if not prunes and not scales and not writes and k is None and fraction is None:
+        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --nonsw-control "
+                             "or --nonsw-control-fraction")
     with progress_display() as progress:
         session = open_session(args, progress)
         before = weights_hash(session.model)
-        apply_ablation_args(session, args, notices)
-        progress("measuring baseline vs edited", None)
-        report = ablate_report(session, args, notices)
+        report = run_ablation(session, args, notices, progress)
         session.reset()
         report["restored_exactly"] = weights_hash(session.model) == before
     if args.json:
@@ -78,6 +209,11 @@ def cmd_ablate(args) -> int:
         return 0
     for n in notices:
         out_console.print(f"[dim]{n}[/dim]")
+    out_console.print(arms_table(report))
+    if report["control"]:
+        zeroed = report["control"]["zeroed"]
+        shown = ", ".join(f"{z['param']}[{z['index'][0]},{z['index'][1]}]" for z in zeroed[:8])
+        out_console.print(f"[dim]control zeroed: {shown}{' …' if len(zeroed) > 8 else ''} (all of them in --json)[/dim]")
     out_console.print(comparison_table(report["baseline"], report["edited"]))
     out_console.print(stopword_shift_table(report["stopwords"]["top_stopwords"], "stopwords that moved"))
     out_console.print(stopword_shift_table(report["stopwords"]["top_other"], "other tokens that moved"))

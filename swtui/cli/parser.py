@@ -97,7 +97,12 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--zero-write", action="append", default=[], metavar="L,CH",
                        help="activation ablation: layer L's MLP writes nothing on channel CH (repeatable)")
         p.add_argument("--nonsw-control", type=int, default=None, metavar="K",
-                       help="also zero the K largest non-super weights of the decoder linears (control)")
+                       help="the non-super-weight control, its own arm: zero the top K of |w| over all the decoder "
+                            "linears together, sparing every weight detection names (candidates, group members, "
+                            "channel writers)")
+        p.add_argument("--nonsw-control-fraction", type=float, default=None, metavar="F",
+                       help="the control as the reference code selects it: the top F of |w| in each decoder linear "
+                            "(at least one per tensor; the paper: 1e-6), sparing what detection names")
         p.add_argument("--sa-prompt", default=PROBE_PROMPT,
                        help="prompt used to measure the super activation for --restore-sa")
         _metric_options(p)
@@ -105,12 +110,14 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         from swtui.cli.quant import add_quant_options
 
         add_quant_options(p, sweep=command == "quant-sweep")
+        _detect_options(p)  # which weights are held out: detection as `scan` runs it
         _metric_options(p)
     elif command == "compare":
         p.add_argument("--variant", action="append", required=True, metavar="NAME=CONFIG",
                        help="a quantization variant (1 to 3): NAME=full, or NAME={JSON config}, e.g. "
                             "'sw-aware={\"bits\": 4, \"group\": \"tensor\", \"clip_z\": 9, "
                             "\"keep_super_weights\": true}' (method rtn unless given)")
+        _detect_options(p)
         _metric_options(p)
     elif command == "scale-sweep":
         p.add_argument("--sw", default=None, metavar="L,R,C",

@@ -32,14 +32,24 @@ def add_quant_options(p, sweep: bool = False) -> None:
 
 
 def _session_with_detection(args, progress):
+    """Open the model and detect as `scan` does (every round, the channels, the groups' verdicts):
+    "keep super weights" holds out every super weight and every member of a super-weight group."""
     from swtui.core.detect import DetectOptions, adopt, detect
-    from swtui.cli.common import open_session
+    from swtui.cli.common import detect_options, open_session
 
+    opts = detect_options(args) if hasattr(args, "max_rounds") else DetectOptions()
     session = open_session(args, progress)
-    progress("detecting super weights", None)
-    # only which weights are super matters here (they are held out): each candidate judged alone
-    adopt(session, detect(session, DetectOptions(max_rounds=2, together=False), progress))
+    progress("detecting super weights and groups", None)
+    adopt(session, detect(session, opts, progress))
     return session
+
+
+def _held(session) -> tuple[list, list]:
+    """(held-out keys as lists, the same with value and verdict) for tables and JSON."""
+    from swtui.core.quant_session import held_out_json, held_out_keys
+
+    keys = held_out_keys(session)
+    return [list(k) for k in keys], held_out_json(session, keys)
 
 
 def _config_from_args(args) -> dict:
@@ -67,11 +77,15 @@ def cmd_quant(args) -> int:
         progress("measuring full precision vs quantized", None)
         m = metrics.measure(session, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file))
         q_probe = run_probe(session, PROBE_PROMPT)
+        applied = session.ledger.quantizer.config.held_out
         apply_quant_config(session, None)
         restored = session.current_hash() == before
-    held = [list(s.key) for s in session.super_weights if s.is_super is not False]
+    from swtui.core.quant_session import held_out_json
+
+    held = [list(k) for k in applied or ()]
     report = {
-        "model": model_info(session), "config": config, "label": label, "held_out": held if args.keep_super_weights else [],
+        "model": model_info(session), "config": config, "label": label, "held_out": held,
+        "held_out_detail": held_out_json(session, [tuple(k) for k in held]),
         "baseline": m["base"].to_dict(),
         "edited": m["current"].to_dict(),
         "stopwords": m.stopwords.to_dict(),
@@ -129,9 +143,9 @@ def cmd_quant_sweep(args) -> int:
         text = metrics.eval_text(args.eval_file)
         base = metrics.perplexity(session, text, variants=("current",))["current"]
         rows = quant_sweep(session, args.bits, blocks, args.clip_z, text, progress)
-    held = [list(s.key) for s in session.super_weights if s.is_super is not False]
+    held, detail = _held(session)
     report = {"model": model_info(session), "bits": args.bits, "clip_z": args.clip_z, "baseline_perplexity": base,
-              "super_weights": held, "rows": rows,
+              "super_weights": held, "held_out": held, "held_out_detail": detail, "rows": rows,
               "columns": {"naive": "RTN", "keep_sw": "RTN with the super weights held out (no clipping)",
                           "clip": f"RTN after clipping |W| at z={args.clip_z:g}",
                           "sw_aware": f"clip z={args.clip_z:g}, RTN, restore the super weights"}}
@@ -186,14 +200,15 @@ def cmd_compare(args) -> int:
         session = _session_with_detection(args, progress)
         results = compare(session, variants, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file),
                           progress)
+    held, detail = _held(session)
     report = {"model": model_info(session), "variants": [v.to_dict() for v in variants],
-              "super_weights": [list(s.key) for s in session.super_weights if s.is_super is not False],
+              "super_weights": held, "held_out": held, "held_out_detail": detail,
               "results": {name: m.to_dict() for name, m in results.items()}}
     if args.json:
         emit_json(report)
         return 0
-    t = Table(title=f"baseline vs {len(variants)} variants (generation: {args.gen_prompt!r})", title_justify="left",
-              show_lines=True)
+    t = Table(title=f"baseline vs {len(variants)} variants (generation: {args.gen_prompt!r}); "
+                    f"keep SW holds out {held}", title_justify="left", show_lines=True)
     t.add_column("")
     for name in results:
         t.add_column(name, ratio=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from swtui.core.errors import UserInputError
 from swtui.core.edits import check_factor
@@ -58,51 +58,102 @@ def enable_sa_restore(session: Session, coord: tuple[int, int, int], prompt: str
     return magnitude
 
 
+#: the reference code's selection: the top 1e-6 of |w| in every decoder linear
+PAPER_FRACTION = 1e-6
+
+
 @dataclass
 class NonSWControl:
-    k: int
+    """The weights the non-super-weight control zeroed, and how they were chosen."""
+
+    k: int | None  # top-K over the model's decoder linears (None: per-tensor fraction)
     pruned: list[tuple[str, tuple[int, int]]]  # (parameter name, storage index)
-    min_abs: float
+    min_abs: float  # the smallest |w| zeroed
+    fraction: float | None = None  # the top fraction of each decoder linear (None: top-K)
+    values: list[float] = field(default_factory=list)  # the pristine values, as `pruned`
+    excluded: list[tuple[int, int, int]] = field(default_factory=list)  # down_proj keys never zeroed
+
+    @property
+    def selection(self) -> str:
+        if self.fraction is not None:
+            return (f"top {self.fraction:g} of |w| in each decoder linear (at least one per tensor; "
+                    f"the reference code's selection)")
+        return f"top {self.k} of |w| over all the decoder linears together"
+
+    def to_json(self) -> dict:
+        """The control as `ablate --json` lists it: every zeroed coordinate with its pristine value."""
+        return {"selection": self.selection, "mode": "per-tensor fraction" if self.fraction is not None else "model top-k",
+                "fraction": self.fraction, "k": self.k, "count": len(self.pruned), "min_abs": self.min_abs,
+                "excluded": [list(k) for k in self.excluded],
+                "zeroed": [{"param": name, "layer": _layer_of(name), "index": list(idx), "value": value}
+                           for (name, idx), value in zip(self.pruned, self.values)]}
 
 
-def prune_nonsw(session: Session, k: int, keep: set[tuple[int, int, int]]) -> NonSWControl:
-    """Zero the K largest-|w| *pristine* weights of the decoder's linears, except those in `keep`.
+def _layer_of(name: str) -> int | None:
+    m = re.search(r"\.(\d+)\.", name)
+    return int(m.group(1)) if m else None
 
-    The paper's control. It is part of the ledger's state (a zero mask under the scalar edits and
-    the quantization), so it composes with them in any order and is restored exactly.
+
+def detection_exclusions(detection) -> set[tuple[int, int, int]]:
+    """Every weight the control must spare: each candidate (a super weight, a group member, or one
+    judged harmless: all of them) and every writer weight of every massive channel."""
+    keys = {c.key for c in detection.candidates}
+    for m in detection.channels:
+        for w in m.writers:
+            if w.key is not None:
+                keys.add(w.key)
+    return keys
+
+
+def prune_nonsw(session: Session, k: int | None = None, keep: set[tuple[int, int, int]] = frozenset(),
+                fraction: float | None = None) -> NonSWControl:
+    """Zero the largest-|w| *pristine* weights of the decoder's linears, except those in `keep`
+    (down_proj coordinates (layer, row, col): pass `detection_exclusions` and the treatment's).
+
+    `fraction`: the top `fraction` of each decoder linear, ceil(fraction·numel) weights of each
+    tensor (the reference code's selection). `k`: the top K over all of them together. The paper's
+    control. It is part of the ledger's state (a zero mask under the scalar edits and the
+    quantization), so it composes with them in any order and is restored exactly.
     """
+    import math
+
     import torch
 
-    if not 0 < k <= 10_000_000:
+    if (k is None) == (fraction is None):
+        raise UserInputError("the non-SW control takes either K (top-K over the model) or a per-tensor fraction")
+    if k is not None and not 0 < k <= 10_000_000:
         raise UserInputError("--nonsw-control K must be between 1 and 10,000,000")
+    if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction <= 0.01):
+        raise UserInputError("--nonsw-control-fraction must be in (0, 0.01]")
     keep_idx = {(session.adapter.site(l).weight_name, session.adapter.site(l).index_of(r, c)) for l, r, c in keep}
-    pool_vals, pool_ids = [], []
     linears = session.adapter.decoder_linears()
-    with session.ledger.pristine_weights():
-        for t_id, (name, module) in enumerate(linears):
-            w = module.weight.detach().abs().reshape(-1)
-            top = torch.topk(w.float(), min(k + len(keep), w.numel()))
-            pool_vals.append(top.values.cpu())
-            pool_ids.append(torch.stack([torch.full_like(top.indices, t_id), top.indices]).cpu())
-        shapes = [module.weight.shape for _, module in linears]
-    vals = torch.cat(pool_vals)
-    ids = torch.cat(pool_ids, dim=1)
-    order = torch.argsort(vals, descending=True)
     chosen: dict[int, list[int]] = {}
-    pruned = []
-    min_abs = 0.0
-    for j in order.tolist():
-        t_id, flat = int(ids[0, j]), int(ids[1, j])
-        name, _ = linears[t_id]
-        cols = shapes[t_id][1]
-        idx = (flat // cols, flat % cols)
-        if (f"{name}.weight", idx) in keep_idx:
-            continue
+    picked: list[tuple[float, float, int, int]] = []  # (|w|, w, tensor, flat)
+    with session.ledger.pristine_weights():
+        shapes = [module.weight.shape for _, module in linears]
+        tops = []
+        for t_id, (name, module) in enumerate(linears):
+            w = module.weight.detach().reshape(-1)
+            spared = sum(1 for n, _ in keep_idx if n == f"{name}.weight")
+            want = k if k is not None else max(1, math.ceil(fraction * w.numel()))
+            top = torch.topk(w.float().abs(), min(want + spared, w.numel()))
+            vals = w[top.indices].float().cpu().tolist()
+            tops.append((want, [(a, v, t_id, i) for a, v, i in zip(top.values.cpu().tolist(), vals,
+                                                                     top.indices.cpu().tolist())]))
+    cols_of = lambda t: shapes[t][1]  # noqa: E731
+    spare = lambda t, flat: (f"{linears[t][0]}.weight", (flat // cols_of(t), flat % cols_of(t))) in keep_idx  # noqa: E731
+    if k is not None:
+        pool = sorted((item for _, items in tops for item in items), key=lambda x: -x[0])
+        picked = [item for item in pool if not spare(item[2], item[3])][:k]
+    else:
+        for want, items in tops:
+            picked += [item for item in items if not spare(item[2], item[3])][:want]
+    pruned, values = [], []
+    for _, value, t_id, flat in picked:
         chosen.setdefault(t_id, []).append(flat)
-        pruned.append((f"{name}.weight", idx))
-        min_abs = float(vals[j])
-        if len(pruned) == k:
-            break
+        pruned.append((f"{linears[t_id][0]}.weight", (flat // cols_of(t_id), flat % cols_of(t_id))))
+        values.append(value)
     session.ledger.set_zeros({f"{linears[t][0]}.weight": torch.tensor(sorted(f), dtype=torch.long)
                               for t, f in chosen.items()})
-    return NonSWControl(k, pruned, min_abs)
+    return NonSWControl(k, pruned, min((abs(v) for v in values), default=0.0), fraction, values,
+                        sorted(keep))

@@ -98,16 +98,50 @@ def parse_config(data: dict) -> QuantConfig:
     return cfg
 
 
+def held_out_keys(session) -> list[tuple[int, int, int]]:
+    """What "keep super weights" holds out: every weight of the session that detection judged part
+    of a super weight or of a super-weight group:
+
+    - a weight judged a super weight or a group member (`groups.is_super_or_member`: verdict SUPER
+      or GROUP, or not judged at all, e.g. named by the user);
+    - every other *carrier* of a massive channel that one of those carries (the channel's verdict is
+      then SUPER or GROUP): a second writer of the super weight's channel, harmless alone, carries
+      part of the same activation (the demo's W[507, 1487] of layer 11), and clipping it takes that
+      part away. Cancellers are not held out.
+
+    No cap: the set is as large as detection found it (its rounds and the massive channels'
+    carriers bound it); each held-out weight costs one boolean per element of its tensor while that
+    tensor is quantized, nothing more."""
+    from swtui.core.groups import is_super_or_member
+
+    judged = [sw for sw in session.super_weights if is_super_or_member(sw)]
+    keys = {sw.key for sw in judged}
+    channels = {sw.row for sw in judged if getattr(sw, "role", None) == "carrier"}
+    keys |= {sw.key for sw in session.super_weights
+             if getattr(sw, "role", None) == "carrier" and sw.row in channels}
+    return sorted(keys)
+
+
+def held_out_json(session, keys=None) -> list[dict]:
+    """The held-out set for JSON: each weight with its value and why it is held out."""
+    by_key = {sw.key: sw for sw in session.super_weights}
+    out = []
+    for key in (held_out_keys(session) if keys is None else keys):
+        sw = by_key.get(tuple(key))
+        out.append({"key": list(key), "value": session.ledger.pristine_value(*key),
+                    "verdict": getattr(sw, "verdict", None), "source": getattr(sw, "source", None)})
+    return out
+
+
 def _resolve_held(session, cfg: QuantConfig) -> QuantConfig:
-    """Fix the held-out coordinates: the session's super weights (not judged harmless), or none."""
+    """Fix the held-out coordinates: `held_out_keys` (super weights and group members), or none."""
     if cfg.held_out is not None:
         for key in cfg.held_out:
             session.adapter.check_coords(*key)
         return cfg if cfg.keep_super_weights else replace(cfg, held_out=())
     if not cfg.keep_super_weights:
         return replace(cfg, held_out=())
-    keys = sorted({sw.key for sw in session.super_weights if sw.is_super is not False})
-    return replace(cfg, held_out=tuple(keys))
+    return replace(cfg, held_out=tuple(held_out_keys(session)))
 
 
 class WeightQuantizer:
@@ -229,7 +263,7 @@ def activation_hooks(session, cfg: QuantConfig, rows, batch: int):
     channels: dict[int, set] = {}
     trackers: dict[tuple[int, int], SequenceArgmax] = {}  # the SA position, also during cached decoding
     if cfg.act_sa:
-        for key in cfg.held_out or [sw.key for sw in session.super_weights if sw.is_super is not False]:
+        for key in cfg.held_out or held_out_keys(session):
             layer, row, col = key
             channels.setdefault(layer, set()).add(col if cfg.act_site == "input" else row)
 

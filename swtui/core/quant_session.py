@@ -103,7 +103,9 @@ def held_out_keys(session) -> list[tuple[int, int, int]]:
     of a super weight or of a super-weight group:
 
     - a weight judged a super weight or a group member (`groups.is_super_or_member`: verdict SUPER
-      or GROUP, or not judged at all, e.g. named by the user);
+      or GROUP, or not judged at all, e.g. named by the user), or one whose verdict is INCONCLUSIVE
+      (not evidence that it is harmless: on fewer than `evidence.MIN_TOKENS` evaluation tokens every
+      verdict is inconclusive, and holding a weight out costs one full-precision scalar);
     - every other *carrier* of a massive channel that one of those carries (the channel's verdict is
       then SUPER or GROUP): a second writer of the super weight's channel, harmless alone, carries
       part of the same activation (the demo's W[507, 1487] of layer 11), and clipping it takes that
@@ -112,9 +114,9 @@ def held_out_keys(session) -> list[tuple[int, int, int]]:
     No cap: the set is as large as detection found it (its rounds and the massive channels'
     carriers bound it); each held-out weight costs one boolean per element of its tensor while that
     tensor is quantized, nothing more."""
-    from swtui.core.groups import is_super_or_member
+    from swtui.core.groups import INCONCLUSIVE, is_super_or_member
 
-    judged = [sw for sw in session.super_weights if is_super_or_member(sw)]
+    judged = [sw for sw in session.super_weights if is_super_or_member(sw) or sw.verdict == INCONCLUSIVE]
     keys = {sw.key for sw in judged}
     channels = {sw.row for sw in judged if getattr(sw, "role", None) == "carrier"}
     keys |= {sw.key for sw in session.super_weights

@@ -151,7 +151,7 @@ def test_held_out_set_includes_the_carriers_of_a_super_weights_channel():
     """The demo's case: W11[507, 1229] is a super weight, W11[507, 1487] carries the rest of the same
     channel and is harmless alone; both are part of the super weight. A canceller, a harmless weight
     of another row and a harmless carrier of a channel no super weight carries stay quantized."""
-    from swtui.core.groups import HARMLESS, SUPER
+    from swtui.core.groups import HARMLESS, INCONCLUSIVE, SUPER
 
     def sw(key, verdict, role, is_super=False):
         return SimpleNamespace(key=key, row=key[1], verdict=verdict, role=role, is_super=is_super)
@@ -159,8 +159,9 @@ def test_held_out_set_includes_the_carriers_of_a_super_weights_channel():
     session = SimpleNamespace(super_weights=[
         sw((11, 507, 1229), SUPER, "carrier", True), sw((11, 507, 1487), HARMLESS, "carrier"),
         sw((28, 507, 678), HARMLESS, "canceller"), sw((11, 247, 1229), HARMLESS, None),
-        sw((4, 90, 3), HARMLESS, "carrier"), sw((2, 7, 7), None, None, None)])  # the last: named by the user
-    assert held_out_keys(session) == [(2, 7, 7), (11, 507, 1229), (11, 507, 1487)]
+        sw((4, 90, 3), HARMLESS, "carrier"), sw((2, 7, 7), None, None, None),  # named by the user
+        sw((5, 8, 9), INCONCLUSIVE, None)])  # too few tokens to tell: held out
+    assert held_out_keys(session) == [(2, 7, 7), (5, 8, 9), (11, 507, 1229), (11, 507, 1487)]
 
 
 def test_super_activation_survives_clip_and_keep_sw(judged):

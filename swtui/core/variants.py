@@ -264,7 +264,9 @@ def sweep_work(session, request, emit, progress, cancel) -> dict:
         meta = {"super_weight": list(key), "value": session.ledger.pristine_value(*key)}
         run = lambda: scale_sweep(session, key, request.factors, None, progress, cancel, on_row)  # noqa: E731
     elif request.what == "quant":
-        held = [list(s.key) for s in session.super_weights if s.is_super is not False]
+        from swtui.core.quant_session import held_out_keys
+
+        held = [list(k) for k in held_out_keys(session)]  # what "keep super weights" holds out
         meta = {"bits": request.bits, "clip_z": request.clip_z, "super_weights": held,
                 "baseline_perplexity": measure(session, "base").perplexity}
         run = lambda: quant_sweep(session, request.bits, list(request.blocks), request.clip_z, None,  # noqa: E731

@@ -8,7 +8,7 @@ from textual.widgets import DataTable
 from swtui.core.protocol import SuperWeightRow
 from swtui.fmt import fmt
 
-COLUMNS = ("layer", "row", "col", "verdict", "state", "pruned: ppl× [95%]", "control", "role", "value", "prompts",
+COLUMNS = ("layer", "row", "col", "verdict", "pruned: ppl× [95%]", "state", "control", "role", "value", "prompts",
            "share", "z", "label")
 
 #: the verdicts of `swtui.core.groups`, short enough for a column
@@ -42,7 +42,7 @@ class SuperWeightTable(DataTable):
             share = "—" if r.share is None else f"{100 * r.share:.0f}%"
             verdict = Text(SHORT_VERDICT.get(r.verdict, r.verdict or "—"),
                            style={"harmless": "dim", "inconclusive": "italic", None: "dim"}.get(r.verdict, "bold"))
-            self.add_row(str(r.layer), str(r.row), str(r.col), verdict, state, impact, control, r.role or "—",
+            self.add_row(str(r.layer), str(r.row), str(r.col), verdict, impact, state, control, r.role or "—",
                          f"{r.value:.4g}", prompts, share, fmt(r.zscore, 1), r.label or "", key=_row_key(r.key))
         if keep is not None:
             for i, r in enumerate(rows):

@@ -90,8 +90,8 @@ def differences(recorded, live, path: str = "") -> list[str]:
         return out
     if isinstance(recorded, list) and isinstance(live, list):
         return differences(recorded[0], live[0], f"{path}[]") if recorded and live else []
-    if recorded is None and live is None or {type(recorded), type(live)} == {type(None), list}:
-        return []  # two plain values, or an optional list left out on one side
+    if recorded is None and live is None or {type(recorded), type(live)} in ({type(None), list}, {type(None), dict}):
+        return []  # two plain values, or an optional list or payload (e.g. a Ratio) left out on one side
     return [f"{path}: recorded {type(recorded).__name__}, sent {type(live).__name__}"]
 
 

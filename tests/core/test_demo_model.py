@@ -9,6 +9,8 @@ from swtui.core.ablation import enable_sa_restore
 from swtui.core.edits import weights_hash
 
 SW = (11, 507, 1229)
+#: what keep-SW holds out when the verdicts rest on too few tokens (all inconclusive): every candidate
+HELD_ON_SHORT_TEXT = [list(SW), [11, 507, 1487], [28, 507, 678]]
 pytestmark = pytest.mark.demo
 
 
@@ -63,7 +65,9 @@ def test_scan_report_gives_verdicts_with_evidence(demo, detection):
     roles = {w["layer"]: w["role"] for w in ch["writers"]}
     assert roles[11] == "carrier" and roles[28] == "canceller"
     assert list(SW) in ch["carriers"] and [28, 507, 678] not in ch["carriers"]
-    assert ch["verdict"] == "super weight" and ch["activation"]["remaining"] < 0.1
+    # with its carriers pruned the channel loses its activation through layer 27; the cancellers of
+    # layers 28–29 then drive it negative, so |h| there is still ~44% of the peak
+    assert ch["verdict"] == "super weight" and ch["activation"]["remaining"] < 0.5
     ab = ch["ablations"]
     assert ab["write_zeroed_ci95"][0] > 10 and ab["control_ci95"][1] < 1.5 and ab["control_channel"] != 507
     assert ab["pruned_together_ci95"][0] > 100
@@ -167,7 +171,9 @@ def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys, short_eval):
 
     assert main(["quant-sweep", "--device", "cpu", "--blocks", "tensor", "--json", "--eval-file", short_eval]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["super_weights"] == [list(SW)]
+    # ~300 evaluation tokens are under the 320 an interval needs: every verdict is inconclusive, and
+    # "keep super weights" holds out every candidate rather than none
+    assert report["super_weights"] == HELD_ON_SHORT_TEXT
     rows = {r["block"]: r for r in report["rows"]}
     for big in ("tensor",):
         assert rows[big]["sw_aware"] * 5 < rows[big]["naive"]  # holding out matters a lot here
@@ -180,7 +186,7 @@ def test_quant_command_returns_exactly(capsys, short_eval):
     assert main(["quant", "--device", "cpu", "--method", "bnb-nf4", "--keep-super-weights", "--json",
                  "--max-new-tokens", "4", "--eval-file", short_eval]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["restored_exactly"] is True and report["held_out"] == [list(SW)]
+    assert report["restored_exactly"] is True and report["held_out"] == HELD_ON_SHORT_TEXT
     assert report["edited"]["perplexity"] < 2 * report["baseline"]["perplexity"]
     layer11 = report["spikes"][11]
     assert layer11["quant_channel"] == 507  # the super activation survives NF4 with the SW held out

@@ -8,7 +8,7 @@ from swtui.cli.common import detect_options, emit_json, model_info, open_session
 def scan_report(session, detection) -> dict:
     from swtui.core.catalog import label_matches
     from swtui.core.findings import candidate_json, judged_json
-    from swtui.core.groups import GROUP, SUPER
+    from swtui.core.verdicts import GROUP, SUPER
 
     matches = label_matches(session.loaded.name, [c.key for c in detection.candidates])
     cands = []

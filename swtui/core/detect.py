@@ -155,7 +155,7 @@ class Detection:
     @property
     def super_weights(self) -> list[SuperWeight]:
         """Candidates judged a super weight or a group member (all of them when not judged)."""
-        from swtui.core.groups import is_super_or_member
+        from swtui.core.verdicts import is_super_or_member
 
         return [c for c in self.candidates if is_super_or_member(c)]
 

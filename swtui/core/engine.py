@@ -368,7 +368,7 @@ class Engine:
             self._detecting = False
         adopt(self.session, self.detection)
         d = self.detection
-        from swtui.core.groups import is_super_or_member
+        from swtui.core.verdicts import is_super_or_member
 
         supers = [c.key for c in d.candidates if is_super_or_member(c)]
         impact = d.impact

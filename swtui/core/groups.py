@@ -40,18 +40,7 @@ from swtui.core.evidence import HURTS, NO_EFFECT, Ratio, paired_ratio, perplexit
 from swtui.core.hooks import HookSet, _first_tensor
 from swtui.core.scenarios import Scenario, scenario_runs
 from swtui.core.session import Session
-
-SUPER = "super weight"
-GROUP = "super weight group"
-ACTIVATION = "massive activation without a super weight"
-HARMLESS = "harmless"
-INCONCLUSIVE = "inconclusive"
-
-
-def is_super_or_member(c) -> bool:
-    """A candidate judged a super weight or a super-weight group's member, or not judged at all."""
-    return c.verdict in (SUPER, GROUP) or (c.verdict is None and c.is_super is not False)
-
+from swtui.core.verdicts import ACTIVATION, GROUP, HARMLESS, INCONCLUSIVE, SUPER  # noqa: F401 - re-exported
 
 #: the control weight is drawn among this many weights nearest in magnitude
 CONTROL_POOL = 16

@@ -114,7 +114,7 @@ def held_out_keys(session) -> list[tuple[int, int, int]]:
     No cap: the set is as large as detection found it (its rounds and the massive channels'
     carriers bound it); each held-out weight costs one boolean per element of its tensor while that
     tensor is quantized, nothing more."""
-    from swtui.core.groups import INCONCLUSIVE, is_super_or_member
+    from swtui.core.verdicts import INCONCLUSIVE, is_super_or_member
 
     judged = [sw for sw in session.super_weights if is_super_or_member(sw) or sw.verdict == INCONCLUSIVE]
     keys = {sw.key for sw in judged}

@@ -9,7 +9,7 @@ from swtui.core.ablation import enable_sa_restore
 from swtui.core.edits import weights_hash
 
 SW = (11, 507, 1229)
-#: what keep-SW holds out when the verdicts rest on too few tokens (all inconclusive): every candidate
+#: what keep-SW holds out when nothing is judged, or verdicts rest on too few tokens: every candidate
 HELD_ON_SHORT_TEXT = [list(SW), [11, 507, 1487], [28, 507, 678]]
 pytestmark = pytest.mark.demo
 
@@ -169,10 +169,11 @@ def short_eval(tmp_path):
 def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys, short_eval):
     from swtui.cli import main
 
-    assert main(["quant-sweep", "--device", "cpu", "--blocks", "tensor", "--json", "--eval-file", short_eval]) == 0
+    assert main(["quant-sweep", "--device", "cpu", "--blocks", "tensor", "--json", "--eval-file", short_eval,
+                 "--no-impact"]) == 0
     report = json.loads(capsys.readouterr().out)
-    # ~300 evaluation tokens are under the 320 an interval needs: every verdict is inconclusive, and
-    # "keep super weights" holds out every candidate rather than none
+    # unjudged (--no-impact; and ~300 tokens are under the 320 an interval needs, so judged they would
+    # all be inconclusive): "keep super weights" holds out every candidate rather than none
     assert report["super_weights"] == HELD_ON_SHORT_TEXT
     rows = {r["block"]: r for r in report["rows"]}
     for big in ("tensor",):
@@ -184,7 +185,7 @@ def test_quant_command_returns_exactly(capsys, short_eval):
     from swtui.cli import main
 
     assert main(["quant", "--device", "cpu", "--method", "bnb-nf4", "--keep-super-weights", "--json",
-                 "--max-new-tokens", "4", "--eval-file", short_eval]) == 0
+                 "--max-new-tokens", "4", "--eval-file", short_eval, "--no-impact"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["restored_exactly"] is True and report["held_out"] == HELD_ON_SHORT_TEXT
     assert report["edited"]["perplexity"] < 2 * report["baseline"]["perplexity"]

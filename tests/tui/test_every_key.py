@@ -85,13 +85,18 @@ async def test_every_binding_on_every_screen_in_sequence(capsys):
         for key in ("x", "enter", "backspace", "y", "enter"):
             await press(pilot, app, key, log, "the snapshot's question")
         assert app.screen is app.main and isinstance(app.engine.submitted[-1], ev.ApplySnapshot)
-        log.pressed += 1
-        await pilot.press("q")
-        await pilot.pause()
-    assert app._exception is None and app.return_code == 0 and app.engine.stopped
+        await quit_and_check(pilot, app, log)
     with capsys.disabled():
         print(f"\n{log.summary('every key, in sequence')}")
     assert len(log.by_screen) >= 13
+
+
+async def quit_and_check(pilot, app, log) -> None:
+    """q, the last key of every walk: the app exits 0 with no exception and the engine stopped."""
+    log.pressed += 1
+    await pilot.press("q")
+    await pilot.pause()
+    assert app._exception is None and app.return_code == 0 and app.engine.stopped
 
 
 async def test_a_seeded_random_walk_over_every_screen(capsys):
@@ -100,10 +105,7 @@ async def test_a_seeded_random_walk_over_every_screen(capsys):
     async with app.run_test(size=WALK_SIZE) as pilot:
         await started(pilot, app)
         await random_walk(pilot, app, log, WALK, SEED)
-        log.pressed += 1
-        await pilot.press("q")
-        await pilot.pause()
-    assert app._exception is None and app.return_code == 0 and app.engine.stopped
+        await quit_and_check(pilot, app, log)
     with capsys.disabled():
         print(f"\n{log.summary(f'random walk, seed {SEED}')}")
     assert log.pressed >= WALK and len(log.by_screen) >= 6

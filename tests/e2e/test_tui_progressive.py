@@ -65,7 +65,9 @@ async def test_chart_before_detection_and_candidates_one_by_one(slow_probe):
 async def test_escape_cancels_detection_and_the_app_stays_usable(slow_probe):
     app = SwtuiApp(session=two_plant_session(), max_new_tokens=4)
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: any(isinstance(e, ev.ProbeDone) for e in app.events_seen))
+        # esc once the first candidate is listed (the chart comes first, then the channel search)
+        await wait_for(pilot, lambda: any(isinstance(e, ev.StateChanged) and e.super_weights
+                                          for e in app.events_seen))
         await pilot.press("escape")
         await settle(pilot, app)
         assert "DetectionDone" not in kinds(app)

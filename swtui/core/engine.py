@@ -367,15 +367,9 @@ class Engine:
         finally:
             self._detecting = False
         adopt(self.session, self.detection)
-        d = self.detection
-        from swtui.core.verdicts import is_super_or_member
+        from swtui.core.findings import detection_done
 
-        supers = [c.key for c in d.candidates if is_super_or_member(c)]
-        impact = d.impact
-        self.emit(ev.DetectionDone([c.key for c in d.candidates], supers, d.stop_reason,
-                                   [_group_row(g) for g in d.groups],
-                                   impact.threshold if impact is not None else None,
-                                   impact.eval_tokens if impact is not None else None))
+        self.emit(detection_done(self.detection))
 
     def _probe_event(self, probe, threshold: float) -> ev.ProbeDone:
         s = self.session
@@ -443,13 +437,3 @@ class Engine:
         if self._snapshot_check is not None:
             self._check_snapshot_metrics(m)
 
-
-def _group_row(g) -> ev.GroupRow:
-    m = g.massive or {}
-    writers = [ev.WriterRow(w["layer"], w["row"], w["col"], w["share"], w["role"]) for w in m.get("writers", [])]
-    return ev.GroupRow(g.channel, [tuple(k) for k in g.members], g.first_layer, g.sa_before, g.sa_after,
-                       g.sa_remaining, g.verdict, g.ppl_base, g.ppl_pruned_together, g.ppl_pruned_sa_restored,
-                       g.ppl_write_zeroed, massive=bool(m), peak=m.get("peak"), persist_layers=m.get("persist_layers"),
-                       writers=writers, carriers=[tuple(k) for k in g.carriers], pruned_together=g.pruned_together,
-                       together_control=g.together_control, sa_restored=g.sa_restored,
-                       write_zeroed=g.write_zeroed, control=g.control, control_channel=g.control_channel)

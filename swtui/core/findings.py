@@ -1,4 +1,5 @@
-"""Detection's findings as JSON, the one form `scan --json` and snapshots share.
+"""Detection's findings as JSON, the one form `scan --json` and snapshots share, and as the
+protocol's rows (`detection_done`), the form the TUI gets.
 
 Every ratio is flat, `<name>` beside `<name>_ci95: [lo, hi]` (`swtui.core.evidence.fields`);
 the threshold the intervals were compared with, the tokens they rest on and the interval method
@@ -7,7 +8,9 @@ are stated at the top level.
 
 from __future__ import annotations
 
+from swtui.core import protocol as ev
 from swtui.core.evidence import METHOD, fields
+from swtui.core.verdicts import is_super_or_member
 
 
 def candidate_json(c, coord_label=None) -> dict:
@@ -53,3 +56,24 @@ def judged_json(detection) -> dict:
             "eval_tokens": impact.eval_tokens if impact is not None else None,
             "interval_method": METHOD, "channel_rule": RULE,
             "channels": [channel_json(g) for g in detection.groups]}
+
+
+def group_row(g) -> ev.GroupRow:
+    """A channel judged (groups.WriterGroup) as the protocol's row."""
+    m = g.massive or {}
+    writers = [ev.WriterRow(w["layer"], w["row"], w["col"], w["share"], w["role"]) for w in m.get("writers", [])]
+    return ev.GroupRow(g.channel, [tuple(k) for k in g.members], g.first_layer, g.sa_before, g.sa_after,
+                       g.sa_remaining, g.verdict, g.ppl_base, g.ppl_pruned_together, g.ppl_pruned_sa_restored,
+                       g.ppl_write_zeroed, massive=bool(m), peak=m.get("peak"), persist_layers=m.get("persist_layers"),
+                       writers=writers, carriers=[tuple(k) for k in g.carriers], pruned_together=g.pruned_together,
+                       together_control=g.together_control, sa_restored=g.sa_restored,
+                       write_zeroed=g.write_zeroed, control=g.control, control_channel=g.control_channel)
+
+
+def detection_done(d) -> ev.DetectionDone:
+    """The event that closes a detection: candidates in the order found, the super ones, each channel."""
+    impact = d.impact
+    return ev.DetectionDone([c.key for c in d.candidates], [c.key for c in d.candidates if is_super_or_member(c)],
+                            d.stop_reason, [group_row(g) for g in d.groups],
+                            impact.threshold if impact is not None else None,
+                            impact.eval_tokens if impact is not None else None)

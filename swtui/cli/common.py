@@ -53,10 +53,7 @@ def open_session(args, progress):
 
 
 def model_info(session) -> dict:
-    lm = session.loaded
-    return {"name": lm.name, "source": lm.source, "kind": lm.kind, "arch": session.adapter.arch,
-            "layers": session.adapter.n_layers, "params": lm.n_params, "device": str(session.device),
-            "dtype": lm.dtype, "revision": lm.revision, "file_sha256": lm.file_hash}
+    return session.info().to_json()
 
 
 def emit_json(obj: dict) -> None:

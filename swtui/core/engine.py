@@ -224,8 +224,7 @@ class Engine:
             loaded = load_model(self.source, self.load_options, self._progress)
             self.session = Session(loaded, down_proj=getattr(self.load_options, "down_proj", None))
         s = self.session
-        self.emit(ev.Loaded(ev.ModelInfo(s.loaded.name, s.loaded.source, s.adapter.arch, s.adapter.n_layers,
-                                         int(s.loaded.n_params), str(s.device), str(s.loaded.dtype))))
+        self.emit(ev.Loaded(s.info()))
         return True
 
     def _handle(self, r: ev.Request) -> bool:

@@ -109,3 +109,21 @@ def store(file_hash: str, model, tokenizer, source: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def source_quant(entry: Path, source: Path):
+    """The GGUF's own tensor types, read from its header once and kept beside the cache entry
+    (reading the header costs ~2 s on the demo; the entry's copy is read in microseconds)."""
+    from swtui.core import source_quant as sq
+
+    memo = entry / "source_quant.json"
+    try:
+        return sq.from_json(json.loads(memo.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = sq.from_gguf(source)
+    try:
+        _write_json_atomic(memo, sq.to_json(found))
+    except OSError:
+        pass  # a read-only cache only costs a re-read next time
+    return found

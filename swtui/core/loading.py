@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from swtui.core.errors import ModelLoadError, UserInputError
+from swtui.core.source_quant import FLOAT, SourceQuant
 
 #: progress(stage, fraction or None when unknown)
 ProgressFn = Callable[[str, "float | None"], None]
@@ -63,6 +64,8 @@ class LoadedModel:
     dtype: str
     revision: str | None = None
     file_hash: str | None = None
+    #: how the source stored its weights (GGUF tensor types, a quantized checkpoint's config)
+    source_quant: SourceQuant = FLOAT
 
     @property
     def n_params(self) -> int:
@@ -198,8 +201,11 @@ def _load_dir(path: Path, opts: LoadOptions, device: str, dtype, progress: Progr
     _check_weights_files(path, opts.allow_pickle)
     model, tokenizer = _from_pretrained(path, opts, device, dtype, progress=progress)
     progress("loaded", 1.0)
+    from swtui.core.source_quant import from_dir
+
     return LoadedModel(model, tokenizer, source=str(path), name=name, kind=kind,
-                       device=device, dtype=str(dtype).removeprefix("torch."), revision=opts.revision)
+                       device=device, dtype=str(dtype).removeprefix("torch."), revision=opts.revision,
+                       source_quant=from_dir(path))
 
 
 def _load_hub(repo_id: str, opts: LoadOptions, device: str, dtype, progress: ProgressFn) -> LoadedModel:
@@ -238,4 +244,5 @@ def _load_gguf(path: Path, opts: LoadOptions, device: str, dtype, progress: Prog
     model, tokenizer = _from_pretrained(cached, opts, device, dtype, progress=progress)
     progress("loaded", 1.0)
     return LoadedModel(model, tokenizer, source=str(path), name=path.stem, kind="gguf", device=device,
-                       dtype=str(dtype).removeprefix("torch."), file_hash=file_hash)
+                       dtype=str(dtype).removeprefix("torch."), file_hash=file_hash,
+                       source_quant=gguf_cache.source_quant(cached, path))

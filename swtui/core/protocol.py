@@ -13,18 +13,32 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from swtui.core.evidence import Ratio  # noqa: F401 - a payload type (wire resolves hints here)
+from swtui.core.source_quant import SourceQuant, TensorTypeShare  # noqa: F401 - payload types
 
 
 # -- payloads ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelInfo:
+    """The one description of a loaded model: the status bar, `--json` reports and snapshots all
+    read it (`Session.info()` builds it)."""
     name: str
     source: str
+    kind: str  # "gguf" | "dir" | "hub" | "tiny"
     arch: str
     layers: int
     params: int
     device: str
     dtype: str
+    revision: str | None
+    file_sha256: str | None
+    source_quant: SourceQuant  # how the source stored its weights (GGUF Q4_1, a bnb checkpoint, float)
+
+    def to_json(self) -> dict:
+        from swtui.core.source_quant import to_json
+
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["source_quant"] = to_json(self.source_quant)
+        return out
 
 
 @dataclass(frozen=True)

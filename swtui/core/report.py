@@ -18,6 +18,16 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+def _source_quant(sq: dict | None) -> str:
+    """How the source stored its weights, and the warning that goes with a quantized one."""
+    if not sq:
+        return "not recorded"
+    if not sq.get("quantized"):
+        return f"{sq.get('down_type')} ({sq.get('format')}): not quantized"
+    return (f"**{sq['down_type']}** ({sq['format']}, {sq['bits']}-bit, blocks of {sq.get('block') or '—'}): "
+            "every weight already sits on this grid; quantization at as many bits or more is confounded by it")
+
+
 def markdown_report(data: dict, has_svg: bool = False) -> str:
     m = data["model"]
     lines = [f"# swtui findings: {m['name']}", "",
@@ -27,7 +37,8 @@ def markdown_report(data: dict, has_svg: bool = False) -> str:
         lines += ["![screen at export time](screen.svg)", ""]
     lines += ["## Model", "", _table(["field", "value"], [
         ["source", f"`{m['source']}`"], ["revision", m.get("revision") or "—"],
-        ["weights sha256", f"`{m['weights_sha256']}`"], ["file sha256", f"`{m.get('file_sha256') or '—'}`"]]), ""]
+        ["weights sha256", f"`{m['weights_sha256']}`"], ["file sha256", f"`{m.get('file_sha256') or '—'}`"],
+        ["source quantization", _source_quant(m.get("source_quant"))]]), ""]
     sws = data["super_weights"]
     lines += ["## Super weights", ""]
     if sws:

@@ -125,6 +125,16 @@ class Session:
                 return value
         return 2048
 
+    def info(self):
+        """The model's one description (`protocol.ModelInfo`)."""
+        from swtui.core.protocol import ModelInfo
+
+        lm = self.loaded
+        return ModelInfo(name=lm.name, source=lm.source, kind=lm.kind, arch=self.adapter.arch,
+                         layers=self.adapter.n_layers, params=int(lm.n_params), device=str(self.device),
+                         dtype=str(lm.dtype), revision=lm.revision, file_sha256=lm.file_hash,
+                         source_quant=lm.source_quant)
+
     def pristine_hash(self) -> str:
         """Hash of the weights as loaded (computed once, with all edits undone)."""
         if self._pristine_hash is None:

@@ -88,7 +88,6 @@ def build_snapshot(session, detection=None, probe=None, measurement=None, genera
     from swtui.core.defaults import GEN_PROMPT
     from swtui.core.findings import candidate_json, judged_json
 
-    lm = session.loaded
     prompt = prompt or GEN_PROMPT  # recorded as such: `open` generates from the prompt in the file
     probe = probe or (detection.probe if detection else None)
     threshold = detection.threshold if detection else None
@@ -101,11 +100,8 @@ def build_snapshot(session, detection=None, probe=None, measurement=None, genera
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
         "created": created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "model": {"name": lm.name, "source": lm.source, "kind": lm.kind, "arch": session.adapter.arch,
-                  "revision": lm.revision, "dtype": lm.dtype, "device": str(session.device),
-                  "layers": session.adapter.n_layers, "params": lm.n_params, "file_sha256": lm.file_hash,
-                  "weights_sha256": session.pristine_hash(), "down_proj": session.down_proj,
-                  "current_weights_sha256": session.current_hash()},
+        "model": {**session.info().to_json(), "weights_sha256": session.pristine_hash(),
+                  "down_proj": session.down_proj, "current_weights_sha256": session.current_hash()},
         "versions": library_versions(),
         "prompts": {"probe": probe.prompt if probe else None, "generation": prompt, "max_new_tokens": max_new_tokens},
         "probe": {"threshold": threshold, "tokens": probe.tokens if probe else [],
@@ -268,6 +264,7 @@ def migrate(data: dict) -> dict:
     out = dict(data)
     out["model"] = dict(data["model"])
     out["model"].setdefault("current_weights_sha256", None)
+    out["model"].setdefault("source_quant", None)  # not read before schema 2's later writers: unknown
     out["prompts"] = dict(data["prompts"])
     out["prompts"]["generation"] = out["prompts"].get("generation") or None  # "" was "none given"
     out["prompts"].setdefault("probe", None)

@@ -71,6 +71,8 @@ def _typed(hint, value, where: str):
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if (hint is tuple or origin is tuple) and isinstance(value, list):  # JSON has no tuples
+        if len(args) == 2 and args[1] is Ellipsis and dataclasses.is_dataclass(args[0]):
+            return tuple(_typed(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         return tuple(value)
     if origin is list and args and isinstance(value, list):
         return [_typed(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]

@@ -26,6 +26,8 @@ def _sample(hint, depth: int = 0):
         return 2.5 + depth
     if hint is str:
         return f"s{depth}"
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]
+        return (_sample(args[0], depth), _sample(args[0], depth + 1))
     if origin is tuple:
         return tuple(_sample(a, depth) for a in args) if args else (1, 2, 3)
     if hint is tuple:

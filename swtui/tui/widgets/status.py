@@ -24,6 +24,9 @@ class StatusBar(Static):
             params = info.params
             size = f"{params / 1e9:.2f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
             t.append(f" {info.name}", style="bold")
+            sq = info.source_quant
+            if sq.quantized:  # every weight already sits on the source's grid: said beside the name
+                t.append(f" · {sq.down_type} source", style="bold")
             t.append(f" · {info.device} · {info.dtype} · {size} · {info.layers} layers")
         else:
             t.append(" loading model…")

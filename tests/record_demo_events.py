@@ -22,7 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "tui" / "recordings" / "demo.json"
 SW = (11, 507, 1229)
-QUANT = {"method": "rtn", "bits": 4, "group": "block", "block": 4096}  # QuantDialog's second preset
+# QuantDialog's second preset on the demo: one bit below its Q4_1 source (presets.presets, SourceQuant.default_bits)
+QUANT = {"method": "rtn", "bits": 3, "group": "block", "block": 4096}
 
 
 def main() -> int:

@@ -245,6 +245,8 @@ def idle_worker(session, **kw):
     w = Engine(out, None, session=session, detect_on_load=False, max_new_tokens=kw.pop("tokens", 8), **kw)
     w.start()
     out.wait_for(lambda e: isinstance(e, ev.Measured))
+    # the refresh's last events (its state, Busy(False)) follow Measured: idle means they are out
+    assert w.wait_idle(timeout=60), "the engine did not settle after its first refresh"
     return w, out
 
 

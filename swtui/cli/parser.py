@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from swtui import __version__
-from swtui.core.defaults import GEN_PROMPT, PROBE_PROMPT
+from swtui.core.defaults import GEN_PROMPT, PROBE_PROMPT, SCALE_FACTORS
 
 #: the headless subcommands, in the order `--help` lists them (swtui.cli.COMMANDS runs them)
 SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export", "open", "report")
@@ -122,7 +122,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     elif command == "scale-sweep":
         p.add_argument("--sw", default=None, metavar="L,R,C",
                        help="the weight to scale (default: the first super weight detection confirms)")
-        p.add_argument("--factors", default="0,0.5,1,1.2,1.5,2,3", help="comma-separated factors (0,0.5,1,1.2,1.5,2,3)")
+        factors = ",".join(f"{f:g}" for f in SCALE_FACTORS)
+        p.add_argument("--factors", default=factors, help=f"comma-separated factors ({factors})")
         _metric_options(p)
     elif command == "export":
         from swtui.cli.snapshot import add_export_options

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from swtui.core.defaults import CLIP_Z, PAPER_BITS, SWEEP_BLOCKS
 from swtui.core.errors import UserInputError
+from swtui.core.source_quant import quant_confound
 
-DEFAULT_SWEEP_BLOCKS = "64,256,1024,4096,16384,65536,tensor"
+DEFAULT_SWEEP_BLOCKS = ",".join("tensor" if b is None else str(b) for b in SWEEP_BLOCKS)
+BITS_HELP = (f"RTN bits, 2..8 (default {PAPER_BITS}, the paper's; on a source already quantized to ≤ {PAPER_BITS} "
+             "bits, one below it: W4 on a Q4 source measures the source's grid, not the method)")
 
 
 def add_quant_options(p, sweep: bool = False) -> None:
     g = p.add_argument_group("quantization")
     if not sweep:
         g.add_argument("--method", default="rtn", choices=["rtn", "bnb-int8", "bnb-nf4", "bnb-fp4"])
-    g.add_argument("--bits", type=int, default=4, help="RTN bits, 2..8 (4)")
+    g.add_argument("--bits", type=int, default=None, help=BITS_HELP)
     if sweep:
         g.add_argument("--blocks", default=DEFAULT_SWEEP_BLOCKS,
                        help=f"comma-separated 1-D block sizes, or 'tensor' ({DEFAULT_SWEEP_BLOCKS})")
@@ -27,8 +31,8 @@ def add_quant_options(p, sweep: bool = False) -> None:
         g.add_argument("--act-site", default="input", choices=["input", "output"])
         g.add_argument("--keep-super-activation", action="store_true",
                        help="with --act-bits: replace the super activation by the median, restore it after")
-    g.add_argument("--clip-z", type=float, default=None if not sweep else 9.0,
-                   help="clip weights beyond this z-score of |W| before quantizing" + (" (9)" if sweep else ""))
+    g.add_argument("--clip-z", type=float, default=None if not sweep else CLIP_Z,
+                   help="clip weights beyond this z-score of |W| before quantizing" + (f" ({CLIP_Z:g})" if sweep else ""))
 
 
 def _session_with_detection(args, progress):
@@ -52,9 +56,20 @@ def _held(session) -> tuple[list, list]:
     return [list(k) for k in keys], held_out_json(session, keys)
 
 
-def _config_from_args(args) -> dict:
+def _bits(args, session=None) -> int:
+    """--bits, or the default for this source (`SourceQuant.default_bits`; before a load: the paper's)."""
+    if args.bits is not None:
+        return args.bits
+    return session.loaded.source_quant.default_bits(PAPER_BITS) if session is not None else PAPER_BITS
+
+
+def _confound_line(confound: str | None) -> str:
+    return f"[bold]source grid:[/bold] {confound}" if confound else ""
+
+
+def _config_from_args(args, session=None) -> dict:
     group = args.group or ("block" if args.block else "tensor")
-    return {"method": args.method, "bits": args.bits, "group": group, "block": args.block, "clip_z": args.clip_z,
+    return {"method": args.method, "bits": _bits(args, session), "group": group, "block": args.block, "clip_z": args.clip_z,
             "keep_super_weights": args.keep_super_weights, "act_bits": args.act_bits, "act_site": args.act_site,
             "act_sa": args.keep_super_activation}
 
@@ -67,10 +82,10 @@ def cmd_quant(args) -> int:
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
     from swtui.cli.render import comparison_table, generation_table, stopword_shift_table
 
-    config = _config_from_args(args)
-    parse_config(config)  # bad options fail before the model loads
+    parse_config(_config_from_args(args))  # bad options fail before the model loads
     with progress_display() as progress:
         session = _session_with_detection(args, progress)
+        config = _config_from_args(args, session)
         before = session.current_hash()
         base_probe = run_probe(session, PROBE_PROMPT)
         label = apply_quant_config(session, config, progress)
@@ -83,8 +98,9 @@ def cmd_quant(args) -> int:
     from swtui.core.quant_session import held_out_json
 
     held = [list(k) for k in applied or ()]
+    confound = quant_confound(session.loaded.source_quant, config)
     report = {
-        "model": model_info(session), "config": config, "label": label, "held_out": held,
+        "model": model_info(session), "config": config, "label": label, "held_out": held, "confound": confound,
         "held_out_detail": held_out_json(session, [tuple(k) for k in held]),
         "baseline": m["base"].to_dict(),
         "edited": m["current"].to_dict(),
@@ -99,6 +115,8 @@ def cmd_quant(args) -> int:
         return 0
     out_console.print(f"[bold]{label}[/bold] vs full precision"
                       + (f" — super weights held out: {held}" if args.keep_super_weights else ""))
+    if confound:
+        out_console.print(_confound_line(confound))
     out_console.print(comparison_table(report["baseline"], report["edited"], "full precision vs quantized"))
     out_console.print(stopword_shift_table(report["stopwords"]["top_stopwords"], "stopwords that moved"))
     out_console.print(generation_table(args.gen_prompt, m["base"].generation, m["current"].generation))
@@ -133,35 +151,46 @@ def parse_blocks(text: str) -> list[int | None]:
 def cmd_quant_sweep(args) -> int:
     from swtui.core import metrics
     from swtui.core.quant import check_bits
-    from swtui.core.variants import quant_sweep
+    from swtui.core.sweeps import quant_meta, quant_sweep
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
-
     blocks = parse_blocks(args.blocks)
-    check_bits(args.bits)
+    check_bits(_bits(args))
     with progress_display() as progress:
         session = _session_with_detection(args, progress)
+        bits = _bits(args, session)
         text = metrics.eval_text(args.eval_file)
         base = metrics.perplexity(session, text, variants=("current",))["current"]
-        rows = quant_sweep(session, args.bits, blocks, args.clip_z, text, progress)
-    held, detail = _held(session)
-    report = {"model": model_info(session), "bits": args.bits, "clip_z": args.clip_z, "baseline_perplexity": base,
-              "super_weights": held, "held_out": held, "held_out_detail": detail, "rows": rows,
+        rows = quant_sweep(session, bits, blocks, args.clip_z, text, progress)
+    meta = quant_meta(session, bits, args.clip_z, base)
+    _, detail = _held(session)
+    report = {"model": model_info(session), **meta.to_json(), "held_out_detail": detail,
+              "rows": [r.to_json() for r in rows],
               "columns": {"naive": "RTN", "keep_sw": "RTN with the super weights held out (no clipping)",
                           "clip": f"RTN after clipping |W| at z={args.clip_z:g}",
-                          "sw_aware": f"clip z={args.clip_z:g}, RTN, restore the super weights"}}
+                          "sw_aware": f"clip z={args.clip_z:g}, RTN, restore the super weights",
+                          "sw_aware_vs_naive": "ppl(SW-aware) / ppl(naive) on the same tokens (< 1: SW-aware wins)",
+                          "confound": "why the source's own quantization confounds the row (null: it does not)"}}
     if args.json:
         emit_json(report)
         return 0
-    t = Table(title=f"W{args.bits} RTN perplexity by 1-D block size (full precision: {base:.2f}); "
-                    f"super weights {held}", title_justify="left")
-    for col in ("block", "naive", "keep SW", f"clip z{args.clip_z:g}", "clip+keep SW", "naive/SW-aware"):
+    held = list(meta.to_json()["held_out"])
+    t = Table(title=f"W{bits} RTN perplexity by 1-D block size (full precision: {base:.2f}); held out {held}; "
+                    f"SW-aware against naive on the same {rows[0].sw_aware_vs_naive.tokens if rows else 0} tokens, "
+                    "95% intervals", title_justify="left")
+    for col in ("block", "naive", "keep SW", f"clip z{args.clip_z:g}", "SW-aware", "SW-aware / naive", "source grid"):
         t.add_column(col, justify="right")
-    for r in rows:
-        t.add_row(str(r["block"]), f"{r['naive']:.2f}", f"{r['keep_sw']:.2f}", f"{r['clip']:.2f}",
-                  f"{r['sw_aware']:.2f}", f"{r['naive'] / r['sw_aware']:.2f}×")
+    for r in rows:  # bold: an interval wholly below 1 (SW-aware wins) or above (it loses)
+        ratio = r.sw_aware_vs_naive
+        t.add_row(r.label, f"{r.naive:.2f}", f"{r.keep_sw:.2f}", f"{r.clip:.2f}", f"{r.sw_aware:.2f}",
+                  ratio.text(),
+                  "reproduced" if r.confound and "reproduces" in r.confound else "confounded" if r.confound else "—",
+                  style="bold" if ratio.hi < 1 or ratio.lo > 1 else None)
     out_console.print("[dim]keep SW: super weights left out of MIN/MAX and restored; clip: |W| clamped at "
                       "z·std+mean per block; SW-aware (the paper's): clip, quantize, restore the super weights[/dim]")
     out_console.print(t)
+    if meta.confound:
+        out_console.print(_confound_line(meta.confound) + f" — pass --bits {meta.source.default_bits(PAPER_BITS)} "
+                          "(below the source's) for the paper's experiment")
     return 0
 
 
@@ -201,9 +230,10 @@ def cmd_compare(args) -> int:
         results = compare(session, variants, args.gen_prompt, args.max_new_tokens, metrics.eval_text(args.eval_file),
                           progress)
     held, detail = _held(session)
+    confounds = {v.name: quant_confound(session.loaded.source_quant, v.config) for v in variants}
     report = {"model": model_info(session), "variants": [v.to_dict() for v in variants],
               "super_weights": held, "held_out": held, "held_out_detail": detail,
-              "results": {name: m.to_dict() for name, m in results.items()}}
+              "results": {name: m.to_dict() for name, m in results.items()}, "confounds": confounds}
     if args.json:
         emit_json(report)
         return 0
@@ -217,6 +247,7 @@ def cmd_compare(args) -> int:
                               for n, m in results.items()])
     t.add_row("stopword mass", *[f"{m.stopword_mass:.3f}" for m in results.values()])
     t.add_row("generation", *[m.generation or "" for m in results.values()])
+    t.add_row("source grid", *["—" if n == "baseline" else (confounds.get(n) or "not confounded") for n in results])
     out_console.print(t)
     return 0
 
@@ -224,7 +255,7 @@ def cmd_compare(args) -> int:
 def cmd_scale_sweep(args) -> int:
     from swtui.core import metrics
     from swtui.core.ablation import parse_coord
-    from swtui.core.variants import scale_sweep
+    from swtui.core.sweeps import scale_sweep
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
 
     factors = parse_factors(args.factors)
@@ -243,20 +274,17 @@ def cmd_scale_sweep(args) -> int:
         text = metrics.eval_text(args.eval_file)
         rows = scale_sweep(session, key, factors, text, progress)
     report = {"model": model_info(session), "super_weight": list(key),
-              "value": session.ledger.pristine_value(*key), "rows": rows}
+              "value": session.ledger.pristine_value(*key), "rows": [r.to_json() for r in rows]}
     if args.json:
         emit_json(report)
         return 0
-    from swtui.cli.render import ci_text
-
     t = Table(title=f"scaling W{list(key)} = {report['value']:.4g}: perplexity against ×1 on the same "
-                    f"{rows[0]['eval_tokens']} tokens, 95% intervals", title_justify="left")
+                    f"{rows[0].ratio.tokens} tokens, 95% intervals", title_justify="left")
     for col in ("factor", "perplexity", "vs ×1", "stopword mass"):
         t.add_column(col, justify="right")
     for r in rows:  # bold: an interval that lies wholly below or above ×1 (a change, not noise)
-        lo, hi = r["ratio_ci95"]
-        t.add_row(f"×{r['factor']:g}", f"{r['perplexity']:.3f}", ci_text(r["ratio"], r["ratio_ci95"]),
-                  f"{r['stopword_mass']:.4f}", style="bold" if hi < 1 or lo > 1 else None)
+        t.add_row(f"×{r.factor:g}", f"{r.perplexity:.3f}", r.ratio.text(), f"{r.stopword_mass:.4f}",
+                  style="bold" if r.ratio.hi < 1 or r.ratio.lo > 1 else None)
     out_console.print(t)
     return 0
 

@@ -61,8 +61,10 @@ def super_weight_table(candidates: list[dict], title: str = "super weight candid
 def verdict_text(verdict: str | None) -> Text:
     if verdict is None:
         return Text("unmeasured", style="yellow")
-    style = {"harmless": "dim", "inconclusive": "yellow"}.get(verdict, "bold red")
-    return Text(verdict, style=style)
+    from swtui.core.verdicts import Verdict
+
+    v = Verdict(verdict)
+    return Text(v.value, style={"strong": "bold red", "muted": "dim", "doubt": "yellow"}[v.emphasis])
 
 
 def channel_table(channels: list[dict], title: str = "residual channels: massive activations and their writers") -> Table:

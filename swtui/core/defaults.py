@@ -4,3 +4,14 @@
 PROBE_PROMPT = "Apple Inc. is a worldwide tech company."
 #: the greedy generation compared baseline vs current
 GEN_PROMPT = "The capital of France is"
+
+# -- quantization and sweeps: each default said once (CLI, protocol, TUI and presets read these)
+#: the paper's weight bits (W4); on a source already at ≤ 4 bits the default drops one bit below it
+#: (`SourceQuant.default_bits`): W4 on a Q4 source measures the source's grid, not the method
+PAPER_BITS = 4
+#: z of the paper's clipping (|W| clamped at z·std + mean per group)
+CLIP_Z = 9.0
+#: the block-size sweep's 1-D blocks (None: per tensor)
+SWEEP_BLOCKS: tuple = (64, 256, 1024, 4096, 16384, 65536, None)
+#: the scale sweep's factors (0 = pruned, 1 = untouched)
+SCALE_FACTORS: tuple = (0.0, 0.5, 1.0, 1.2, 1.5, 2.0, 3.0)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from swtui.core.defaults import PROBE_PROMPT
-from swtui.core.errors import Cancelled
+from swtui.core.errors import check_cancel
 from swtui.core.probe import ProbeResult, probe_down_proj
 from swtui.core.session import Session, SuperWeight
 
@@ -191,8 +191,7 @@ def confirm_across_prompts(session: Session, detection: "Detection", prompt: str
     prompts = confirmation_prompts(prompt)
     probes = []
     for text in prompts:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("detection cancelled")
+        check_cancel(cancel, "detection cancelled")
         probes.append(run_probe(session, text))
     for cand in detection.candidates:
         cand.prompts_total = len(prompts)
@@ -248,8 +247,7 @@ def detect(session: Session, opts: DetectOptions | None = None,
     try:
         probe = first
         for round_no in range(opts.max_rounds):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("detection cancelled")
+            check_cancel(cancel, "detection cancelled")
             # Later rounds dig only into layers that spiked in the unedited model, and only while
             # a tenth of that layer's original spike is left: a model broken by the zeroing spikes
             # in new places, and what is left of a spent layer is its ordinary business.

@@ -37,3 +37,11 @@ class SnapshotError(SwtuiError):
 class Cancelled(SwtuiError):
     title = "Cancelled"
     exit_code = 130
+
+
+
+def check_cancel(cancel, what: str = "cancelled") -> None:
+    """The one cancel check: raise Cancelled(what) once the engine's cancel token (a
+    threading.Event, or None for work nobody can cancel) is set."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(what)

@@ -35,7 +35,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from swtui.core.errors import Cancelled
+from swtui.core.errors import check_cancel
 from swtui.core.evidence import HURTS, NO_EFFECT, Ratio, paired_ratio, perplexity_of
 from swtui.core.hooks import HookSet, _first_tensor
 from swtui.core.scenarios import Scenario, scenario_runs
@@ -214,8 +214,7 @@ def judge(session: Session, candidates, prompt: str, impact_threshold: float | N
     def measure(scenarios: list[Scenario], stage: float, span: float) -> None:
         runs = scenario_runs(session, scenarios)
         for n, run in enumerate(runs):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("detection cancelled")
+            check_cancel(cancel, "detection cancelled")
             losses.update(token_losses(session, text, runs=[run], max_tokens=max_tokens))
             for arm in run[0]:
                 if arm != "base" and "base" in losses:

@@ -24,7 +24,7 @@ import threading
 from typing import Callable, Iterator, Protocol
 
 from swtui.core.edits import Key, ScalarEdit, check_factor, edited_scalar
-from swtui.core.errors import Cancelled, EditError, QuantizationError
+from swtui.core.errors import EditError, QuantizationError, check_cancel
 from swtui.core.offload import OffloadSlot, offload_slot
 
 
@@ -192,8 +192,7 @@ class EditLedger:
         done: list[str] = []
         try:
             for i, name in enumerate(names):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("cancelled")
+                check_cancel(cancel, "cancelled")
                 done.append(name)
                 self._materialize(name, edits, zeros, quantizer)
                 if progress is not None:

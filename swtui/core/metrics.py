@@ -9,13 +9,13 @@ from __future__ import annotations
 import inspect
 import threading
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from swtui.core.errors import Cancelled, UserInputError
-from swtui.core.protocol import Metrics
+from swtui.core.errors import UserInputError, check_cancel
+from swtui.core.protocol import Metrics, StopwordReport, TokenShift  # noqa: F401 - re-exported
 from swtui.core.session import VARIANTS, Session
 
 
@@ -179,28 +179,6 @@ def stopword_ids(tokenizer) -> dict[int, str]:
     return ids
 
 
-@dataclass
-class TokenShift:
-    token: str
-    base: float
-    current: float
-
-    @property
-    def ratio(self) -> float:
-        return self.current / self.base if self.base > 0 else float("inf")
-
-
-@dataclass
-class StopwordReport:
-    mass: dict[str, float]
-    top_stopwords: list[TokenShift] = field(default_factory=list)
-    top_other: list[TokenShift] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"mass": self.mass, "top_stopwords": [asdict(t) for t in self.top_stopwords],
-                "top_other": [asdict(t) for t in self.top_other]}
-
-
 def stopword_mass(session: Session, prompts: list[str] | None = None, variants=VARIANTS, top: int = 8) -> StopwordReport:
     """Mean next-token probability mass on stopwords over the prompt set, per variant."""
     import torch
@@ -222,17 +200,17 @@ def stopword_mass(session: Session, prompts: list[str] | None = None, variants=V
 
     probs = session.run_variants(run, variants)
     mass = {v: float(p[sw_index].sum()) for v, p in probs.items()}
-    report = StopwordReport(mass=mass)
+    movers: dict[str, list[TokenShift]] = {"stopwords": [], "other": []}
     if "base" in probs and "current" in probs:
         base, cur = probs["base"], probs["current"]
         is_sw = torch.zeros_like(base, dtype=torch.bool)
         is_sw[sw_index] = True
         score = torch.maximum(base, cur)
-        for mask, target in ((is_sw, report.top_stopwords), (~is_sw, report.top_other)):
+        for mask, target in ((is_sw, movers["stopwords"]), (~is_sw, movers["other"])):
             ranked = torch.where(mask, score, torch.full_like(score, -1.0)).topk(top).indices.tolist()
             for tid in ranked:
                 target.append(TokenShift(session.tokenizer.decode([tid]), float(base[tid]), float(cur[tid])))
-    return report
+    return StopwordReport(mass, tuple(movers["stopwords"]), tuple(movers["other"]))
 
 
 # -- generation ------------------------------------------------------------------------------
@@ -259,8 +237,7 @@ def generate(session: Session, prompt: str, max_new_tokens: int = 24, variants=V
         step_ids = ids.expand(n, -1)
         with torch.no_grad():
             for _ in range(max_new_tokens):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("generation cancelled")
+                check_cancel(cancel, "generation cancelled")
                 out = session.model(input_ids=step_ids, use_cache=True, **{cache_kw: past})
                 past = out.get("cache", None) if cache_kw == "cache" else out.past_key_values
                 nxt = out.logits[:, -1].argmax(dim=-1)
@@ -315,8 +292,7 @@ def measure(session: Session, prompt: str | None = None, max_new_tokens: int = 2
     and `on_stopwords` report the parts as they are done; `cancel` stops between and within them.
     """
     def check() -> None:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("measurement cancelled")
+        check_cancel(cancel, "measurement cancelled")
 
     texts: dict[str, str] = {}
     if prompt is not None:

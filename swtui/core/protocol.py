@@ -8,140 +8,18 @@ engine's cancellation policy is written in kinds (`SUPERSEDES`, `CANCELLABLE`, b
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from swtui.core.evidence import Ratio  # noqa: F401 - a payload type (wire resolves hints here)
-from swtui.core.source_quant import SourceQuant, TensorTypeShare  # noqa: F401 - payload types
-
-
-# -- payloads ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelInfo:
-    """The one description of a loaded model: the status bar, `--json` reports and snapshots all
-    read it (`Session.info()` builds it)."""
-    name: str
-    source: str
-    kind: str  # "gguf" | "dir" | "hub" | "tiny"
-    arch: str
-    layers: int
-    params: int
-    device: str
-    dtype: str
-    revision: str | None
-    file_sha256: str | None
-    source_quant: SourceQuant  # how the source stored its weights (GGUF Q4_1, a bnb checkpoint, float)
-
-    def to_json(self) -> dict:
-        from swtui.core.source_quant import to_json
-
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["source_quant"] = to_json(self.source_quant)
-        return out
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One decoder layer of a probe, as the chart draws it (`probe.LayerStats` and the weight)."""
-    layer: int
-    in_max: float  # max |down_proj input| and where: channel → the super weight's col
-    in_channel: int
-    in_token: int
-    out_max: float  # max |down_proj output| and where: channel → the super weight's row
-    out_channel: int
-    out_token: int
-    out_value: float
-    resid_max: float  # max |residual stream| after the layer
-    resid_channel: int
-    attr_col: int | None = None
-    attr_share: float | None = None
-    write_value: float | None = None
-    norm_gain: float | None = None
-    weight: float | None = None  # W[out_channel, in_channel] now (None where it cannot be read)
-
-
-@dataclass(frozen=True)
-class SuperWeightRow:
-    """One named super weight as the UI shows it: the finding plus its present state."""
-    layer: int
-    row: int
-    col: int
-    value: float  # the pristine weight
-    current: float  # the weight now (edits, quantization)
-    state: str  # "original", "pruned", "scaled ×2", "… + SA restored", "measuring…"
-    pruned: bool = False
-    sa_restored: bool = False
-    measuring: bool = False  # detection is still measuring its impact
-    label: str = ""
-    source: str = "detected"
-    verdict: str | None = None
-    is_super: bool | None = None
-    ppl_base: float | None = None
-    ppl_pruned: float | None = None
-    zscore: float | None = None
-    share: float | None = None
-    prompts_spiking: int | None = None
-    prompts_total: int | None = None
-    ratio: Ratio | None = None  # ppl pruned alone / base, with its 95% interval
-    control: Ratio | None = None  # a random weight of matched magnitude in the same tensor, pruned
-    control_key: tuple[int, int, int] | None = None
-    sa_ratio: Ratio | None = None  # pruned with its super activation restored
-    role: str | None = None  # "carrier" | "canceller" of a massive channel (None: not one of its writers)
-
-    @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.layer, self.row, self.col)
-
-
-@dataclass(frozen=True)
-class WriterRow:
-    """One MLP writing a massive channel: its signed share of the peak and its main weight."""
-    layer: int
-    row: int
-    col: int | None  # None: the weight cannot be read (packed)
-    share: float  # write / peak: > 0 carries the activation, < 0 cancels it
-    role: str  # "carrier" | "canceller"
-
-
-@dataclass(frozen=True)
-class GroupRow:
-    """One residual channel judged (`groups.WriterGroup`): a massive one with its writers, or the
-    row of candidates."""
-    channel: int
-    members: list[tuple[int, int, int]]
-    first_layer: int
-    sa_before: float  # max |residual| on the channel from the first layer on
-    sa_after: float  # the same with every carrier pruned
-    sa_remaining: float  # sa_after / sa_before
-    verdict: str
-    ppl_base: float | None = None
-    ppl_pruned_together: float | None = None
-    ppl_pruned_sa_restored: float | None = None
-    ppl_write_zeroed: float | None = None
-    massive: bool = False
-    peak: float | None = None  # signed residual value at the peak (massive channels)
-    persist_layers: int | None = None
-    writers: list[WriterRow] = field(default_factory=list)
-    carriers: list[tuple[int, int, int]] = field(default_factory=list)
-    pruned_together: Ratio | None = None
-    together_control: Ratio | None = None  # the carriers' control weights pruned together
-    sa_restored: Ratio | None = None  # the carriers pruned with their super activations restored
-    write_zeroed: Ratio | None = None  # the channel's MLP writes zeroed at every layer
-    control: Ratio | None = None  # a random other channel zeroed the same way
-    control_channel: int | None = None
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """What one variant of the model does: perplexity on the evaluation text, stopword mass on the
-    stopword prompts and (when asked) a greedy generation. Made by `swtui.core.metrics.measure`."""
-    perplexity: float
-    stopword_mass: float
-    generation: str | None = None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+# every payload type is a name of this module: `wire` resolves the messages' type hints here
+from swtui.core.defaults import CLIP_Z, PAPER_BITS, SCALE_FACTORS, SWEEP_BLOCKS
+from swtui.core.evidence import Ratio  # noqa: F401
+from swtui.core.payloads import (GroupRow, LayerRow, Metrics, ModelInfo, StopwordReport,  # noqa: F401
+                                 SuperWeightRow, TokenShift, WriterRow)
+from swtui.core.quant_config import QuantConfig, Variant  # noqa: F401
+from swtui.core.source_quant import SourceQuant, TensorTypeShare  # noqa: F401
+from swtui.core.sweep_rows import QuantMeta, QuantRow, ScaleMeta, ScaleRow  # noqa: F401
+from swtui.core.verdicts import Verdict  # noqa: F401
 
 
 # -- requests (UI -> inference thread) -------------------------------------------------------
@@ -185,7 +63,7 @@ class Prune(Request):
 @dataclass(frozen=True)
 class Scale(Request):
     key: tuple[int, int, int]
-    factor: object
+    factor: float  # finite, |factor| ≤ 1e6 (`edits.check_factor`, in the ledger)
 
 
 @dataclass(frozen=True)
@@ -196,6 +74,12 @@ class Restore(Request):
 @dataclass(frozen=True)
 class RestoreAll(Request):
     pass
+
+
+@dataclass(frozen=True)
+class PruneFindings(Request):
+    """Prune every weight detection judged a super weight or a group member, at once (the paper's
+    "remove the super weights" of a model with several); again, when all are pruned: restore them."""
 
 
 @dataclass(frozen=True)
@@ -214,14 +98,14 @@ class ToggleWriteAblation(Request):
 @dataclass(frozen=True)
 class Quantize(Request):
     kind: ClassVar[str] = "quantize"
-    config: dict | None  # None: back to full precision
+    config: QuantConfig | None  # None: back to full precision
 
 
 @dataclass(frozen=True)
 class Compare(Request):
-    """Measure the baseline and each variant (`variants.Variant` dicts), one after the other."""
+    """Measure the baseline and each variant, one after the other."""
     kind: ClassVar[str] = "compare"
-    variants: tuple
+    variants: tuple[Variant, ...]
 
 
 @dataclass(frozen=True)
@@ -229,11 +113,11 @@ class Sweep(Request):
     """what "scale": W[key] scaled by each factor; what "quant": naive vs SW-aware RTN by block."""
     kind: ClassVar[str] = "sweep"
     what: str
-    key: tuple | None = None
-    factors: tuple = (0.0, 0.5, 1.0, 1.2, 1.5, 2.0, 3.0)
-    bits: int = 4
-    blocks: tuple = (64, 256, 1024, 4096, 16384, None)
-    clip_z: float = 9.0
+    key: tuple[int, int, int] | None = None
+    factors: tuple[float, ...] = SCALE_FACTORS
+    bits: int = PAPER_BITS  # the TUI asks for one below a source already at ≤ 4 bits (SourceQuant.default_bits)
+    blocks: tuple[int | None, ...] = SWEEP_BLOCKS
+    clip_z: float = CLIP_Z
 
 
 @dataclass(frozen=True)
@@ -334,6 +218,7 @@ class StateChanged(Event):
     quant_mode: str
     batched_ab: bool
     prompt: str
+    held_out: tuple[tuple[int, int, int], ...]  # what "keep super weights" holds out now (quant_session.held_out_keys)
 
 
 @dataclass(frozen=True)
@@ -344,7 +229,7 @@ class TokenStreamed(Event):
 
 @dataclass(frozen=True)
 class GenerationDone(Event):
-    texts: dict
+    texts: dict[str, str]  # "base", "current"
     diverge_at: int | None
     batched: bool
     cancelled: bool = False
@@ -352,7 +237,7 @@ class GenerationDone(Event):
 
 @dataclass(frozen=True)
 class StopwordsDone(Event):
-    report: dict  # metrics.StopwordReport.to_dict()
+    report: StopwordReport
 
 
 @dataclass(frozen=True)
@@ -391,20 +276,20 @@ class VariantMeasured(Event):
 
 @dataclass(frozen=True)
 class ComparisonDone(Event):
-    variants: list  # Variant dicts
-    results: dict  # name -> Metrics dict (the baseline first)
+    variants: tuple[Variant, ...]
+    results: dict[str, Metrics]  # "baseline" first, then each variant measured
     cancelled: bool = False
 
 
 @dataclass(frozen=True)
 class SweepRow(Event):
     what: str
-    row: dict
+    row: ScaleRow | QuantRow
 
 
 @dataclass(frozen=True)
 class SweepDone(Event):
     what: str
-    rows: list
-    meta: dict  # what was swept: the weight and its value, or bits and clip z
+    rows: tuple[ScaleRow | QuantRow, ...]
+    meta: ScaleMeta | QuantMeta  # what was swept: the weight and its value, or bits, clip z, held-out set
     cancelled: bool = False

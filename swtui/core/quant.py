@@ -11,14 +11,7 @@ W clamped to ±threshold. All arithmetic in float32; the result is cast back to 
 from __future__ import annotations
 
 from swtui.core.errors import QuantizationError
-
-GROUPS = ("tensor", "channel", "block", "tile")
-
-
-def check_bits(bits) -> int:
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 8:
-        raise QuantizationError(f"bits must be an integer from 2 to 8, not {bits!r}")
-    return bits
+from swtui.core.quant_config import GROUPS, check_bits  # noqa: F401 - defined once, used here
 
 
 def _rtn_rows(x, bits: int):

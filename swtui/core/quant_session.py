@@ -15,88 +15,13 @@ activation replaced by the median and restored (REPLACE/RESTORE), per sequence.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from swtui.core.errors import QuantizationError
-from swtui.core.quant import GROUPS, check_bits, fake_quant_activation, rtn
-
-METHODS = ("rtn", "bnb-int8", "bnb-nf4", "bnb-fp4")
-
-
-@dataclass(frozen=True)
-class QuantConfig:
-    method: str = "rtn"
-    bits: int = 4
-    group: str = "block"
-    block: int | None = 4096
-    clip_z: float | None = None
-    keep_super_weights: bool = False
-    act_bits: int | None = None
-    act_site: str = "input"
-    act_sa: bool = False
-    #: the (layer, row, col) held out, fixed when the config is applied (None: not yet resolved)
-    held_out: tuple | None = None
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["held_out"] = None if self.held_out is None else [list(k) for k in self.held_out]
-        return data
-
-    def describe(self) -> str:
-        if self.method == "rtn":
-            where = {"tensor": "per tensor", "channel": "per channel"}.get(self.group, f"{self.group} {self.block}")
-            text = f"RTN W{self.bits} {where}"
-            if self.clip_z:
-                text += f" clip z{self.clip_z:g}"
-        else:
-            text = {"bnb-int8": "bnb LLM.int8", "bnb-nf4": "bnb NF4", "bnb-fp4": "bnb FP4"}[self.method]
-        if self.keep_super_weights:
-            text += " +SW kept"
-        if self.act_bits:
-            text += f" A{self.act_bits}@{self.act_site}" + (" +SA kept" if self.act_sa else "")
-        return text
-
-
-def describe_config(data: dict | None) -> str:
-    """A config dict's label ("full precision" for None), or the reason it is not valid."""
-    if data is None:
-        return "full precision"
-    try:
-        return parse_config(data).describe()
-    except QuantizationError as exc:
-        return f"invalid: {exc}"
-
-
-def parse_config(data: dict) -> QuantConfig:
-    try:
-        cfg = QuantConfig(**data)
-    except TypeError as exc:
-        raise QuantizationError(f"bad quantization config: {exc}") from None
-    if cfg.method not in METHODS:
-        raise QuantizationError(f"method must be one of {', '.join(METHODS)}, not {cfg.method!r}")
-    if cfg.method == "rtn":
-        check_bits(cfg.bits)
-        if cfg.group not in GROUPS:
-            raise QuantizationError(f"group must be one of {', '.join(GROUPS)}, not {cfg.group!r}")
-        if cfg.group in ("block", "tile") and (not isinstance(cfg.block, int) or cfg.block < 2 or cfg.block > 1 << 31):
-            raise QuantizationError(f"block size must be an integer from 2 to 2^31, not {cfg.block!r}")
-    if cfg.clip_z is not None and not (isinstance(cfg.clip_z, (int, float)) and 0 < cfg.clip_z < 1e6):
-        raise QuantizationError(f"clip z-score must be a positive number, not {cfg.clip_z!r}")
-    if cfg.held_out is not None:
-        try:
-            held = tuple(sorted({tuple(int(v) for v in key) for key in cfg.held_out}))
-        except (TypeError, ValueError):
-            raise QuantizationError("held_out must be a list of [layer, row, col]") from None
-        if any(len(k) != 3 or min(k) < 0 for k in held):
-            raise QuantizationError("held_out must be a list of [layer, row, col]")
-        cfg = replace(cfg, held_out=held)
-    if cfg.act_bits is not None:
-        check_bits(cfg.act_bits)
-        if cfg.act_site not in ("input", "output"):
-            raise QuantizationError("activation site must be 'input' or 'output'")
-    return cfg
-
+from swtui.core.quant import fake_quant_activation, rtn
+from swtui.core.quant_config import (METHODS, QuantConfig, describe_config,  # noqa: F401 - re-exported
+                                     parse_config)
 
 def held_out_keys(session) -> list[tuple[int, int, int]]:
     """What "keep super weights" holds out: every weight of the session that detection judged part
@@ -195,7 +120,7 @@ class WeightQuantizer:
         return new, corrections
 
 
-def apply_quant_config(session, config: dict | None, progress: Callable | None = None,
+def apply_quant_config(session, config: "QuantConfig | dict | None", progress: Callable | None = None,
                        cancel: threading.Event | None = None) -> str:
     """Quantize the session's model per `config` (None: back to full precision). Returns a label.
 

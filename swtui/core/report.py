@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from swtui.core.verdicts import Verdict
+
 
 def _num(v, digits: int = 2) -> str:
     if v is None:
@@ -45,8 +47,8 @@ def markdown_report(data: dict, has_svg: bool = False) -> str:
         rows = []
         for s in sws:
             ratio = s["ppl_pruned"] / s["ppl_base"] if s.get("ppl_base") and s.get("ppl_pruned") else None
-            verdict = s.get("verdict") or {True: "super weight", False: "harmless", None: "not measured"}[s.get("is_super")]
-            verdict = verdict if verdict in ("harmless", "not measured") else f"**{verdict}**"
+            v = Verdict.of(s.get("verdict")) or {True: Verdict.SUPER, False: Verdict.HARMLESS, None: None}[s.get("is_super")]
+            verdict = "not measured" if v is None else f"**{v}**" if v.emphasis == "strong" else str(v)
             rows.append([f"`layers.{s['layer']}.down_proj[{s['row']}, {s['col']}]`", _num(s.get("value"), 4),
                          _num(s.get("zscore"), 1), _num(s.get("out_act"), 1), _num(s.get("persist_layers")),
                          f"{_num(s.get('ppl_base'))} → {_num(s.get('ppl_pruned'))}" + (f" ({ratio:.2f}×)" if ratio else ""),
@@ -124,21 +126,34 @@ def _comparison_lines(comparison: dict | None) -> list[str]:
             _table(["variant", "configuration", "perplexity", "vs baseline", "stopword mass", "generation"], rows), ""]
 
 
+def _ci(value, ci) -> str:
+    if value is None:
+        return "—"
+    return f"×{_num(value, 3)}" + (f" [{_num(ci[0], 3)}, {_num(ci[1], 3)}]" if ci and None not in ci else "")
+
+
 def _sweep_lines(sweeps: dict) -> list[str]:
     lines: list[str] = []
     scale = sweeps.get("scale")
     if scale and scale.get("rows"):
         meta = scale["meta"]
         lines += [f"## Scale sweep of W{meta['super_weight']} = {meta['value']:.4g}", "",
-                  _table(["factor", "perplexity", "stopword mass"],
-                         [[f"×{r['factor']:g}", _num(r["perplexity"], 3), _num(r["stopword_mass"], 4)]
-                          for r in scale["rows"]]), ""]
+                  _table(["factor", "perplexity", "vs ×1 [95%]", "stopword mass"],
+                         [[f"×{r['factor']:g}", _num(r["perplexity"], 3), _ci(r.get("ratio"), r.get("ratio_ci95")),
+                           _num(r["stopword_mass"], 4)] for r in scale["rows"]]), ""]
     quant = sweeps.get("quant")
     if quant and quant.get("rows"):
         meta = quant["meta"]
         lines += [f"## W{meta['bits']} RTN by block size (clip z{meta['clip_z']:g}; full precision "
-                  f"{_num(meta.get('baseline_perplexity'))})", "",
-                  _table(["block", "naive", "keep SW", "clip", "clip + keep SW (SW-aware)"],
-                         [[r["block"], _num(r["naive"]), _num(r["keep_sw"]), _num(r["clip"]), _num(r["sw_aware"])]
+                  f"{_num(meta.get('baseline_perplexity'))}; held out {meta.get('held_out', meta.get('super_weights'))})",
+                  ""]
+        if meta.get("confound"):
+            lines += [f"> **Source grid:** {meta['confound']}.", ""]
+        lines += [_table(["block", "naive", "keep SW", "clip", "clip + keep SW (SW-aware)", "SW-aware / naive [95%]",
+                          "source grid"],
+                         [[r["block"], _num(r["naive"]), _num(r["keep_sw"]), _num(r["clip"]), _num(r["sw_aware"]),
+                           _ci(r.get("sw_aware_vs_naive"), r.get("sw_aware_vs_naive_ci95")),
+                           "—" if not r.get("confound") else
+                           "reproduced" if "reproduces" in r["confound"] else "confounded"]
                           for r in quant["rows"]]), ""]
     return lines

@@ -20,6 +20,7 @@ from swtui.core.hooks import ExactBase, HookSet, RowCorrection, SARestore, ZeroW
 from swtui.core.edits import weights_hash
 from swtui.core.ledger import EditLedger
 from swtui.core.loading import LoadedModel
+from swtui.core.verdicts import Verdict
 
 VARIANTS = ("base", "current")
 
@@ -50,8 +51,7 @@ class SuperWeight:
     write: float | None = None  # the MLP's write into the residual at the spike (after a post-FFN norm)
     norm_gain: float | None = None  # that norm's gain on `row` (None: no post-FFN norm)
     ppl_sa_restored: float | None = None  # pruned alone with its super activation restored
-    verdict: str | None = None  # "super weight" | "super weight group" | "massive activation …" | "harmless"
-    #                             | "inconclusive"
+    verdict: Verdict | None = None  # a str: its label
     # the evidence (swtui.core.evidence.Ratio, paired per-token losses with a 95% interval):
     ratio: object = None  # ppl pruned alone / ppl base
     control: object = None  # the same for a random weight of matched magnitude in the same tensor

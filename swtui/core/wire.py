@@ -9,6 +9,7 @@ before a protocol change is refused rather than filled in with defaults.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import types
 import typing
@@ -70,18 +71,35 @@ def _typed(hint, value, where: str):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise WireError(f"{where}: {value!r} is not a {hint.__name__}") from None
     if (hint is tuple or origin is tuple) and isinstance(value, list):  # JSON has no tuples
-        if len(args) == 2 and args[1] is Ellipsis and dataclasses.is_dataclass(args[0]):
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]
             return tuple(_typed(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if args and len(args) == len(value):  # tuple[X, Y, Z]
+            return tuple(_typed(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         return tuple(value)
     if origin is list and args and isinstance(value, list):
         return [_typed(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict and len(args) == 2 and isinstance(value, dict):
         return {k: _typed(args[1], v, f"{where}[{k!r}]") for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
+        classes = [a for a in args if dataclasses.is_dataclass(a)]
+        if len(classes) > 1:  # which payload: the one whose fields are exactly the dict's keys
+            if not isinstance(value, dict):
+                raise WireError(f"{where}: a {' or '.join(c.__name__ for c in classes)} must be a dict of its fields")
+            match = [c for c in classes if {f.name for f in dataclasses.fields(c)} == set(value)]
+            if len(match) != 1:
+                raise WireError(f"{where}: fields {sorted(value)} are not those of "
+                                f"{' or '.join(c.__name__ for c in classes)}")
+            return _build(match[0], value, where)
         for arg in args:
             if arg is not type(None) and (dataclasses.is_dataclass(arg) or arg is tuple
-                                          or typing.get_origin(arg) is tuple):
+                                          or typing.get_origin(arg) is tuple
+                                          or (isinstance(arg, type) and issubclass(arg, enum.Enum))):
                 return _typed(arg, value, where)
     return value
 

@@ -49,6 +49,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("scale", "s", "scale", "Scale selected", "multiply the selected super weight by a finite factor",
            needs="selection"),
     Action("restore", "r", "restore", "Restore selected", "put the selected weight back (bit-exact)", needs="selection"),
+    Action("prune_findings", "P", "prune all", "Prune every finding",
+           "prune every weight judged a super weight or a group member at once (again: restore them)", show=False,
+           needs="selection"),
     Action("restore_all", "R", "restore all", "Restore all", "undo every edit, quantization and ablation (bit-exact)",
            needs="loaded"),
     Action("toggle_sa", "a", "SA", "Toggle restore super activation",
@@ -69,12 +72,13 @@ ACTIONS: tuple[Action, ...] = (
            "replace or add as a variant", show=False, needs="loaded"),
     Action("full_precision", "", "", "Full precision", "leave quantization (bit-exact)", needs="loaded"),
     Action("compare", "C", "compare", "Compare variants side by side",
-           "baseline and up to three quantization variants, one column each (default: W4 per tensor, naive vs "
-           "clip z9 + keep SW)", needs="loaded"),
+           "baseline and up to three quantization variants, one column each (default: per tensor, naive vs "
+           "clip z9 + keep SW, at W4 or one bit below a quantized source's)", needs="loaded"),
     Action("scale_sweep", "S", "scale sweep", "Scale sweep of the selected super weight",
            "perplexity and stopword mass for factors 0…3, charted (esc cancels)", show=False, needs="selection"),
     Action("quant_sweep", "B", "block sweep", "Block-size sweep: naive vs SW-aware RTN",
-           "W4 RTN by block size, naive vs clip z9 + keep SW, charted (esc cancels)", show=False, needs="loaded"),
+           "RTN by block size, naive vs clip z9 + keep SW with paired intervals, charted (esc cancels); "
+           "W4, or one bit below a quantized source's", show=False, needs="loaded"),
     Action("export", "x", "export", "Export snapshot", "JSON + SVG + Markdown into snapshots/", needs="loaded"),
     Action("chart_move(-1)", "h", "◀", "", "previous layer of the spike chart", show=False, help_keys="←/→ or h/l"),
     Action("chart_move(1)", "l", "▶", "", "next layer of the spike chart", show=False, help_keys="←/→ or h/l"),

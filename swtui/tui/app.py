@@ -12,6 +12,7 @@ from textual.app import App
 from swtui.core import protocol as ev
 from swtui.core.defaults import GEN_PROMPT
 from swtui.core.engine import Engine
+from swtui.core.quant_config import Variant
 from swtui.tui.actions import bindings
 from swtui.tui.commands import SwtuiCommands
 from swtui.tui.messages import CancelWork, EngineEvent, ExportSnapshot, RunComparison
@@ -74,7 +75,8 @@ class SwtuiApp(App):
         else:
             self.engine = engine(self._emit)
         self.requested_theme = theme
-        self.main = MainScreen(prompt, ((snapshot or {}).get("comparison") or {}).get("variants"))
+        saved = ((snapshot or {}).get("comparison") or {}).get("variants") or []
+        self.main = MainScreen(prompt, [Variant.from_dict(v) for v in saved])
         self.events_seen = EventLog()  # the last events, for tests and debugging
         self.load_error: str | None = None  # set when loading failed: the app exits with code 2
         # `make bench` drives the real app in a terminal: it asks for the wall time at which each
@@ -146,7 +148,7 @@ class SwtuiApp(App):
 
     # -- what screens ask of their owner (messages bubble from a screen to the app) -----------------
     def on_run_comparison(self, message: RunComparison) -> None:
-        self.main.run_comparison(message.variants)
+        self.main.comparisons.run(message.variants)
 
     def on_export_snapshot(self, message: ExportSnapshot) -> None:
         self.main.action_export()

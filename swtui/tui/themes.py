@@ -1,6 +1,7 @@
 """Themes: TOML files, one Textual `Theme` each, shipped in the package and read from the user's folder.
 
-Sources, later ones winning on a name clash: the package's `swtui/themes/*.toml` (found through
+Sources, later ones winning on a name clash: the shipped `themes/*.toml` (the checkout's top-level
+folder, or the wheel's `swtui/themes/`, found through
 importlib.resources, so a wheel or a non-editable install has them), the user theme folder
 (`platformdirs.user_config_dir("swtui")/themes`), and `SWTUI_THEMES_DIR` when set.
 """
@@ -25,9 +26,18 @@ def user_themes_dir() -> Path:
     return Path(user_config_dir("swtui")) / "themes"
 
 
+def shipped_themes():
+    """The themes swtui ships: the top-level `themes/` of a source checkout, packaged into the wheel
+    as `swtui/themes/` (pyproject's package-dir)."""
+    checkout = Path(__file__).resolve().parents[2] / "themes"
+    if checkout.is_dir() and (checkout.parent / "swtui").is_dir():
+        return checkout
+    return resources.files("swtui").joinpath("themes")
+
+
 def theme_sources() -> list:
     """Folders (Traversables) to read themes from, lowest precedence first."""
-    sources = [resources.files("swtui").joinpath("themes"), user_themes_dir()]
+    sources = [shipped_themes(), user_themes_dir()]
     override = os.environ.get("SWTUI_THEMES_DIR")
     if override:
         sources.append(Path(override))

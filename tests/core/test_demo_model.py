@@ -79,6 +79,7 @@ def test_scan_json_cli(capsys):
 
     assert main(["scan", "--device", "cpu", "--json", "--no-impact", "--max-rounds", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert report["model"]["source_quant"]["down_type"] == "Q4_1"  # the source's own grid, read at load
     layer = report["layers"][11]
     assert {"layer", "in_max", "in_channel", "in_token", "out_max", "out_channel", "out_token", "resid_max",
             "resid_channel"} <= set(layer)
@@ -172,6 +173,9 @@ def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys, short_eval):
     assert main(["quant-sweep", "--device", "cpu", "--blocks", "tensor", "--json", "--eval-file", short_eval,
                  "--no-impact"]) == 0
     report = json.loads(capsys.readouterr().out)
+    # the demo is a Q4_1 GGUF: the default bits are one below its grid's, so nothing is confounded
+    assert report["model"]["source_quant"]["down_type"] == "Q4_1" and report["source_quant"]["bits"] == 4
+    assert report["bits"] == 3 and report["confound"] is None and report["rows"][0]["confound"] is None
     # unjudged (--no-impact; and ~300 tokens are under the 320 an interval needs, so judged they would
     # all be inconclusive): "keep super weights" holds out every candidate rather than none
     assert report["super_weights"] == HELD_ON_SHORT_TEXT
@@ -188,6 +192,9 @@ def test_quant_command_returns_exactly(capsys, short_eval):
                  "--max-new-tokens", "4", "--eval-file", short_eval, "--no-impact"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["restored_exactly"] is True and report["held_out"] == HELD_ON_SHORT_TEXT
+    # NF4 has as many levels as the Q4_1 source: the number is said to be confounded by its grid
+    assert report["model"]["source_quant"]["down_type"] == "Q4_1"
+    assert "already Q4_1" in report["confound"] and "compound" in report["confound"]
     assert report["edited"]["perplexity"] < 2 * report["baseline"]["perplexity"]
     layer11 = report["spikes"][11]
     assert layer11["quant_channel"] == 507  # the super activation survives NF4 with the SW held out
@@ -202,6 +209,9 @@ def test_snapshot_round_trip(tmp_path, capsys, short_eval):
     path = json.loads(capsys.readouterr().out)["path"]
     saved = json.loads((tmp_path / path.split("/")[-1] / "findings.json").read_text())
     assert saved["edits"][0]["op"] == "prune" and saved["metrics"]["perplexity"]["current"] > 50
+    sq = saved["model"]["source_quant"]
+    assert (sq["format"], sq["down_type"], sq["bits"], sq["block"]) == ("gguf", "Q4_1", 4, 32)
+    assert "Q4_1" in (tmp_path / path.split("/")[-1] / "report.md").read_text()
     assert main(["open", path, "--headless", "--json", "--device", "cpu", "--eval-file", short_eval]) == 0
     reopened = json.loads(capsys.readouterr().out)
     assert reopened["matches"] == {"state": True, "weights": True, "generation": True, "perplexity": True,

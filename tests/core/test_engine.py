@@ -16,15 +16,25 @@ SW = (1, 5, 17)
 def test_every_message_is_plain_data_and_comes_back_equal():
     row = ev.SuperWeightRow(1, 5, 17, value=-3.5, current=0.0, state="pruned", pruned=True, verdict="super weight")
     messages = [
-        ev.Loaded(ev.ModelInfo("tiny", "tiny:llama", "llama", 4, 1234, "cpu", "float32")),
-        ev.StateChanged([row], 1, "full precision", True, "The capital"),
+        ev.Loaded(ev.ModelInfo("tiny", "tiny:llama", "tiny", "llama", 4, 1234, "cpu", "float32", None, None,
+                               ev.SourceQuant("gguf", "Q4_1", 4, 32, (ev.TensorTypeShare("Q4_1", 96),)))),
+        ev.StateChanged([row], 1, "full precision", True, "The capital", ((1, 2, 3),)),
         ev.Measured({"base": ev.Metrics(17.5, 0.03, "Paris"), "current": ev.Metrics(74.7, 0.2, "the the")}),
         ev.VariantMeasured("baseline", ev.Metrics(17.5, 0.03)),
-        ev.Prune(SW, on=False), ev.Scale(SW, 2.0), ev.Sweep("scale", key=SW), ev.Compare(({"name": "a"},)),
+        ev.Prune(SW, on=False), ev.Scale(SW, 2.0), ev.Sweep("scale", key=SW),
+        ev.Compare((ev.Variant("a", ev.QuantConfig(bits=3, held_out=((1, 5, 17),))), ev.Variant("b", None, False))),
+        ev.Quantize(ev.QuantConfig(method="bnb-nf4", keep_super_weights=True)), ev.Quantize(None),
+        ev.StopwordsDone(ev.StopwordReport({"base": 0.3}, (ev.TokenShift("the", 0.1, 0.2),))),
         ev.ProbeDone([ev.LayerRow(0, 3.0, 7, 0, 1.0, 5, 0, -1.0, 2.0, 5, weight=0.5)], 2.5, ["a"], "p"),
         ev.ApplySnapshot(force=True),
         ev.DetectionDone([SW, (2, 3, 4)], [SW], "no spike left",
                          [ev.GroupRow(5, [SW], 1, 900.0, 9.0, 0.01, "super weight", 17.5, 80.0)]),
+        ev.SweepRow("quant", ev.QuantRow(None, 9.0, 8.0, 20.0, 7.5, ev.Ratio(0.8, 0.7, 0.9, 400),
+                                         ev.Ratio(0.9, 0.85, 0.95, 400), "the source is already Q4_1")),
+        ev.SweepRow("scale", ev.ScaleRow(0.0, 90.0, ev.Ratio(5.0, 4.0, 6.0, 400), 0.3)),
+        ev.SweepDone("quant", (ev.QuantRow(64, 9.0, 8.0, 20.0, 7.5, ev.Ratio(0.8, 0.7, 0.9, 400),
+                                           ev.Ratio(0.9, 0.85, 0.95, 400), None),),
+                     ev.QuantMeta(3, 9.0, ((11, 507, 1229),), 17.5, ev.SourceQuant("float", "float"), None)),
     ]
     for message in messages:
         again = wire.from_data(json.loads(json.dumps(wire.to_data(message))))  # as recordings hold them

@@ -86,7 +86,7 @@ def test_set_prompt_changes_what_is_generated(engine, monkeypatch):
     assert w.prompt == "The capital of Italy is" and prompts == ["The capital of Italy is"]
     assert last(events, ev.StateChanged).prompt == "The capital of Italy is"
     done = last(events, ev.GenerationDone)
-    assert done.texts == w.last_generation == real(s, "The capital of Italy is", 4)
+    assert done.texts == w.findings.generation == real(s, "The capital of Italy is", 4)
     assert last(events, ev.Measured).metrics["current"].generation == done.texts["current"]
     assert s.edit_count == 0
 
@@ -170,3 +170,21 @@ def test_export_writes_a_snapshot_and_needs_no_refresh(engine, tmp_path):
     path = Path(last(events, ev.Exported).path)
     assert path.is_relative_to(tmp_path / "snaps") and path.exists()
     assert not refreshed(events)  # it exports what the last refresh showed
+
+
+def test_prune_findings_prunes_every_super_weight_and_group_member_then_restores_them(engine):
+    """The walk-through's new request (README "Development"): P prunes every finding at once."""
+    from swtui.core.verdicts import Verdict
+
+    _, _, s = engine
+    events = serve(engine, ev.PruneFindings())
+    assert isinstance(last(events, ev.Failed), ev.Failed) and s.ledger.count == 0  # nothing judged yet
+    a, b, other = s.name_super_weight(*SW), s.name_super_weight(2, 3, 4), s.name_super_weight(0, 1, 2)
+    a.verdict, b.verdict, other.verdict = Verdict.SUPER, Verdict.GROUP, Verdict.HARMLESS
+    before = s.current_hash()
+    events = serve(engine, ev.PruneFindings())
+    assert {k for k, e in s.ledger.edits.items() if e.op == "prune"} == {SW, (2, 3, 4)}  # not the harmless one
+    assert row(events).state == "pruned" and refreshed(events)
+    assert "pruned every finding" in last(events, ev.Notice).message
+    serve(engine, ev.PruneFindings())  # again: all pruned, so restore them
+    assert s.ledger.count == 0 and s.current_hash() == before

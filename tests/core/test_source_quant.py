@@ -9,7 +9,7 @@ import pytest
 from swtui.core import source_quant as sq
 
 
-def _write_gguf(path, tensors: dict[str, tuple[np.ndarray, "gguf.GGMLQuantizationType"]]):
+def _write_gguf(path, tensors: dict):  # name -> (float array, gguf.GGMLQuantizationType)
     import gguf
 
     w = gguf.GGUFWriter(str(path), "llama")

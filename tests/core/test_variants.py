@@ -7,7 +7,8 @@ import pytest
 
 from swtui.core.errors import Cancelled, UserInputError
 from swtui.core.quant_session import apply_quant_config
-from swtui.core.variants import Variant, check_variants, compare, measure, quant_sweep, scale_sweep
+from swtui.core.sweeps import quant_sweep, scale_sweep
+from swtui.core.variants import Variant, check_variants, compare, measure
 
 from swtui_testing import tiny_needing_its_sa
 
@@ -73,24 +74,30 @@ def test_scale_sweep_rows_are_the_scaled_model(s):
     s.ledger.scale(*SW, 2.0)  # its own edit is put back after the sweep
     before = s.current_hash()
     rows = scale_sweep(s, SW, [0, 1, 1.5])
-    assert [r["factor"] for r in rows] == [0.0, 1.0, 1.5]
+    assert [r.factor for r in rows] == [0.0, 1.0, 1.5]
     assert s.current_hash() == before and s.ledger.edit(SW).factor == 2.0
     s.ledger.prune(*SW)
-    assert rows[0]["perplexity"] == measure(s, "current").perplexity
+    assert rows[0].perplexity == measure(s, "current").perplexity
     s.ledger.scale(*SW, 1.5)
-    assert rows[2]["perplexity"] == measure(s, "current").perplexity
+    assert rows[2].perplexity == measure(s, "current").perplexity
     s.ledger.restore(*SW)
-    assert rows[1]["perplexity"] == measure(s, "current").perplexity
-    assert rows[0]["perplexity"] > 1.5 * rows[1]["perplexity"]  # pruning the planted SW hurts
+    assert rows[1].perplexity == measure(s, "current").perplexity
+    assert rows[0].perplexity > 1.5 * rows[1].perplexity  # pruning the planted SW hurts
+    assert rows[0].ratio.lo > 1.5 and rows[1].ratio.value == 1.0
 
 
 def test_quant_sweep_holds_the_super_weight_out(s):
     rows = quant_sweep(s, 4, [None, 64], 3.0)
-    assert [r["block"] for r in rows] == ["tensor", 64]
+    assert [r.label for r in rows] == ["tensor", "64"]
     assert s.quant_config is None
     apply_quant_config(s, AWARE)
-    assert rows[0]["sw_aware"] == measure(s, "current").perplexity
-    assert rows[0]["sw_aware"] < rows[0]["naive"]
+    assert rows[0].sw_aware == measure(s, "current").perplexity
+    assert rows[0].sw_aware < rows[0].naive
+    # the paired ratio is the two perplexities' ratio, its interval around it; a float source confounds nothing
+    ratio = rows[0].sw_aware_vs_naive
+    assert ratio.value == pytest.approx(rows[0].sw_aware / rows[0].naive, rel=1e-9)
+    assert ratio.lo <= ratio.value <= ratio.hi and ratio.tokens > 320
+    assert rows[0].confound is None
 
 
 def _hand_quantized(s, bits, block, clip_z, held):
@@ -124,12 +131,12 @@ def test_every_quant_sweep_row_is_a_direct_quantize_and_measure(s):
     text = "A short text to score, quantized in blocks of every size the sweep was asked for."
     blocks = [None, 64, 1000]
     rows = quant_sweep(s, 3, blocks, 3.0, text)
-    assert [r["block"] for r in rows] == ["tensor", 64, 1000]
+    assert [r.block for r in rows] == [None, 64, 1000]
     for row, block in zip(rows, blocks):
         for name, clip, keep in (("naive", None, False), ("keep_sw", None, True), ("clip", 3.0, False),
                                  ("sw_aware", 3.0, True)):
             hand = _hand_quantized(s, 3, block, clip, [SW] if keep else [])
             want = metrics.perplexity(hand, text, variants=("current",))["current"]
-            assert row[name] == pytest.approx(want, rel=1e-6), (row["block"], name)
+            assert getattr(row, name) == pytest.approx(want, rel=1e-6), (row.label, name)
     # smaller blocks quantize more finely: the naive figure moves towards the baseline
-    assert rows[1]["naive"] != rows[0]["naive"] and rows[2]["naive"] != rows[0]["naive"]
+    assert rows[1].naive != rows[0].naive and rows[2].naive != rows[0].naive

@@ -1,6 +1,7 @@
 """`wire`: every protocol message as plain data and back, and nothing else accepted."""
 
 import dataclasses
+import enum
 import json
 import types
 import typing
@@ -18,6 +19,8 @@ def _sample(hint, depth: int = 0):
         return _instance(hint, depth + 1)
     if origin in (typing.Union, types.UnionType):
         return _sample(next(a for a in args if a is not type(None)), depth)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return list(hint)[-1]
     if hint is bool:
         return True
     if hint is int:
@@ -103,3 +106,25 @@ def test_not_a_message_is_refused():
         with pytest.raises(wire.WireError, match="not a protocol message"):
             wire.from_data(data)
     assert issubclass(wire.WireError, ValueError)
+
+
+def test_a_verdict_comes_back_as_the_enum_and_a_wrong_one_is_refused():
+    from swtui.core.verdicts import Verdict
+
+    row = ev.SuperWeightRow(1, 5, 17, value=-3.5, current=0.0, state="pruned", pruned=True, verdict=Verdict.GROUP)
+    data = json.loads(json.dumps(wire.to_data(ev.StateChanged([row], 1, "full precision", True, "p", ()))))
+    assert data["super_weights"][0]["verdict"] == "super weight group"  # its label on the wire, as before
+    again = wire.from_data(data)
+    assert again.super_weights[0].verdict is Verdict.GROUP
+    data["super_weights"][0]["verdict"] = "super wieght"
+    with pytest.raises(wire.WireError, match="not a Verdict"):
+        wire.from_data(data)
+
+
+def test_a_sweep_row_is_told_apart_by_its_fields():
+    quant = ev.QuantRow(None, 9.0, 8.0, 20.0, 7.5, ev.Ratio(0.8, 0.7, 0.9, 400), ev.Ratio(0.9, 0.85, 0.95, 400), None)
+    data = json.loads(json.dumps(wire.to_data(ev.SweepRow("quant", quant))))
+    assert wire.from_data(data).row == quant
+    data["row"]["extra"] = 1
+    with pytest.raises(wire.WireError, match="not those of ScaleRow or QuantRow"):
+        wire.from_data(data)

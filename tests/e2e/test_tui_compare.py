@@ -5,9 +5,9 @@ import json
 from textual.widgets import Button, Checkbox, Input, Static
 
 from swtui.core import protocol as ev
-from swtui.core.variants import Variant, compare
+from swtui.core.presets import paper_pair
+from swtui.core.variants import compare
 from swtui.tui.app import SwtuiApp
-from swtui.tui.comparing import DEFAULT_VARIANTS
 from swtui.tui.screens.compare import CompareScreen
 from swtui.tui.screens.quant_form import QuantForm
 from swtui.tui.screens.sweep import SweepScreen
@@ -15,6 +15,8 @@ from swtui.tui.widgets.sweep_chart import SweepChart
 
 from swtui_testing import CPU, tiny_needing_its_sa
 from tui_helpers import settle
+
+DEFAULT_VARIANTS = paper_pair(4)  # tiny:llama is a float model: the paper's W4
 
 
 def _app(**kw):
@@ -33,11 +35,11 @@ async def test_compare_shows_the_baseline_and_each_variant_with_its_own_figures(
         await settle(pilot, app)
         screen = app.screen
         assert isinstance(screen, CompareScreen)
-        assert screen.names == ["baseline"] + [v["name"] for v in DEFAULT_VARIANTS]
+        assert screen.names == ["baseline"] + [v.name for v in DEFAULT_VARIANTS]
         done = [e for e in app.events_seen if isinstance(e, ev.ComparisonDone)][-1]
         assert not done.cancelled and list(done.results) == screen.names
         # the figures are those of a solo run of each configuration
-        solo = compare(app.engine.session, [Variant.from_dict(v) for v in DEFAULT_VARIANTS], app.engine.prompt, 4)
+        solo = compare(app.engine.session, DEFAULT_VARIANTS, app.engine.prompt, 4)
         for i, name in enumerate(screen.names):
             column = screen.query_one(f"#variant-{i}")
             metrics = _text(column.query_one(".compare-metrics", Static))
@@ -73,8 +75,8 @@ async def test_the_form_rejects_bad_input_and_adds_a_variant():
         await pilot.pause(0.2)
         assert not isinstance(app.screen, QuantForm)
         (variant,) = app.main.variants
-        assert variant["name"] == "mine" and variant["config"]["bits"] == 3
-        assert variant["config"]["clip_z"] == 9.0 and variant["config"]["keep_super_weights"] is True
+        assert variant.name == "mine" and variant.config.bits == 3
+        assert variant.config.clip_z == 9.0 and variant.config.keep_super_weights is True
 
 
 async def test_the_form_can_replace_the_current_quantization():
@@ -100,7 +102,7 @@ async def test_presets_are_added_as_variants_from_the_quant_dialog():
         await settle(pilot, app)
         await pilot.press("Q", "down", "down", "a")
         await pilot.pause(0.2)
-        assert [v["name"] for v in app.main.variants] == ["RTN W4, blocks of 4096, clip z9 + keep SW"]
+        assert [v.name for v in app.main.variants] == ["RTN W4, blocks of 4096, clip z9 + keep SW"]
         assert app.engine.session.quant_label == "full precision"  # adding a variant applies nothing
 
 
@@ -112,11 +114,11 @@ async def test_scale_sweep_is_drawn_row_by_row():
         await settle(pilot, app)
         screen = app.screen
         assert isinstance(screen, SweepScreen) and screen.state == "done"
-        factors = [r["factor"] for r in screen.rows]
+        factors = [r.factor for r in screen.rows]
         assert factors == [0.0, 0.5, 1.0, 1.2, 1.5, 2.0, 3.0]
         chart = _text(screen.query_one(SweepChart))
         assert "×0 " in chart and "log axis" in chart and "█" in chart
-        by = {r["factor"]: r["perplexity"] for r in screen.rows}
+        by = {r.factor: r.perplexity for r in screen.rows}
         assert by[0.0] > 1.5 * by[1.0]  # the planted super weight matters
         assert app.engine.session.ledger.count == 0  # the sweep left no edit behind
 
@@ -133,12 +135,12 @@ async def test_export_records_the_variants_and_reopening_brings_them_back(tmp_pa
         exported = [e for e in app.events_seen if isinstance(e, ev.Exported)]
     folder = tmp_path / exported[-1].path
     data = json.loads((folder / "findings.json").read_text())
-    assert [v["name"] for v in data["comparison"]["variants"]] == [v["name"] for v in DEFAULT_VARIANTS]
-    assert set(data["comparison"]["results"]) == {"baseline"} | {v["name"] for v in DEFAULT_VARIANTS}
+    assert [v["name"] for v in data["comparison"]["variants"]] == [v.name for v in DEFAULT_VARIANTS]
+    assert set(data["comparison"]["results"]) == {"baseline"} | {v.name for v in DEFAULT_VARIANTS}
     assert "## Quantization variants side by side" in (folder / "report.md").read_text()
     assert "clip z9 + keep SW" in (folder / "screen.svg").read_text().replace("&#160;", " ")  # the comparison drawn
     reopened = SwtuiApp("tiny:llama", load_options=CPU, snapshot=data, snapshot_force=True)
-    assert reopened.main.variants == data["comparison"]["variants"]
+    assert [v.to_dict() for v in reopened.main.variants] == data["comparison"]["variants"]
 
 
 async def test_esc_drops_a_comparison_still_waiting_for_the_model():

@@ -33,7 +33,7 @@ async def test_demo_end_to_end(demo_session, demo_detection):
         pruned = _last(app, ev.GenerationDone)
         assert pruned.texts["current"] != base["current"] and pruned.diverge_at is not None
         sw = _last(app, ev.StopwordsDone)
-        assert sw.report["mass"]["current"] > sw.report["mass"]["base"]
+        assert sw.report.mass["current"] > sw.report.mass["base"]
         probe = _last(app, ev.ProbeDone)
         assert probe.layers[11].out_max < 0.5 * 24000  # the super activation is gone
         await pilot.press("R")

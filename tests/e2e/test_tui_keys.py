@@ -40,7 +40,8 @@ async def test_B_draws_naive_and_sw_aware_bars_by_block_size():
         await settle(pilot, app)
         screen = app.screen
         assert isinstance(screen, SweepScreen) and screen.kind == "quant" and screen.state == "done"
-        assert [r["block"] for r in screen.rows] == [64, 256, 1024, 4096, 16384, "tensor"]
+        assert [r.label for r in screen.rows] == ["64", "256", "1024", "4096", "16384", "65536", "tensor"]
+        assert all(r.confound is None and r.sw_aware_vs_naive.tokens > 0 for r in screen.rows)  # a float source
         chart = str(screen.query_one(SweepChart).render())
         assert "tensor naive" in chart and "tensor SW-aware" in chart and "log axis" in chart
-        assert screen.meta["super_weights"] == [[1, 5, 17]] and app.engine.session.quant_config is None
+        assert screen.meta.held_out == ((1, 5, 17),) and app.engine.session.quant_config is None

@@ -58,6 +58,7 @@ async def test_load_shows_the_demo_model_its_chart_and_its_super_weight():
         await started(pilot, app)
         status = str(app.query_one(StatusBar).render())
         assert "SmolLM2" in status and "30 layers" in status
+        assert "Q4_1 source" in status  # the source's own grid, beside the model's name
         assert len(app.query_one(LayerSpikeChart).layers) == 30
         assert app.query_one(SuperWeightTable).selected_key() == SW
         assert cell(app, SW, "verdict") == "super weight"
@@ -179,8 +180,9 @@ async def test_Q_applies_a_quantization_preset():
         assert isinstance(app.screen, QuantDialog)
         await pilot.press("down", "enter")
         await pilot.pause()
-        assert "RTN W4" in app.query_one(StatusBar).quant_mode
-        assert app.engine.submitted[-1] == ev.Quantize({"method": "rtn", "bits": 4, "group": "block",
+        # the demo is a Q4_1 GGUF: the presets quantize one bit below its grid (W4 would reproduce it)
+        assert "RTN W3" in app.query_one(StatusBar).quant_mode
+        assert app.engine.submitted[-1] == ev.Quantize({"method": "rtn", "bits": 3, "group": "block",
                                                          "block": 4096})
 
 
@@ -288,3 +290,24 @@ async def test_keys_that_need_a_selection_say_so_before_there_is_one(key):
         assert app.engine.submitted == []
         assert any(("no super weight selected" in n.message or "no probe yet" in n.message)
                    for n in app._notifications)
+
+
+async def test_the_form_lists_what_keep_sw_holds_out_and_warns_about_the_source_grid():
+    from textual.widgets import Input, Static
+
+    from swtui.tui.screens.quant_form import QuantForm
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("F")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuantForm))
+        form = app.screen
+        held = str(form.query_one("#form-held", Static).render())
+        assert "holds out" in held and "11[507,1229]" in held  # the engine's set, as the recording says
+        assert form.query_one("#bits", Input).value == "3"  # one bit below the Q4_1 source
+        assert str(form.query_one("#form-source", Static).render()) == ""  # W3 quantizes for real
+        form.query_one("#bits", Input).value = "4"
+        await pilot.pause(0.1)
+        warning = str(form.query_one("#form-source", Static).render())
+        assert "already Q4_1" in warning and "compound" in warning

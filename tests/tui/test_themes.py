@@ -1,4 +1,5 @@
-"""Themes ship inside the package (a wheel has them) and the user's theme folder is read too."""
+"""Themes ship from the top-level themes/ (a wheel has them as swtui/themes/) and the user's theme
+folder is read too."""
 
 import os
 import subprocess
@@ -44,6 +45,13 @@ def test_a_built_wheel_carries_the_themes(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(root), "--no-deps", "--no-build-isolation",
                     "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("swtui-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    repo = Path(__file__).resolve().parents[2]
+    assert not (repo / "swtui" / "themes").exists() and sorted((repo / "themes").glob("*.toml"))  # the design card
+    assert {f"swtui/themes/{p.name}" for p in (repo / "themes").glob("*.toml")} <= names
+    packages = {str(p.parent.relative_to(repo)) for p in (repo / "swtui").rglob("__init__.py")}
+    missing = {p for p in packages if f"{p}/__init__.py" not in names}
+    assert not missing, f"packages left out of the wheel (pyproject's packages list): {sorted(missing)}"
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     env = dict(os.environ, PYTHONPATH=str(site), XDG_CONFIG_HOME=str(tmp_path / "cfg"))

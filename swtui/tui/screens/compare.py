@@ -27,9 +27,10 @@ class CompareScreen(Screen[None]):
     BINDINGS = [Binding("escape", "back", "back (cancels a running comparison)"), Binding("r", "rerun", "run again"),
                 Binding("x", "export", "export (with this screen)")]
 
-    def __init__(self, variants: list[dict], descriptions: dict[str, str]):
+    def __init__(self, variants: list, descriptions: dict[str, str]):
+        """`variants`: `quant_config.Variant`s; `descriptions`: what each is, by name."""
         super().__init__()
-        self.names = ["baseline"] + [v["name"] for v in variants]
+        self.names = ["baseline"] + [v.name for v in variants]
         self.variants = variants
         self.descriptions = {"baseline": "the unedited model, full precision", **descriptions}
         self.results: dict[str, Metrics] = {}

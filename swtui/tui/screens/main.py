@@ -16,8 +16,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar
 
 from swtui.core import protocol as ev
-from swtui.tui.actions import bindings, find, why_not
-from swtui.tui.comparing import ComparisonMixin
+from swtui.core.verdicts import Verdict
+from swtui.tui.actions import NEEDS, bindings, find, why_not
+from swtui.tui.comparing import Comparisons
 from swtui.tui.screens.ask import AskDialog, validate_factor, validate_prompt
 from swtui.tui.widgets.chart import VIEWS, LayerSpikeChart
 from swtui.tui.widgets.compare import ComparisonPanel, GenerationDiff, StopwordTable
@@ -26,7 +27,7 @@ from swtui.tui.widgets.status import StatusBar
 from swtui.tui.widgets.sw_table import SuperWeightTable
 
 
-class MainScreen(ComparisonMixin, Screen):
+class MainScreen(Screen):
     BINDINGS = bindings("screen")  # one registry: swtui.tui.actions
 
     model: reactive[ev.ModelInfo | None] = reactive(None)
@@ -37,17 +38,44 @@ class MainScreen(ComparisonMixin, Screen):
     groups: reactive[list] = reactive(list)  # the last detection's writer groups
     busy: reactive[str] = reactive("starting")
     prompt: reactive[str] = reactive("")
+    held_out: reactive[tuple] = reactive(tuple)  # the weights "keep super weights" holds out (the engine's set)
 
-    def __init__(self, prompt: str, variants: list[dict] | None = None) -> None:
+    def __init__(self, prompt: str, variants: list | None = None) -> None:
         super().__init__()
         self.set_reactive(MainScreen.prompt, prompt)
-        # named quantization variants for the side-by-side comparison (a snapshot brings its own)
-        self.variants: list[dict] = list(variants or [])
+        # the comparison and the sweeps, with the named variants (a snapshot brings its own)
+        self.comparisons = Comparisons(self, variants)
+        self._handlers = {ev.Progress: self._on_progress, ev.Busy: self._on_busy, ev.Loaded: self._on_loaded,
+                          ev.ProbeDone: self._on_probe, ev.DetectionDone: self._detection_done,
+                          ev.StateChanged: self._on_state, ev.TokenStreamed: self._on_token,
+                          ev.GenerationDone: self._on_generation, ev.StopwordsDone: self._on_stopwords,
+                          ev.Measured: self._on_measured, ev.Notice: self._on_notice,
+                          ev.Exported: self._on_exported, ev.Failed: self._on_failed,
+                          **self.comparisons.handlers}
         self._gates: tuple = ()  # what the action registry's needs depend on, when last drawn
 
     @property
     def loaded(self) -> bool:
         return self.model is not None
+
+    @property
+    def variants(self) -> list:
+        """The named quantization variants (`quant_config.Variant`) a comparison measures."""
+        return self.comparisons.variants
+
+    @property
+    def source(self):
+        """How the model's source stored its weights (`SourceQuant`), float before a load."""
+        from swtui.core.source_quant import FLOAT
+
+        return self.model.source_quant if self.model is not None else FLOAT
+
+    @property
+    def quant_bits(self) -> int:
+        """RTN bits of the presets, the paper's pair and the block sweep: W4, or below a Q4 source."""
+        from swtui.core.defaults import PAPER_BITS
+
+        return self.source.default_bits(PAPER_BITS)
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -105,56 +133,66 @@ class MainScreen(ComparisonMixin, Screen):
 
     # -- events -> state ----------------------------------------------------------------------------
     def handle(self, event: ev.Event) -> None:
-        """Apply one engine event (called by the app, on the UI thread)."""
-        match event:
-            case ev.Progress(stage=stage, fraction=fraction):
-                # a bar only for measurable progress: an indeterminate one would animate (redraw)
-                # for as long as the engine works, which costs CPU and bandwidth over SSH
-                bar = self.query_one("#progress", ProgressBar)
-                bar.display = fraction is not None and fraction < 1.0
-                if bar.display:
-                    bar.update(total=100, progress=fraction * 100)
-                self.query_one(StatusBar).busy = stage
-            case ev.Busy(busy=busy, what=what):
-                self.busy = what if busy else ""
-            case ev.Loaded(info=info):
-                self.model = info
-            case ev.ProbeDone():
-                self.tokens, self.threshold = event.tokens, event.threshold
-                self.query_one(LayerSpikeChart).border_subtitle = (
-                    f"╌ spike threshold {event.threshold:.3g} · prompt {event.prompt!r}")
-                self.layer_stats = event.layers
-            case ev.DetectionDone():
-                self._detection_done(event)
-            case ev.StateChanged():
-                status = self.query_one(StatusBar)
-                status.edits, status.quant_mode = event.edit_count, event.quant_mode
-                self.prompt = event.prompt
-                mode = "A/B in one batch" if event.batched_ab else "A/B in two passes (quantized weights)"
-                self.query_one(ComparisonPanel).set_prompt(event.prompt, mode)
-                self.rows = list(event.super_weights)
-            case ev.TokenStreamed(variant=variant, text=text):
-                self.query_one(f"#gen-{variant}", GenerationDiff).show(text)
-            case ev.GenerationDone(texts=texts, diverge_at=diverge_at):
-                for variant in ("base", "current"):
-                    if variant in texts:
-                        self.query_one(f"#gen-{variant}", GenerationDiff).show(texts[variant], diverge_at)
-            case ev.StopwordsDone(report=report):
-                self.query_one(StopwordTable).show(report)
-            case ev.Measured(metrics=metrics):
-                self.query_one(StopwordTable).show_perplexity({v: m.perplexity for v, m in metrics.items()})
-            case ev.Notice(message=message):
-                self.notify(message, timeout=3)
-            case ev.Exported(path=path):
-                self.notify(f"snapshot written to {path}", title="Exported")
-            case ev.Failed(title=title, message=message):
-                self.notify(message, title=title, severity="error", timeout=8)
-            case _:
-                self.handle_comparison(event)
+        """Apply one engine event (called by the app, on the UI thread) through its handler."""
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
         gates = (self.loaded, bool(self.layer_stats), bool(self.rows), bool(self.groups))
         if gates != self._gates:  # the footer dims what cannot apply now (redrawing it costs)
             self._gates = gates
             self.refresh_bindings()
+
+    def _on_progress(self, e: ev.Progress) -> None:
+        # a bar only for measurable progress: an indeterminate one would animate (redraw) for as
+        # long as the engine works, which costs CPU and bandwidth over SSH
+        bar = self.query_one("#progress", ProgressBar)
+        bar.display = e.fraction is not None and e.fraction < 1.0
+        if bar.display:
+            bar.update(total=100, progress=e.fraction * 100)
+        self.query_one(StatusBar).busy = e.stage
+
+    def _on_busy(self, e: ev.Busy) -> None:
+        self.busy = e.what if e.busy else ""
+
+    def _on_loaded(self, e: ev.Loaded) -> None:
+        self.model = e.info
+
+    def _on_probe(self, e: ev.ProbeDone) -> None:
+        self.tokens, self.threshold = e.tokens, e.threshold
+        self.query_one(LayerSpikeChart).border_subtitle = f"╌ spike threshold {e.threshold:.3g} · prompt {e.prompt!r}"
+        self.layer_stats = e.layers
+
+    def _on_state(self, e: ev.StateChanged) -> None:
+        status = self.query_one(StatusBar)
+        status.edits, status.quant_mode = e.edit_count, e.quant_mode
+        self.prompt = e.prompt
+        mode = "A/B in one batch" if e.batched_ab else "A/B in two passes (quantized weights)"
+        self.query_one(ComparisonPanel).set_prompt(e.prompt, mode)
+        self.rows = list(e.super_weights)
+        self.held_out = e.held_out
+
+    def _on_token(self, e: ev.TokenStreamed) -> None:
+        self.query_one(f"#gen-{e.variant}", GenerationDiff).show(e.text)
+
+    def _on_generation(self, e: ev.GenerationDone) -> None:
+        for variant in ("base", "current"):
+            if variant in e.texts:
+                self.query_one(f"#gen-{variant}", GenerationDiff).show(e.texts[variant], e.diverge_at)
+
+    def _on_stopwords(self, e: ev.StopwordsDone) -> None:
+        self.query_one(StopwordTable).show(e.report)
+
+    def _on_measured(self, e: ev.Measured) -> None:
+        self.query_one(StopwordTable).show_perplexity({v: m.perplexity for v, m in e.metrics.items()})
+
+    def _on_notice(self, e: ev.Notice) -> None:
+        self.notify(e.message, timeout=3)
+
+    def _on_exported(self, e: ev.Exported) -> None:
+        self.notify(f"snapshot written to {e.path}", title="Exported")
+
+    def _on_failed(self, e: ev.Failed) -> None:
+        self.notify(e.message, title=e.title, severity="error", timeout=8)
 
     def _detection_done(self, e: ev.DetectionDone) -> None:
         if e.candidates:
@@ -170,7 +208,7 @@ class MainScreen(ComparisonMixin, Screen):
                         severity="warning")
         self.groups = e.groups
         for g in e.groups:
-            if not g.massive and len(g.members) < 2 and g.verdict in ("super weight", "harmless"):
+            if not g.massive and len(g.members) < 2 and g.verdict in (Verdict.SUPER, Verdict.HARMLESS):
                 continue  # a lone writer's verdict is its own, in the table
             parts = [f"{len(g.writers) or len(g.members)} writers"]
             if g.pruned_together is not None:
@@ -206,13 +244,13 @@ class MainScreen(ComparisonMixin, Screen):
         return next((r for r in self.rows if r.key == key), None)
 
     def _selected_or_why(self) -> ev.SuperWeightRow | None:
-        """The selected row; without one, says what to do first."""
+        """The selected row; without one, says what to do first (the registry's reason)."""
         row = self.selected_row()
         if row is None:
-            self.notify("no super weight selected: detect (d) or name a spike (n) first", severity="warning")
+            self.notify(NEEDS["selection"], severity="warning")
         return row
 
-    def _selected_key(self) -> tuple[int, int, int] | None:
+    def selected_key(self) -> tuple[int, int, int] | None:
         row = self._selected_or_why()
         return None if row is None else row.key
 
@@ -253,21 +291,24 @@ class MainScreen(ComparisonMixin, Screen):
             self.submit(ev.Prune(row.key, on=not row.pruned))
 
     def action_scale(self) -> None:
-        key = self._selected_key()
+        key = self.selected_key()
         if key is not None:
             self.app.push_screen(AskDialog(f"Scale W{list(key)} by:", "2", validate_factor),
                                  lambda f: f is not None and self.submit(ev.Scale(key, float(f))))
 
     def action_restore(self) -> None:
-        key = self._selected_key()
+        key = self.selected_key()
         if key is not None:
             self.submit(ev.Restore(key))
 
     def action_restore_all(self) -> None:
         self.submit(ev.RestoreAll())
 
+    def action_prune_findings(self) -> None:
+        self.submit(ev.PruneFindings())
+
     def action_toggle_sa(self) -> None:
-        key = self._selected_key()
+        key = self.selected_key()
         if key is not None:
             self.submit(ev.ToggleSA(key))
 
@@ -294,13 +335,25 @@ class MainScreen(ComparisonMixin, Screen):
                 return
             how, label, cfg = choice
             if how == "form":
-                self.action_quant_form()
+                self.comparisons.open_form()
             elif how == "variant":
-                self.add_variant(label, cfg or None)
+                self.comparisons.add_variant(label, cfg)
             else:
-                self.submit(ev.Quantize(cfg or None))
+                self.submit(ev.Quantize(cfg))
 
-        self.app.push_screen(QuantDialog(), done)
+        self.app.push_screen(QuantDialog(self.quant_bits), done)
+
+    def action_quant_form(self) -> None:
+        self.comparisons.open_form()
+
+    def action_compare(self) -> None:
+        self.comparisons.compare()
+
+    def action_scale_sweep(self) -> None:
+        self.comparisons.scale_sweep()
+
+    def action_quant_sweep(self) -> None:
+        self.comparisons.quant_sweep()
 
     def action_full_precision(self) -> None:
         self.submit(ev.Quantize(None))

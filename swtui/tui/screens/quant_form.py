@@ -9,7 +9,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from swtui.core.errors import SwtuiError
-from swtui.core.quant_session import METHODS, parse_config
+from swtui.core.quant_config import METHODS, QuantConfig, parse_config
+from swtui.core.source_quant import FLOAT, SourceQuant, quant_confound
 
 GROUPINGS = (("per tensor", "tensor"), ("per output channel", "channel"), ("1-D blocks", "block"),
              ("2-D tiles", "tile"))
@@ -25,16 +26,18 @@ def _optional_number(text: str, what: str, kind=float):
         raise SwtuiError(f"{what} must be a number (or empty for off), not {text!r}") from None
 
 
-class QuantForm(ModalScreen[tuple[str, dict] | None]):
-    """Dismisses with ("replace" | "variant", config with a "name") or None on escape."""
+class QuantForm(ModalScreen[tuple[str, str, QuantConfig] | None]):
+    """Dismisses with ("replace" | "variant", name, config) or None on escape."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, initial: dict | None = None, can_add: bool = True):
+    def __init__(self, initial: QuantConfig | None = None, can_add: bool = True, held_out: tuple = (),
+                 source: SourceQuant = FLOAT, name: str = ""):
         super().__init__()
-        self.initial = {"method": "rtn", "bits": 4, "group": "tensor", "block": 4096, "clip_z": None,
-                        "keep_super_weights": False, "act_bits": None, "act_site": "input", "act_sa": False,
-                        **(initial or {})}
+        self.held_out = tuple(held_out)  # what "keep super weights" holds out (the engine's set)
+        self.source = source
+        self.initial = (initial or QuantConfig()).to_dict()  # the defaults are QuantConfig's, said once
+        self.initial["name"] = name
         self.can_add = can_add
 
     def compose(self) -> ComposeResult:
@@ -64,49 +67,60 @@ class QuantForm(ModalScreen[tuple[str, dict] | None]):
             with Horizontal(classes="form-row"):
                 yield Label("name", classes="form-label")
                 yield Input(self.initial.get("name", ""), id="name", placeholder="variant name (add as variant)")
+            yield Static(self._held_text(), id="form-held")
+            yield Static("", id="form-source")
             yield Static("", id="form-error")
             with Horizontal(classes="form-row"):
                 yield Button("Replace current", id="replace", variant="primary")
                 yield Button("Add as variant", id="variant", disabled=not self.can_add)
 
+    def _held_text(self) -> str:
+        if not self.held_out:
+            return "keep super weights holds out nothing yet (no detection has judged a super weight)"
+        keys = ", ".join(f"{layer}[{row},{col}]" for layer, row, col in self.held_out[:6])
+        more = f" and {len(self.held_out) - 6} more" if len(self.held_out) > 6 else ""
+        return f"keep super weights holds out {len(self.held_out)}: {keys}{more}"
+
     def on_mount(self) -> None:
         self.query_one("#method", Select).focus()
         self.validate()
 
-    def config(self) -> dict:
-        """The form as a quantization config; raises SwtuiError with a readable message."""
+    def config(self) -> tuple[str, QuantConfig]:
+        """The form as (name, config); raises SwtuiError with a readable message."""
         bits = _optional_number(self.query_one("#bits", Input).value, "bits", int)
         group = self.query_one("#group", Select).value
         block = _optional_number(self.query_one("#block", Input).value, "size", int)
-        cfg = {"method": self.query_one("#method", Select).value, "bits": 4 if bits is None else bits,
-               "group": group, "block": block if group in ("block", "tile") else None,
-               "clip_z": _optional_number(self.query_one("#clip", Input).value, "clip z"),
-               "keep_super_weights": self.query_one("#keep", Checkbox).value,
-               "act_bits": _optional_number(self.query_one("#act-bits", Input).value, "act bits", int),
-               "act_site": self.query_one("#act-site", Select).value,
-               "act_sa": self.query_one("#act-sa", Checkbox).value}
-        if cfg["group"] in ("block", "tile") and block is None:
-            raise SwtuiError(f"{cfg['group']} grouping needs a size")
-        if cfg["act_sa"] and not cfg["act_bits"]:
+        act_bits = _optional_number(self.query_one("#act-bits", Input).value, "act bits", int)
+        act_sa = self.query_one("#act-sa", Checkbox).value
+        if group in ("block", "tile") and block is None:
+            raise SwtuiError(f"{group} grouping needs a size")
+        if act_sa and not act_bits:
             raise SwtuiError("keeping the super activation needs activation bits")
-        return {"name": self.query_one("#name", Input).value.strip() or parse_config(cfg).describe(),
-                **parse_config(cfg).to_dict(), "held_out": None}
+        cfg = parse_config(QuantConfig(
+            method=self.query_one("#method", Select).value, bits=self.initial["bits"] if bits is None else bits,
+            group=group, block=block if group in ("block", "tile") else None,
+            clip_z=_optional_number(self.query_one("#clip", Input).value, "clip z"),
+            keep_super_weights=self.query_one("#keep", Checkbox).value, act_bits=act_bits,
+            act_site=self.query_one("#act-site", Select).value, act_sa=act_sa))
+        return self.query_one("#name", Input).value.strip() or cfg.describe(), cfg
 
-    def validate(self) -> dict | None:
+    def validate(self) -> tuple[str, QuantConfig] | None:
         error = self.query_one("#form-error", Static)
         try:
-            cfg = self.config()
+            name, cfg = self.config()
         except SwtuiError as exc:
             error.update(str(exc))
             error.add_class("-error")
             for button in self.query(Button):
                 button.disabled = True
             return None
-        error.update(f"✓ {parse_config({k: v for k, v in cfg.items() if k != 'name'}).describe()}")
+        error.update(f"✓ {cfg.describe()}")
+        confound = quant_confound(self.source, cfg)
+        self.query_one("#form-source", Static).update(f"⚠ {confound}" if confound else "")
         error.remove_class("-error")
         self.query_one("#replace", Button).disabled = False
         self.query_one("#variant", Button).disabled = not self.can_add
-        return cfg
+        return name, cfg
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.validate()
@@ -118,9 +132,9 @@ class QuantForm(ModalScreen[tuple[str, dict] | None]):
         self.validate()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        cfg = self.validate()
-        if cfg is not None:
-            self.dismiss((event.button.id, cfg))
+        result = self.validate()
+        if result is not None:
+            self.dismiss((event.button.id, *result))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -21,16 +21,19 @@ class SweepScreen(Screen[None]):
         """A snapshot whose screen.svg is this sweep (the snapshot holds its rows too)."""
         self.post_message(ExportSnapshot())
 
-    def __init__(self, kind: str, title: str):
+    def __init__(self, kind: str, title: str, warning: str | None = None):
         super().__init__()
         self.kind = kind
         self.heading = title
-        self.rows: list[dict] = []
-        self.meta: dict = {}
+        self.warning = warning  # why the source's own grid confounds this sweep, said above its numbers
+        self.rows: list = []  # protocol.ScaleRow or QuantRow
+        self.meta = None
         self.state = "running…"
 
     def compose(self) -> ComposeResult:
         yield Static(id="sweep-title")
+        if self.warning:
+            yield Static(f"⚠ {self.warning}", id="sweep-warning")
         with VerticalScroll():
             yield SweepChart(id="sweep-chart")
             yield DataTable(id="sweep-table", zebra_stripes=True)
@@ -43,27 +46,27 @@ class SweepScreen(Screen[None]):
         if self.kind == "scale":
             table.add_columns("factor", "perplexity", "vs ×1 [95% interval]", "stopword mass")
         else:
-            table.add_columns("block", "naive", "keep SW", "clip", "clip + keep SW", "naive / SW-aware")
+            table.add_columns("block", "naive", "keep SW", "clip", "clip + keep SW", "SW-aware / naive [95%]",
+                              "source grid")
         self._title()
 
     def _title(self) -> None:
         self.query_one("#sweep-title", Static).update(
             f"{self.heading} — {self.state} ({len(self.rows)} rows) · x: export into snapshots · esc: back")
 
-    def add_row(self, row: dict) -> None:
+    def add_row(self, row) -> None:
         self.rows.append(row)
         self.query_one(SweepChart).rows = list(self.rows)
         table = self.query_one(DataTable)
         if self.kind == "scale":
-            ci = row.get("ratio_ci95")
-            vs = f"×{row['ratio']:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "—"
-            table.add_row(f"×{row['factor']:g}", f"{row['perplexity']:,.3f}", vs, f"{row['stopword_mass']:.4f}")
+            table.add_row(f"×{row.factor:g}", f"{row.perplexity:,.3f}", row.ratio.text(), f"{row.stopword_mass:.4f}")
         else:
-            table.add_row(str(row["block"]), *(f"{row[k]:,.2f}" for k in ("naive", "keep_sw", "clip", "sw_aware")),
-                          f"{row['naive'] / row['sw_aware']:.2f}×")
+            grid = "—" if not row.confound else "reproduced" if "reproduces" in row.confound else "confounded"
+            table.add_row(row.label, *(f"{v:,.2f}" for v in (row.naive, row.keep_sw, row.clip, row.sw_aware)),
+                          row.sw_aware_vs_naive.text(), grid)
         self._title()
 
-    def finished(self, rows: list[dict], meta: dict, cancelled: bool) -> None:
+    def finished(self, rows: tuple, meta, cancelled: bool) -> None:
         self.meta = meta
         self.state = "cancelled" if cancelled else "done"
         self._title()

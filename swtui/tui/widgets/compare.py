@@ -9,6 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from swtui.core.protocol import StopwordReport
+
 
 class GenerationDiff(Static):
     """One side of the comparison; `mark_from` highlights everything from the first divergence."""
@@ -28,10 +30,10 @@ class StopwordTable(Static):
     """Stopword mass and perplexity, base vs now, and the tokens whose probability moved most."""
 
     def on_mount(self) -> None:
-        self.report: dict = {}
+        self.report: StopwordReport | None = None
         self.perplexity: dict = {}
 
-    def show(self, report: dict) -> None:
+    def show(self, report: StopwordReport) -> None:
         """A new stopword report: the perplexity shown before belonged to another state."""
         self.report, self.perplexity = report, {}
         self._draw()
@@ -42,7 +44,7 @@ class StopwordTable(Static):
 
     def _draw(self) -> None:
         report = self.report
-        mass = report.get("mass", {})
+        mass = report.mass if report else {}
         table = Table(box=None, expand=True, pad_edge=False, show_edge=False)
         table.add_column("token")
         table.add_column("base", justify="right")
@@ -55,11 +57,10 @@ class StopwordTable(Static):
         if ppl.get("base") and ppl.get("current"):
             table.add_row(Text("ppl", style="bold"), f"{ppl['base']:.2f}", f"{ppl['current']:.2f}",
                           f"{ppl['current'] / ppl['base']:.2f}")
-        movers = sorted(report.get("top_stopwords", []) + report.get("top_other", []),
-                        key=lambda r: -abs(r["current"] - r["base"]))[:6]
+        movers = sorted((report.top_stopwords + report.top_other) if report else (),
+                        key=lambda r: -abs(r.current - r.base))[:6]
         for r in movers:
-            ratio = r["current"] / r["base"] if r["base"] > 0 else float("inf")
-            table.add_row(repr(r["token"]), f"{r['base']:.3f}", f"{r['current']:.3f}", f"{ratio:.2f}")
+            table.add_row(repr(r.token), f"{r.base:.3f}", f"{r.current:.3f}", f"{r.ratio:.2f}")
         self.update(table)
 
 

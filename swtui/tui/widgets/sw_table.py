@@ -6,15 +6,14 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from swtui.core.protocol import SuperWeightRow
+from swtui.core.verdicts import Verdict
 from swtui.fmt import fmt
 
 COLUMNS = ("layer", "row", "col", "verdict", "pruned: ppl× [95%]", "state", "control", "role", "value", "prompts",
            "share", "z", "label")
 
-#: the verdicts of `swtui.core.groups`, short enough for a column
-SHORT_VERDICT = {"super weight": "super weight", "super weight group": "SW group",
-                 "massive activation without a super weight": "activation only", "harmless": "harmless",
-                 "inconclusive": "inconclusive"}
+#: how a verdict's emphasis (`Verdict.emphasis`) is drawn in the table
+EMPHASIS = {"strong": "bold", "muted": "dim", "doubt": "italic"}
 
 
 class SuperWeightTable(DataTable):
@@ -40,8 +39,8 @@ class SuperWeightTable(DataTable):
             state = Text(r.state, style="reverse" if r.state not in ("original", "measuring…") else "dim")
             prompts = "—" if r.prompts_total is None else f"{r.prompts_spiking}/{r.prompts_total}"
             share = "—" if r.share is None else f"{100 * r.share:.0f}%"
-            verdict = Text(SHORT_VERDICT.get(r.verdict, r.verdict or "—"),
-                           style={"harmless": "dim", "inconclusive": "italic", None: "dim"}.get(r.verdict, "bold"))
+            v = Verdict.of(r.verdict)
+            verdict = Text("—", style="dim") if v is None else Text(v.short, style=EMPHASIS[v.emphasis])
             self.add_row(str(r.layer), str(r.row), str(r.col), verdict, impact, state, control, r.role or "—",
                          f"{r.value:.4g}", prompts, share, fmt(r.zscore, 1), r.label or "", key=_row_key(r.key))
         if keep is not None:

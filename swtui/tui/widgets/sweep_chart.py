@@ -31,10 +31,10 @@ class SweepChart(Widget):
         out = []
         for r in self.rows:
             if self.kind == "scale":
-                out.append((f"×{r['factor']:g}", "sweep--bar", r["perplexity"]))
+                out.append((f"×{r.factor:g}", "sweep--bar", r.perplexity))
             else:
-                out.append((f"{r['block']} naive", "sweep--naive", r["naive"]))
-                out.append((f"{r['block']} SW-aware", "sweep--aware", r["sw_aware"]))
+                out.append((f"{r.label} naive", "sweep--naive", r.naive))
+                out.append((f"{r.label} SW-aware", "sweep--aware", r.sw_aware))
         return out
 
     def render(self) -> Text:

@@ -1,0 +1,164 @@
+"""The protocol's payloads: the typed values its events carry (a model's description, a probe's
+layer, a super weight's row, a channel's writers and verdict, measured metrics, a stopword
+report). Plain frozen dataclasses, no tensors, no torch; `swtui.core.protocol` re-exports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from swtui.core.evidence import Ratio
+from swtui.core.source_quant import SourceQuant
+from swtui.core.verdicts import Verdict
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The one description of a loaded model: the status bar, `--json` reports and snapshots all
+    read it (`Session.info()` builds it)."""
+    name: str
+    source: str
+    kind: str  # "gguf" | "dir" | "hub" | "tiny"
+    arch: str
+    layers: int
+    params: int
+    device: str
+    dtype: str
+    revision: str | None
+    file_sha256: str | None
+    source_quant: SourceQuant  # how the source stored its weights (GGUF Q4_1, a bnb checkpoint, float)
+
+    def to_json(self) -> dict:
+        from swtui.core.source_quant import to_json
+
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["source_quant"] = to_json(self.source_quant)
+        return out
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One decoder layer of a probe, as the chart draws it (`probe.LayerStats` and the weight)."""
+    layer: int
+    in_max: float  # max |down_proj input| and where: channel → the super weight's col
+    in_channel: int
+    in_token: int
+    out_max: float  # max |down_proj output| and where: channel → the super weight's row
+    out_channel: int
+    out_token: int
+    out_value: float
+    resid_max: float  # max |residual stream| after the layer
+    resid_channel: int
+    attr_col: int | None = None
+    attr_share: float | None = None
+    write_value: float | None = None
+    norm_gain: float | None = None
+    weight: float | None = None  # W[out_channel, in_channel] now (None where it cannot be read)
+
+
+@dataclass(frozen=True)
+class SuperWeightRow:
+    """One named super weight as the UI shows it: the finding plus its present state."""
+    layer: int
+    row: int
+    col: int
+    value: float  # the pristine weight
+    current: float  # the weight now (edits, quantization)
+    state: str  # "original", "pruned", "scaled ×2", "… + SA restored", "measuring…"
+    pruned: bool = False
+    sa_restored: bool = False
+    measuring: bool = False  # detection is still measuring its impact
+    label: str = ""
+    source: str = "detected"
+    verdict: Verdict | None = None
+    is_super: bool | None = None
+    ppl_base: float | None = None
+    ppl_pruned: float | None = None
+    zscore: float | None = None
+    share: float | None = None
+    prompts_spiking: int | None = None
+    prompts_total: int | None = None
+    ratio: Ratio | None = None  # ppl pruned alone / base, with its 95% interval
+    control: Ratio | None = None  # a random weight of matched magnitude in the same tensor, pruned
+    control_key: tuple[int, int, int] | None = None
+    sa_ratio: Ratio | None = None  # pruned with its super activation restored
+    role: str | None = None  # "carrier" | "canceller" of a massive channel (None: not one of its writers)
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.layer, self.row, self.col)
+
+
+@dataclass(frozen=True)
+class WriterRow:
+    """One MLP writing a massive channel: its signed share of the peak and its main weight."""
+    layer: int
+    row: int
+    col: int | None  # None: the weight cannot be read (packed)
+    share: float  # write / peak: > 0 carries the activation, < 0 cancels it
+    role: str  # "carrier" | "canceller"
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One residual channel judged (`groups.WriterGroup`): a massive one with its writers, or the
+    row of candidates."""
+    channel: int
+    members: list[tuple[int, int, int]]
+    first_layer: int
+    sa_before: float  # max |residual| on the channel from the first layer on
+    sa_after: float  # the same with every carrier pruned
+    sa_remaining: float  # sa_after / sa_before
+    verdict: Verdict
+    ppl_base: float | None = None
+    ppl_pruned_together: float | None = None
+    ppl_pruned_sa_restored: float | None = None
+    ppl_write_zeroed: float | None = None
+    massive: bool = False
+    peak: float | None = None  # signed residual value at the peak (massive channels)
+    persist_layers: int | None = None
+    writers: list[WriterRow] = field(default_factory=list)
+    carriers: list[tuple[int, int, int]] = field(default_factory=list)
+    pruned_together: Ratio | None = None
+    together_control: Ratio | None = None  # the carriers' control weights pruned together
+    sa_restored: Ratio | None = None  # the carriers pruned with their super activations restored
+    write_zeroed: Ratio | None = None  # the channel's MLP writes zeroed at every layer
+    control: Ratio | None = None  # a random other channel zeroed the same way
+    control_channel: int | None = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What one variant of the model does: perplexity on the evaluation text, stopword mass on the
+    stopword prompts and (when asked) a greedy generation. Made by `swtui.core.metrics.measure`."""
+    perplexity: float
+    stopword_mass: float
+    generation: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TokenShift:
+    """One next-token probability, untouched model vs current (mean over the stopword prompts)."""
+    token: str
+    base: float
+    current: float
+
+    @property
+    def ratio(self) -> float:
+        return self.current / self.base if self.base > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class StopwordReport:
+    """Stopword mass per variant, and the tokens whose probability moved most (both measured)."""
+    mass: dict[str, float]
+    top_stopwords: tuple[TokenShift, ...] = ()
+    top_other: tuple[TokenShift, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"mass": dict(self.mass), "top_stopwords": [dataclasses.asdict(t) for t in self.top_stopwords],
+                "top_other": [dataclasses.asdict(t) for t in self.top_other]}

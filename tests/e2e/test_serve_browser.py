@@ -121,9 +121,10 @@ def test_serve_drives_the_inspector_in_chromium_and_ctrl_c_ends_every_process(tm
     # the browser uses another name for the server than the address it binds, as through an SSH tunnel
     origin = f"http://localhost:{port}"
     log = tmp_path / "server.log"  # a file, not a pipe: the server must never block on its output
-    server = subprocess.Popen([sys.executable, "-m", "swtui", "serve", MODEL, "--port", str(port)],
-                              env={**os.environ, "SWTUI_SERVE_TEST": marker}, stdout=log.open("w"),
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "swtui", "serve", MODEL, "--port", str(port)],
+                                  env={**os.environ, "SWTUI_SERVE_TEST": marker}, stdout=out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_listening(port, server, log)
         with sync_playwright() as pw:
@@ -150,13 +151,15 @@ def test_serve_drives_the_inspector_in_chromium_and_ctrl_c_ends_every_process(tm
 
             first_app = [p for p in _marked(marker) if p.pid != server.pid]
             assert len(first_app) == 1 and "swtui" in " ".join(first_app[0].cmdline()), first_app
-            # a second tab, whose app stops answering (as one stuck in a forward pass would): the
-            # server must end it all the same
-            browser.new_page().goto(origin + "/")
-            deadline = time.monotonic() + 10
-            while len(apps := [p for p in _marked(marker) if p.pid != server.pid]) < 2:
-                assert time.monotonic() < deadline, "the second tab started no app process"
-                time.sleep(0.05)
+            # a second tab, its own session: once its app is up (its signal handlers installed, so
+            # SIGTERM alone no longer kills it while stopped), it stops answering, as an app stuck in
+            # a forward pass would; the server must end it all the same
+            second = browser.new_page(viewport={"width": 1280, "height": 800})
+            second.add_init_script(CATCH_TERMINAL)
+            second.goto(origin + "/")
+            _wait_screen(second, lambda s: " swtui " in s, "the second tab's first frame")
+            apps = [p for p in _marked(marker) if p.pid != server.pid]
+            assert len(apps) == 2, apps
             next(p for p in apps if p.pid != first_app[0].pid).suspend()
             # Ctrl+C, to the server alone (a terminal would signal the apps too), both tabs still open
             t0 = time.monotonic()

@@ -1,6 +1,6 @@
 """`swtui serve` in a real browser: headless Chromium (the OS package, driven by Playwright) loads
-the page, the inspector draws its spike chart, `d` and `p` reach it through xterm.js, and Ctrl+C
-(SIGINT to the server alone) leaves no process the server started.
+the page, the inspector draws its spike chart, a mouse click and the keys `d` and `p` reach it
+through xterm.js, and Ctrl+C (SIGINT to the server alone) leaves no process the server started.
 
 Without Chromium or Playwright the test skips, saying so, except under CI=true, where it fails.
 """
@@ -89,6 +89,16 @@ def _wait_screen(page, until, what: str, timeout: float = 60) -> str:
     pytest.fail(f"the browser never showed {what} within {timeout} s; its screen:\n{screen}")
 
 
+def _click_cell(page, row: int, col: int) -> None:
+    """A real mouse click on a terminal cell (the page's pixels, through xterm.js's mouse reporting)."""
+    at = page.evaluate("""([row, col]) => {
+      const term = window.__textualTerminal.terminal;
+      const box = term.element.querySelector(".xterm-screen").getBoundingClientRect();
+      return {x: box.left + (col + 0.5) * box.width / term.cols, y: box.top + (row + 0.5) * box.height / term.rows};
+    }""", [row, col])
+    page.mouse.click(at["x"], at["y"])
+
+
 def _line(screen: str, text: str) -> str:
     return next((line for line in screen.splitlines() if text in line), "")
 
@@ -136,8 +146,13 @@ def test_serve_drives_the_inspector_in_chromium_and_ctrl_c_ends_every_process(tm
             page.goto(origin + "/")
             # the chart: the first probe's bars, the spike layer named in the chart's title
             _wait_screen(page, lambda s: "layer 1: in" in s and "████" in s, "the spike chart")
-            _wait_screen(page, lambda s: "harmless" in _line(s, CANDIDATE) and "idle" in _line(s, " swtui "),
-                         "the first detection's verdict and the app idle")
+            screen = _wait_screen(page, lambda s: "harmless" in _line(s, CANDIDATE) and "idle" in _line(s, " swtui "),
+                                  "the first detection's verdict and the app idle")
+            # the mouse: a click on layer 3's column of the chart selects it (its figures in the title)
+            lines = screen.splitlines()
+            axis = next(y for y, line in enumerate(lines) if "└0" in line)
+            _click_cell(page, axis - 1, lines[axis].index(" 3 ") + 1)
+            _wait_screen(page, lambda s: "layer 3: in" in s, "layer 3 selected by the click")
             page.evaluate("() => window.__textualTerminal.terminal.focus()")
             page.keyboard.press("d")  # detect again: the status bar leaves `idle`
             _wait_screen(page, lambda s: "idle" not in _line(s, " swtui "), "a second detection after `d`")

@@ -24,6 +24,7 @@ COMMANDS = {
     "export": ("swtui.cli.snapshot", "cmd_export"),
     "open": ("swtui.cli.snapshot", "cmd_open"),
     "report": ("swtui.cli.snapshot", "cmd_report"),
+    "serve": ("swtui.cli.serve", "cmd_serve"),
 }
 assert set(COMMANDS) == set(SUBCOMMANDS)
 
@@ -54,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command is None:
             return run_inspector(args)
-        # a slow first import of torch + transformers must never look like a hang
-        print(f"… swtui {command}: starting (importing torch)", file=sys.stderr, flush=True)
+        if command != "serve":  # the server never imports torch; its app processes do
+            # a slow first import of torch + transformers must never look like a hang
+            print(f"… swtui {command}: starting (importing torch)", file=sys.stderr, flush=True)
         module, function = COMMANDS[command]
         return getattr(importlib.import_module(module), function)(args)
     except SwtuiError as err:

@@ -7,8 +7,8 @@ import argparse
 from swtui import __version__
 from swtui.core.defaults import GEN_PROMPT, PROBE_PROMPT, SCALE_FACTORS
 
-#: the headless subcommands, in the order `--help` lists them (swtui.cli.COMMANDS runs them)
-SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export", "open", "report")
+#: the subcommands, in the order `--help` lists them (swtui.cli.COMMANDS runs them): headless ones, then `serve`
+SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export", "open", "report", "serve")
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (like every other swtui error) and exit code 2."""
@@ -69,20 +69,34 @@ def _metric_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-new-tokens", type=int, default=24, help="tokens to generate (24)")
 
 
+def _inspector_options(p: argparse.ArgumentParser) -> None:
+    """What `swtui [MODEL]` takes (and `swtui serve` passes on to each app process)."""
+    _model_options(p)
+    p.add_argument("--theme", default=None, help="theme name (swtui-dark, swtui-light, solarized-dark, or one in the user theme folder)")
+    p.add_argument("--prompt", default=None, help="generation prompt shown in the comparison panel")
+    p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--eval-file", default=None,
+                   help="plain-text file the perplexity is measured on (default: the bundled text)")
+
+
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     if command is None:
         p = Parser(
             prog="swtui", description="Inspect the super weights of a language model in the terminal. "
-            f"Headless subcommands: {', '.join(SUBCOMMANDS)} (swtui SUBCOMMAND --help).")
+            f"Headless subcommands: {', '.join(SUBCOMMANDS[:-1])}; in a browser: serve (swtui SUBCOMMAND --help).")
         p.add_argument("--version", action="version", version=f"swtui {__version__}")
-        _model_options(p)
-        p.add_argument("--theme", default=None, help="theme name (swtui-dark, swtui-light, solarized-dark, or one in the user theme folder)")
-        p.add_argument("--prompt", default=None, help="generation prompt shown in the comparison panel")
-        p.add_argument("--max-new-tokens", type=int, default=24)
-        p.add_argument("--eval-file", default=None,
-                       help="plain-text file the perplexity is measured on (default: the bundled text)")
+        _inspector_options(p)
         return p
     p = Parser(prog=f"swtui {command}")
+    if command == "serve":
+        p.description = ("The inspector in a browser (textual-serve): one app process per tab, with these options. "
+                         "No authentication: it listens on localhost unless --host says otherwise.")
+        _inspector_options(p)
+        g = p.add_argument_group("server")
+        g.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (127.0.0.1; any other is reachable from elsewhere: a warning says by whom)")
+        g.add_argument("--port", type=int, default=8000, help="port (8000)")
+        return p
     if command in ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export"):
         _model_options(p)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

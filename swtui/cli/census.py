@@ -190,7 +190,7 @@ def cmd_census(args) -> int:
             report["rows"] = report["rows"] + [row]
             write_report(out, report)  # after every model: a killed census leaves what it did
 
-    with census_progress([Path(t.source).name if t.kind != "hub" else t.source for t in targets]) as progress:
+    with census_progress([t.label for t in targets]) as progress:
         rows = run_census(targets, opts, progress, on_row)
     report["rows"] = rows
     if args.json:

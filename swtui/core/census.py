@@ -23,11 +23,14 @@ from typing import Callable, Iterator
 
 from swtui import __version__
 from swtui.core.errors import SwtuiError, UserInputError
+from swtui.core.verdicts import ACTIVATION, GROUP, SUPER
 
 #: progress(model index, stage, fraction or None)
 CensusProgress = Callable[[int, str, "float | None"], None]
 #: bump when a row's form changes: older cached rows are then recomputed
 ROW_VERSION = 1
+#: the verdicts of a massive channel that matters (what the catalog's channels are compared with)
+MATTERS = (SUPER, GROUP, ACTIVATION)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class Target:
     source: str  # a path, or a hub id for a model of the Hugging Face cache
     kind: str  # "gguf" | "dir" | "hub"
     path: Path  # the .gguf file or the folder holding config.json and the weights
+
+    @property
+    def label(self) -> str:
+        """How the census names it before it is loaded: the hub id, or the file or folder name."""
+        return self.source if self.kind == "hub" else self.path.name
 
 
 # -- discovery --------------------------------------------------------------------------------
@@ -179,11 +187,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 # -- one model --------------------------------------------------------------------------------
 def build_row(session, detection) -> dict:
     """One census row: the model, its massive channels and super weights with `scan`'s forms
-    (`findings`), and what the catalog says about the same model."""
-    from swtui.core.catalog import compare
+    (`findings`)."""
     from swtui.core.findings import candidate_json, judged_json
-    from swtui.core.verdicts import GROUP, SUPER
-
     info = session.info().to_json()
     cands = [candidate_json(c, session.adapter.coord_label) for c in detection.candidates]
     judged = judged_json(detection)
@@ -200,9 +205,16 @@ def build_row(session, detection) -> dict:
         "candidates": cands,
         "super_weights": sws,
         "stop_reason": detection.stop_reason,
-        "catalog": compare(info["name"], [(c["layer"], c["row"], c["col"]) for c in sws],
-                           [(g["channel"], g["verdict"]) for g in massive]),
     }
+
+
+def catalog_view(row: dict) -> dict:
+    """What the catalog says about the row's model and whether the row agrees. Taken when a row is
+    reported, cached or not: the catalog grows, a cached scan stays valid."""
+    from swtui.core.catalog import compare
+
+    return compare(row["name"], [(c["layer"], c["row"], c["col"]) for c in row["super_weights"]],
+                   [g["channel"] for g in row["channels"] if g["massive"] and g["verdict"] in MATTERS])
 
 
 def scan_one(target: Target, load, detect, progress=None) -> tuple[dict, dict]:
@@ -280,13 +292,14 @@ def _one(i: int, target: Target, opts: CensusOptions, options: dict, progress: C
         key = cache_key(content_hash(target), options)
         entry = None if opts.force else read_cached(key)
         if entry is not None:
-            return {**base, **entry["row"], "cached": True, "cache_key": key}, entry.get("snapshot")
+            row = {**base, **entry["row"], "cached": True, "cache_key": key}
+            return {**row, "catalog": catalog_view(row)}, entry.get("snapshot")
         started = time.perf_counter()
         row, snapshot = scan_one(target, opts.load, opts.detect, stage)
         row = {**base, **row, "seconds": round(time.perf_counter() - started, 1), "error": None}
         write_cached(key, {"row": row, "snapshot": snapshot})
-        return {**row, "cached": False, "cache_key": key}, snapshot
+        return {**row, "catalog": catalog_view(row), "cached": False, "cache_key": key}, snapshot
     except Exception as exc:  # noqa: BLE001 - any failure of one model is its row, never the run's end
         kind, message = error_text(exc)
-        return {**base, "name": target.path.name, "error": {"kind": kind, "message": message},
+        return {**base, "name": target.label, "error": {"kind": kind, "message": message},
                 "cached": False}, None

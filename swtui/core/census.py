@@ -19,11 +19,15 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from swtui import __version__
 from swtui.core.errors import SwtuiError, UserInputError
 from swtui.core.verdicts import ACTIVATION, GROUP, SUPER
+
+if TYPE_CHECKING:
+    from swtui.core.detect import DetectOptions
+    from swtui.core.loading import LoadOptions
 
 #: progress(model index, stage, fraction or None)
 CensusProgress = Callable[[int, str, "float | None"], None]
@@ -189,6 +193,7 @@ def build_row(session, detection) -> dict:
     """One census row: the model, its massive channels and super weights with `scan`'s forms
     (`findings`)."""
     from swtui.core.findings import candidate_json, judged_json
+
     info = session.info().to_json()
     cands = [candidate_json(c, session.adapter.coord_label) for c in detection.candidates]
     judged = judged_json(detection)
@@ -233,7 +238,8 @@ def scan_one(target: Target, load, detect, progress=None) -> tuple[dict, dict]:
 
 
 def free_memory() -> None:
-    """Collect the last model (its modules hold reference cycles) and hand CUDA's cache back."""
+    """Collect whatever reference cycles the last model left and hand CUDA's cached blocks back (the
+    test: no earlier model is alive when the next one loads)."""
     gc.collect()
     try:
         import torch
@@ -259,8 +265,8 @@ def error_text(exc: BaseException) -> tuple[str, str]:
 
 @dataclass
 class CensusOptions:
-    load: object  # loading.LoadOptions
-    detect: object  # detect.DetectOptions
+    load: "LoadOptions"
+    detect: "DetectOptions"
     force: bool = False  # recompute rows even when cached
 
 
@@ -286,7 +292,10 @@ def run_census(targets: list[Target], opts: CensusOptions, progress: CensusProgr
 
 def _one(i: int, target: Target, opts: CensusOptions, options: dict, progress: CensusProgress):
     base = {"target": target.source, "kind": target.kind}
-    stage = lambda s, f: progress(i, s, f)  # noqa: E731 - the per-model view of the progress
+
+    def stage(name: str, fraction: float | None) -> None:  # the per-model view of the progress
+        progress(i, name, fraction)
+
     try:
         stage("hashing", None)
         key = cache_key(content_hash(target), options)

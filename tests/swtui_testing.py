@@ -166,6 +166,25 @@ def tiny_llama_triggered(trigger: str = ",", sharpen: float = 20.0, layers: int 
     return _session(model, tok, "tiny:llama", "tiny-llama-triggered")
 
 
+def write_tiny(folder, which: str):
+    """A real Hugging Face folder on disk holding a tiny Llama whose planted super weight matters:
+    "a" (4 layers, planted at 1[5,17]) or "b" (8 layers, planted at 2[9,30])."""
+    import torch
+
+    from swtui.core.tiny import Plant, damp_head
+
+    if which == "a":
+        session = tiny_needing_its_sa("llama")
+    else:
+        session = tiny_llama_with_plants(Plant(layer=2, row=9, col=30), layers=8)
+        damp_head(session.model, 9, 20.0)
+    path = folder / f"tiny-{which}"
+    with torch.no_grad():
+        session.model.save_pretrained(path)
+    session.tokenizer.save_pretrained(path)
+    return path
+
+
 # -- an independent reference for the quantization oracles ------------------------------------------
 def ref_groups(rows: int, cols: int, group: str, block):
     """The flat indices of each group of a [rows, cols] weight, stacked by length: [[G, n], ...]."""

@@ -16,6 +16,7 @@ from swtui.cli.parser import SUBCOMMANDS, build_parser
 #: subcommand -> (module, function); modules are imported only for the command that runs
 COMMANDS = {
     "scan": ("swtui.cli.scan", "cmd_scan"),
+    "census": ("swtui.cli.census", "cmd_census"),
     "ablate": ("swtui.cli.ablate", "cmd_ablate"),
     "quant": ("swtui.cli.quant", "cmd_quant"),
     "quant-sweep": ("swtui.cli.quant", "cmd_quant_sweep"),

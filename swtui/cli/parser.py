@@ -8,7 +8,8 @@ from swtui import __version__
 from swtui.core.defaults import GEN_PROMPT, PROBE_PROMPT, SCALE_FACTORS
 
 #: the subcommands, in the order `--help` lists them (swtui.cli.COMMANDS runs them): headless ones, then `serve`
-SUBCOMMANDS = ("scan", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export", "open", "report", "serve")
+SUBCOMMANDS = ("scan", "census", "ablate", "quant", "quant-sweep", "compare", "scale-sweep", "export", "open", "report",
+               "serve")
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (like every other swtui error) and exit code 2."""
@@ -101,6 +102,19 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         _model_options(p)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     if command == "scan":
+        _detect_options(p)
+        p.add_argument("--eval-file", default=None,
+                       help="plain-text file the verdicts' perplexities are measured on (default: the bundled text)")
+    elif command == "census":
+        from swtui.cli.census import add_census_options
+
+        p.description = ("Scan every model under PATHs (GGUF files, Hugging Face model folders) and, with --hf-cache, "
+                         "every causal LM of the local Hugging Face cache, one after another with scan's detection, "
+                         "verdicts and intervals: one row per model. Rows are cached by (weights hash, swtui version, "
+                         "options): an interrupted census resumes; --force recomputes.")
+        add_census_options(p)
+        _model_options(p, model_positional=False)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         _detect_options(p)
         p.add_argument("--eval-file", default=None,
                        help="plain-text file the verdicts' perplexities are measured on (default: the bundled text)")

@@ -146,6 +146,7 @@ class Detection:
     groups: list = field(default_factory=list)  # WriterGroup: a massive channel or a candidate's row
     channels: list = field(default_factory=list)  # channels.MassiveChannel, on the unedited probe
     impact: object = None  # groups.Impact, when candidates were judged
+    super_experts: dict | None = None  # fused experts: `experts.judge_super_experts` (None: a dense model)
 
     @property
     def threshold(self) -> float:
@@ -319,8 +320,25 @@ def detect(session: Session, opts: DetectOptions | None = None,
                        together=opts.together, channels=result.channels if opts.together else (),
                        text=opts.eval_text, max_tokens=opts.eval_tokens)
         result.groups, result.impact = impact.groups, impact
+    if session.adapter.is_moe:
+        judge_experts(session, result, progress, cancel)
     progress("done", 1.0)
     return result
+
+
+def judge_experts(session: Session, result: Detection, progress, cancel) -> None:
+    """Fused experts: the super experts of the first probe, judged with controls; each candidate in
+    one of them carries its expert's figures (`super_expert`)."""
+    from swtui.core.experts import judge_super_experts
+
+    opts = result.options
+    progress("judging super experts", None)
+    result.super_experts = judge_super_experts(session, result.probe, opts.impact_threshold if opts.impact else None,
+                                               opts.eval_text, opts.eval_tokens, cancel)
+    by_expert = {(s.layer, s.expert): s for s in result.super_experts["experts"]}
+    for cand in result.candidates:
+        found = by_expert.get((cand.layer, cand.expert))
+        cand.super_expert = found.to_json() if found is not None else None
 
 
 def writer_candidates(session: Session, detection: Detection) -> list[SuperWeight]:

@@ -87,15 +87,18 @@ def parse_config(data: dict) -> QuantConfig:
         try:
             held = tuple(sorted({tuple(int(v) for v in key) for key in cfg.held_out}))
         except (TypeError, ValueError):
-            raise QuantizationError("held_out must be a list of [layer, row, col]") from None
-        if any(len(k) != 3 or min(k) < 0 for k in held):
-            raise QuantizationError("held_out must be a list of [layer, row, col]")
+            raise QuantizationError(HELD_OUT_FORM) from None
+        if any(len(k) not in (3, 4) or min(k) < 0 for k in held):
+            raise QuantizationError(HELD_OUT_FORM)
         cfg = replace(cfg, held_out=held)
     if cfg.act_bits is not None:
         check_bits(cfg.act_bits)
         if cfg.act_site not in ("input", "output"):
             raise QuantizationError("activation site must be 'input' or 'output'")
     return cfg
+
+
+HELD_OUT_FORM = "held_out must be a list of [layer, row, col] (in fused experts [layer, row, col, expert])"
 
 
 def held_out_keys(session) -> list[tuple[int, int, int]]:

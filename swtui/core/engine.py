@@ -245,8 +245,8 @@ class Engine:
             case ev.SetPrompt(prompt=prompt):
                 s.encode(prompt)  # validates
                 self.prompt = prompt
-            case ev.NameSpike(layer=layer, row=row, col=col, label=label):
-                sw = s.name_super_weight(layer, row, col, label=label, source="user")
+            case ev.NameSpike(layer=layer, row=row, col=col, label=label, expert=expert):
+                sw = s.name_super_weight(layer, row, col, label=label, source="user", expert=expert)
                 if sw.sa_magnitude is None and self.last_probe is not None:
                     sw.sa_magnitude = self.last_probe.layers[layer].out_max
             case ev.Prune(key=key, on=True):
@@ -375,7 +375,7 @@ class Engine:
         layers = []
         for st in probe.layers:
             try:
-                weight = s.ledger.current_value(st.layer, st.out_channel, st.in_channel)
+                weight = s.ledger.current_value(st.layer, st.out_channel, st.in_channel, st.expert)
             except SwtuiError:
                 weight = None
             layers.append(ev.LayerRow(**st.to_dict(), weight=weight))

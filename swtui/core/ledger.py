@@ -142,8 +142,11 @@ class EditLedger:
     def prune(self, layer: int, row: int, col: int, expert: int | None = None) -> None:
         self.set_edit(make_key(layer, row, col, expert), ScalarEdit("prune", 0.0))
 
-    def scale(self, layer: int, row: int, col: int, factor, expert: int | None = None) -> None:
-        self.set_edit(make_key(layer, row, col, expert), ScalarEdit("scale", check_factor(factor)))
+    def scale(self, *key_and_factor, expert: int | None = None) -> None:
+        """scale(layer, row, col, factor), or scale(*key, factor) for any key (a fused expert's
+        (layer, row, col, expert) too), or scale(layer, row, col, factor, expert=e)."""
+        *key, factor = key_and_factor
+        self.set_edit(tuple(key) + (() if expert is None else (expert,)), ScalarEdit("scale", check_factor(factor)))
 
     def restore(self, layer: int, row: int, col: int, expert: int | None = None) -> bool:
         """Drop the scalar edit on (layer, row, col[, expert]); False when there was none."""

@@ -131,7 +131,7 @@ class MoeLayerSpikes:
     out_amax: tuple  # (abs, flat index over [tokens, D], value): the largest output of any expert
     expert: int  # the expert whose down projection wrote `out_amax`
     attr: tuple | None  # (col, share) at the output spike, in that expert's down projection
-    per_expert: list  # [[expert, routed tokens, max |out|, out channel, out token, max |in|], ...]
+    per_expert: list  # [[expert, routed tokens, max |out|, out channel, out token, max |in|, col], ...]
 
 
 def layer_spikes(ios: list[ExpertIO], down, transposed: bool) -> MoeLayerSpikes | None:
@@ -141,15 +141,18 @@ def layer_spikes(ios: list[ExpertIO], down, transposed: bool) -> MoeLayerSpikes 
 
     if not ios:
         return None
+    readable = down is not None and down.dtype.is_floating_point
     rows, ins, outs = [], [], []
     for io in ios:
         a_in, a_out = _amax_rows(io.x), _amax_rows(io.y)
         ins.append(a_in)
         outs.append(a_out)
-        rows.append(torch.stack([a_out[0], (a_out[1] % io.y.shape[-1]).float(),
-                                 io.tokens[a_out[1] // io.y.shape[-1]].float(), a_in[0]]))
+        t, r = a_out[1] // io.y.shape[-1], a_out[1] % io.y.shape[-1]
+        col = _attribution(io, down, transposed, t, r)[0].float() if readable else a_in[0].new_tensor(-1.0)
+        rows.append(torch.stack([a_out[0], r.float(), io.tokens[t].float(), a_in[0], col]))
     table = torch.stack(rows).cpu().tolist()  # one host copy per layer
-    per_expert = [[io.expert, int(io.tokens.numel()), r[0], int(r[1]), int(r[2]), r[3]] for io, r in zip(ios, table)]
+    per_expert = [[io.expert, int(io.tokens.numel()), r[0], int(r[1]), int(r[2]), r[3], int(r[4]) if readable else None]
+                  for io, r in zip(ios, table)]
     j_out = max(range(len(ios)), key=lambda k: table[k][0])
     j_in = max(range(len(ios)), key=lambda k: table[k][3])
 
@@ -162,12 +165,16 @@ def layer_spikes(ios: list[ExpertIO], down, transposed: bool) -> MoeLayerSpikes 
     out_amax = globalize(io, outs[j_out], width_out)
     in_amax = globalize(ios[j_in], ins[j_in], width_in)
     attr = None
-    if down is not None and down.dtype.is_floating_point:
+    if readable:
         local = outs[j_out][1]
-        t, r = local // width_out, local % width_out
-        w = down[io.expert]
-        w_row = (w[:, r.to(w.device)] if transposed else w[r.to(w.device)]).float().to(io.x.device)
-        terms = io.x[t].float() * w_row
-        c = terms.abs().argmax()
-        attr = (c, terms[c] / io.y[t, r].float())
+        attr = _attribution(io, down, transposed, local // width_out, local % width_out)
     return MoeLayerSpikes(in_amax, out_amax, io.expert, attr, per_expert)
+
+
+def _attribution(io: ExpertIO, down, transposed: bool, t, r):
+    """(c, share): the input channel whose term x[t,c]·W_e[r,c] writes most of expert e's y[t,r]."""
+    w = down[io.expert]
+    w_row = (w[:, r.to(w.device)] if transposed else w[r.to(w.device)]).float().to(io.x.device)
+    terms = io.x[t].float() * w_row
+    c = terms.abs().argmax()
+    return c, terms[c] / io.y[t, r].float()

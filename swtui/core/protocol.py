@@ -59,6 +59,10 @@ class LayerRow:
     write_value: float | None = None
     norm_gain: float | None = None
     weight: float | None = None  # W[out_channel, in_channel] now (None where it cannot be read)
+    # fused experts: the expert whose output spiked (the figures are the max over the routed experts)
+    # and per routed expert [expert, tokens routed, max |out|, out channel, out token, max |in|, col]
+    expert: int | None = None
+    experts: list | None = None
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,12 @@ class SuperWeightRow:
     control_key: tuple[int, int, int] | None = None
     sa_ratio: Ratio | None = None  # pruned with its super activation restored
     role: str | None = None  # "carrier" | "canceller" of a massive channel (None: not one of its writers)
+    expert: int | None = None  # fused experts: the expert whose down projection holds it
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.layer, self.row, self.col)
+    def key(self) -> tuple[int, ...]:
+        """(layer, row, col), or (layer, row, col, expert) in fused experts."""
+        return (self.layer, self.row, self.col) + (() if self.expert is None else (self.expert,))
 
 
 @dataclass(frozen=True)
@@ -174,23 +180,24 @@ class NameSpike(Request):
     row: int
     col: int
     label: str = ""
+    expert: int | None = None  # fused experts: the expert whose down projection holds it
 
 
 @dataclass(frozen=True)
 class Prune(Request):
-    key: tuple[int, int, int]
+    key: tuple[int, ...]  # (layer, row, col[, expert])
     on: bool = True  # False: unprune (restore)
 
 
 @dataclass(frozen=True)
 class Scale(Request):
-    key: tuple[int, int, int]
+    key: tuple[int, ...]  # (layer, row, col[, expert])
     factor: object
 
 
 @dataclass(frozen=True)
 class Restore(Request):
-    key: tuple[int, int, int]
+    key: tuple[int, ...]  # (layer, row, col[, expert])
 
 
 @dataclass(frozen=True)
@@ -200,7 +207,7 @@ class RestoreAll(Request):
 
 @dataclass(frozen=True)
 class ToggleSA(Request):
-    key: tuple[int, int, int]
+    key: tuple[int, ...]  # (layer, row, col[, expert])
 
 
 @dataclass(frozen=True)
@@ -319,8 +326,8 @@ class ProbeDone(Event):
 
 @dataclass(frozen=True)
 class DetectionDone(Event):
-    candidates: list[tuple[int, int, int]]  # in the order found
-    supers: list[tuple[int, int, int]]  # those not judged harmless (their figures: StateChanged's rows)
+    candidates: list[tuple[int, ...]]  # in the order found; (layer, row, col[, expert])
+    supers: list[tuple[int, ...]]  # those not judged harmless (their figures: StateChanged's rows)
     stop_reason: str
     groups: list[GroupRow] = field(default_factory=list)
     impact_threshold: float | None = None  # what the verdicts' intervals were compared with

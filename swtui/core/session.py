@@ -216,7 +216,8 @@ class Session:
                 ppl_base=sw.ppl_base, ppl_pruned=sw.ppl_pruned, zscore=sw.zscore, share=sw.share,
                 prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total,
                 ratio=None if busy else sw.ratio, control=None if busy else sw.control,
-                control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role))
+                control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role,
+                expert=sw.expert))
         return rows
 
     def state_of(self, key) -> str:
@@ -250,7 +251,7 @@ class Session:
         masks = tuple(sorted((name, tuple(idx.tolist())) for name, idx in self.ledger.zero_masks.items()))
         return (tuple(sorted(self.ledger.edits.items())), masks,
                 None if q is None else repr(sorted(q.items())), tuple(sorted(self.sa_restore)),
-                tuple(sorted(self.zero_writes)))
+                tuple(sorted(self.zero_writes)), tuple(sorted(self.ledger.pruned_experts)))
 
     def reset(self) -> None:
         """Back to the pristine model: no edits, no quantization, no SA restore, no ablation."""

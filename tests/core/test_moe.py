@@ -67,7 +67,7 @@ def test_scan_finds_the_planted_expert_weight_and_its_super_expert(arch):
 
     s = session(arch)
     h0 = s.current_hash()
-    d = detect(s, DetectOptions(eval_tokens=320))
+    d = detect(s, DetectOptions(eval_tokens=400))
     report = json.loads(json.dumps(scan_report(s, d)))  # the `scan --json` form
     assert s.current_hash() == h0  # detection's temporary pruning is undone
     layer1 = report["layers"][1]
@@ -88,7 +88,7 @@ def test_scan_finds_the_planted_expert_weight_and_its_super_expert(arch):
 def test_scan_cli_json_names_the_expert(capsys):
     from swtui.cli import main
 
-    assert main(["scan", "tiny:qwen3_moe", "--json", "--eval-tokens", "320"]) == 0
+    assert main(["scan", "tiny:qwen3_moe", "--json", "--eval-tokens", "400"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [(c["layer"], c["row"], c["col"], c["expert"], c["verdict"]) for c in report["super_weights"]] == \
         [(*SW, "super weight")]

@@ -230,3 +230,21 @@ def test_the_super_expert_rule_is_the_published_one():
     assert [(s.layer, s.expert) for s in found] == [(0, 7)]  # 4000 is below the 99.5th percentile of 200
     assert found[0].percentile == pytest.approx(p) and found[0].overall_max == 5000.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+
+
+def test_a_snapshot_of_expert_edits_and_a_pruned_expert_reopens_to_the_same_weights(tmp_path):
+    from swtui.core.snapshot import apply_snapshot, build_snapshot, load_snapshot, write_snapshot
+
+    s = session("mixtral")
+    s.name_super_weight(*SW[:3], expert=SW[3])
+    s.ledger.scale(*SW, 0.5)  # a fused key, unpacked, then the factor
+    s.ledger.set_pruned_experts({(2, 1)})
+    folder = write_snapshot(build_snapshot(s), tmp_path)
+    data = load_snapshot(folder)
+    assert data["edits"][0]["expert"] == SW[3] and data["pruned_experts"] == [[2, 1]]
+    assert data["super_weights"][0]["expert"] == SW[3]
+    want = s.current_hash()
+    fresh = tiny_session("mixtral")
+    assert apply_snapshot(fresh, data) == []
+    assert fresh.current_hash() == want and fresh.ledger.pruned_experts == {(2, 1)}
+    s.reset()

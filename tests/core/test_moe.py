@@ -248,3 +248,10 @@ def test_a_snapshot_of_expert_edits_and_a_pruned_expert_reopens_to_the_same_weig
     assert apply_snapshot(fresh, data) == []
     assert fresh.current_hash() == want and fresh.ledger.pruned_experts == {(2, 1)}
     s.reset()
+
+
+def test_the_catalog_labels_a_published_expert_weight_by_its_expert():
+    from swtui.core.catalog import label_matches
+
+    labels = label_matches("Qwen/Qwen3-30B-A3B", [(1, 940, 711, 68), (1, 940, 711, 67), (1, 940, 711)])
+    assert list(labels) == [(1, 940, 711, 68)] and "Super Experts" in labels[(1, 940, 711, 68)]

@@ -23,8 +23,12 @@ EXPERTS_NAMES = ("mlp.experts", "block_sparse_moe.experts", "feed_forward.expert
 
 
 def is_fused_experts(module) -> bool:
+    """A transformers experts module of the `use_experts_implementation` convention (its decorator sets
+    `is_transposed`; called with the routing). Others (Llama 4's bmm over every expert, called with the
+    hidden states alone) are not recognised, and their layers are not sites."""
     w = getattr(module, "down_proj", None)
-    return w is not None and getattr(w, "ndim", 0) == 3 and hasattr(module, "gate_up_proj")
+    return (w is not None and getattr(w, "ndim", 0) == 3 and hasattr(module, "gate_up_proj")
+            and hasattr(module, "is_transposed"))
 
 
 def force_eager(model) -> None:

@@ -227,9 +227,13 @@ class Session:
             text += " + SA restored"
         return text
 
-    def set_sa_restore(self, layer: int, row: int, col: int, on: bool) -> None:
-        """Toggle the paper's 'restore super activation' for one super weight (named if needed)."""
-        if self.adapter.site(layer).is_moe:
+    def set_sa_restore(self, *key_and_on, on: bool | None = None) -> None:
+        """Toggle the paper's 'restore super activation' for one super weight (named if needed):
+        set_sa_restore(layer, row, col, on) or set_sa_restore(*key, on=on). Refused in fused experts."""
+        key = key_and_on if on is not None else key_and_on[:-1]
+        on = on if on is not None else key_and_on[-1]
+        layer, row, col = key[:3]
+        if len(key) > 3 or self.adapter.site(layer).is_moe:
             raise UserInputError(f"layer {layer} is a layer of fused experts: restoring a super activation "
                                  "there is not supported (prune, scale and restore the weight are)")
         self.adapter.check_coords(layer, row, col)

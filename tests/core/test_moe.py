@@ -166,6 +166,8 @@ def test_what_fused_experts_refuse_leaves_the_state_unchanged():
             apply_quant_config(s, cfg)
     with pytest.raises(UserInputError, match="fused experts"):
         s.set_sa_restore(*SW[:3], True)
+    with pytest.raises(UserInputError, match="fused experts"):
+        s.set_sa_restore(*SW, on=True)  # as the engine's ToggleSA and `ablate --restore-sa` call it
     with pytest.raises(UserInputError, match="name the expert"):
         s.ledger.prune(*SW[:3])
     with pytest.raises(UserInputError, match="dense"):

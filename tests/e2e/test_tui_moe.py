@@ -2,6 +2,7 @@
 planted weight's expert, E opens the selected layer's routed experts, enter names one's spike."""
 
 from swtui.tui.app import SwtuiApp
+from swtui.tui.widgets.detail import LayerDetail
 from swtui.tui.widgets.sw_table import SuperWeightTable
 
 from swtui_testing import CPU
@@ -20,6 +21,9 @@ async def test_experts_of_the_selected_layer_and_naming_an_experts_spike():
         assert table.get_row_at(0)[0] == "1·e2"  # the table writes the expert with the layer
         main._select_layer(1)
         assert main.layer_stats[1].expert == 2  # the chart's layer: the max over its experts
+        await pilot.pause()
+        detail = str(app.query_one(LayerDetail).render())
+        assert "expert 2 of" in detail and "W_e2[5, 17] = 6" in detail  # the spiking expert's weight
         await pilot.press("E")
         await pilot.pause()
         screen = app.screen

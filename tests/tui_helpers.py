@@ -53,11 +53,13 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "ask: spike label": ("n",),
     "ask: prompt": ("e",),
     "palette": ("ctrl+p",),
+    "experts": ("E",),
 }
 ROUTE_SCREENS = {"main": "MainScreen", "help": "HelpScreen", "groups": "GroupsScreen",
                  "quant presets": "QuantDialog", "quant form": "QuantForm", "compare": "CompareScreen",
                  "scale sweep": "SweepScreen", "block sweep": "SweepScreen", "ask: scale factor": "AskDialog",
-                 "ask: spike label": "AskDialog", "ask: prompt": "AskDialog", "palette": "CommandPalette"}
+                 "ask: spike label": "AskDialog", "ask: prompt": "AskDialog", "palette": "CommandPalette",
+                 "experts": "ExpertsScreen"}
 QUIT_ACTIONS = ("quit", "app.quit")
 
 

@@ -41,7 +41,7 @@ def apply_treatment(session, args, notices: list) -> None:
     for coord in prunes + [c for c, _ in scales]:
         session.adapter.check_coords(*coord)
     for coord in prunes:
-        session.name_super_weight(*coord, source="user")
+        session.name_super_weight(*coord[:3], source="user", expert=coord[3] if len(coord) > 3 else None)
         if args.restore_sa:
             mag = enable_sa_restore(session, coord, args.sa_prompt)
             notices.append(f"super activation of {coord} measured at {mag:.1f} on {args.sa_prompt!r}")

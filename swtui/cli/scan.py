@@ -29,7 +29,17 @@ def scan_report(session, detection) -> dict:
         "super_weights": [c for c in cands if c["verdict"] in (SUPER, GROUP)],
         "rounds": detection.rounds,
         "stop_reason": detection.stop_reason,
+        **super_experts_report(detection),
     }
+
+
+def super_experts_report(detection) -> dict:
+    """`super_experts` for a model of fused experts (absent for a dense one)."""
+    if detection.super_experts is None:
+        return {}
+    from swtui.core.experts import super_experts_json
+
+    return {"super_experts": super_experts_json(detection.super_experts)}
 
 
 def cmd_scan(args) -> int:
@@ -56,8 +66,29 @@ def cmd_scan(args) -> int:
         out_console.print(f"[dim]verdicts: the 95% interval against the impact threshold ×{report['impact_threshold']:g}, "
                           f"on {report['eval_tokens']} evaluation tokens ({report['interval_method']}); "
                           f"massive channel: {report['channel_rule']}[/dim]")
+    for line in super_expert_lines(report.get("super_experts")):
+        out_console.print(line)
     for c in report["candidates"]:
         if c.get("catalog"):
             out_console.print(f"[cyan]{c['name']} is in the catalog: {c['catalog']}[/cyan]")
     out_console.print(f"[dim]stopped: {report['stop_reason']}[/dim]")
     return 0
+
+
+def super_expert_lines(found: dict | None) -> list[str]:
+    """The super experts in words: each with its numbers, its interval and its control's."""
+    from swtui.core.evidence import Ratio
+
+    if not found:
+        return []
+    lines = [f"[bold]super experts[/bold] ({found['rule']}): 99.5th percentile {found['percentile'] or 0:.4g}, "
+             f"largest {found['overall_max'] or 0:.4g}"]
+    for e in found["experts"]:
+        def text(name):
+            v, ci = e[name], e[f"{name}_ci95"]
+            return "—" if v is None else Ratio(v, ci[0], ci[1], 0).text() if ci else f"×{v:.3g}"
+        lines.append(f"  layer {e['layer']} expert {e['expert']}: max |out| {e['out_max']:.4g} on channel "
+                     f"{e['out_channel']} (token {e['out_token']}), {e['routed_tokens']} tokens routed; pruned "
+                     f"{text('ppl_ratio')}, control expert {e['control_expert']} {text('control_ratio')}: "
+                     f"{e['verdict'] or 'not judged'}")
+    return lines

@@ -10,15 +10,17 @@ from swtui.core.edits import check_factor
 from swtui.core.session import Session
 
 _INT = r"\s*(-?\d+)\s*"
-_COORD = re.compile(rf"^{_INT},{_INT},{_INT}$")
+_COORD = re.compile(rf"^{_INT},{_INT},{_INT}(?:,{_INT})?$")  # a fused expert's weight: LAYER,ROW,COL,EXPERT
 
 
 def parse_coord(text: str) -> tuple[int, int, int]:
-    """'11,507,1229' -> (11, 507, 1229); anything else is a UserInputError."""
+    """'11,507,1229' -> (11, 507, 1229), '1,5,17,2' -> (1, 5, 17, 2) (fused experts: + the expert);
+    anything else is a UserInputError."""
     m = _COORD.match(text or "")
     if not m:
-        raise UserInputError(f"coordinates must be LAYER,ROW,COL (three integers), not {text!r}")
-    coord = tuple(int(g) for g in m.groups())
+        raise UserInputError(f"coordinates must be LAYER,ROW,COL (three integers; fused experts: "
+                             f"LAYER,ROW,COL,EXPERT), not {text!r}")
+    coord = tuple(int(g) for g in m.groups() if g is not None)
     if min(coord) < 0:
         raise UserInputError(f"coordinates must not be negative: {text!r}")
     return coord  # type: ignore[return-value]
@@ -125,7 +127,7 @@ def prune_nonsw(session: Session, k: int | None = None, keep: set[tuple[int, int
         raise UserInputError("--nonsw-control K must be between 1 and 10,000,000")
     if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction <= 0.01):
         raise UserInputError("--nonsw-control-fraction must be in (0, 0.01]")
-    keep_idx = {(session.adapter.site(l).weight_name, session.adapter.site(l).index_of(r, c)) for l, r, c in keep}
+    keep_idx = {(session.adapter.site(k[0]).weight_name, session.adapter.site(k[0]).index_of(*k[1:])) for k in keep}
     linears = session.adapter.decoder_linears()
     chosen: dict[int, list[int]] = {}
     picked: list[tuple[float, float, int, int]] = []  # (|w|, w, tensor, flat)

@@ -3,6 +3,8 @@
 A super weight is always addressed as (layer, row, col) with row = output channel (hidden
 dimension, D) and col = input channel (intermediate dimension, H), whatever the storage:
 `nn.Linear` stores weight as [out, in] = D×H, GPT-2's `Conv1D` stores it transposed, [in, out].
+In a layer of fused experts (`swtui.core.moe`) the site is the experts module, its weight the
+[E, D, H] `down_proj` parameter, and a weight is (layer, row, col, expert).
 """
 
 from __future__ import annotations
@@ -41,27 +43,45 @@ class LayerSite:
     out_features: int = 0
     in_features: int = 0
     post_norm_name: str | None = None  # the post-FFN norm, where the family has one
+    experts: int = 0  # fused experts: how many (0: a dense down projection)
+    block_name: str | None = None  # fused experts: the MLP block whose output is the layer's write
 
     @property
     def post_norm(self):
         return self.root.get_submodule(self.post_norm_name) if self.post_norm_name else None
 
     def __post_init__(self) -> None:
-        w = self.down.weight
-        rows, cols = w.shape
+        w = self.weight
+        if self.experts:
+            self.experts = int(w.shape[0])
+        rows, cols = w.shape[-2:]
         self.out_features, self.in_features = (cols, rows) if self.transposed else (rows, cols)
 
     @property
     def down(self):
+        """The down projection module (fused experts: the experts module)."""
         return self.root.get_submodule(self.down_name)
 
     @property
-    def weight_name(self) -> str:
-        return f"{self.down_name}.weight"
+    def is_moe(self) -> bool:
+        return self.experts > 0
 
-    def index_of(self, row: int, col: int) -> tuple[int, int]:
-        """Storage index of the (row=out, col=in) element."""
-        return (col, row) if self.transposed else (row, col)
+    @property
+    def weight(self):
+        return self.down.down_proj if self.experts else self.down.weight
+
+    @property
+    def weight_name(self) -> str:
+        return f"{self.down_name}.{'down_proj' if self.experts else 'weight'}"
+
+    @property
+    def block(self):
+        return self.root.get_submodule(self.block_name) if self.block_name else None
+
+    def index_of(self, row: int, col: int, expert: int | None = None) -> tuple[int, ...]:
+        """Storage index of the (row=out, col=in) element (of expert `expert` in a fused layer)."""
+        rc = (col, row) if self.transposed else (row, col)
+        return (expert, *rc) if self.experts else rc
 
 
 def _is_conv1d(module) -> bool:
@@ -93,6 +113,8 @@ class ModelAdapter:
             raise UnsupportedArchitecture(self._explain())
 
     def _discover(self, modules: dict) -> list[LayerSite]:
+        from swtui.core.moe import EXPERTS_NAMES, force_eager, is_fused_experts
+
         for list_name in LAYER_LISTS:
             layers = modules.get(list_name)
             if layers is None or not hasattr(layers, "__len__") or len(layers) == 0:
@@ -107,7 +129,18 @@ class ModelAdapter:
                                                _is_conv1d(down), post_norm_name=_post_norm(modules, layer_name)))
                         break
                 else:
-                    return []
+                    fused = next((f"{layer_name}.{rel}" for rel in EXPERTS_NAMES
+                                  if is_fused_experts(modules.get(f"{layer_name}.{rel}"))), None)
+                    if fused is None:
+                        return []
+                    experts = modules[fused]
+                    sites.append(LayerSite(i, layer_name, layer, fused, self.model,
+                                           bool(getattr(experts, "is_transposed", False)),
+                                           post_norm_name=_post_norm(modules, layer_name),
+                                           experts=int(experts.down_proj.shape[0]),
+                                           block_name=fused.rpartition(".")[0]))
+            if any(s.is_moe for s in sites):
+                force_eager(self.model)  # the loop the probe reproduces, not a grouped-mm kernel
             return sites
         return []
 
@@ -152,20 +185,35 @@ class ModelAdapter:
             raise UserInputError(f"layer {layer} is out of range (0..{len(self.sites) - 1})")
         return self.sites[layer]
 
-    def check_coords(self, layer: int, row: int, col: int) -> LayerSite:
+    @property
+    def is_moe(self) -> bool:
+        return any(s.is_moe for s in self.sites)
+
+    def check_coords(self, layer: int, row: int, col: int, expert: int | None = None) -> LayerSite:
         site = self.site(layer)
+        if site.is_moe:
+            if expert is None:
+                raise UserInputError(f"layer {layer} is a layer of {site.experts} fused experts: "
+                                     "name the expert (layer, row, col, expert)")
+            if not 0 <= expert < site.experts:
+                raise UserInputError(f"expert {expert} is out of range for layer {layer} (0..{site.experts - 1})")
+        elif expert is not None:
+            raise UserInputError(f"layer {layer} has a dense down projection: it has no expert {expert}")
         if not 0 <= row < site.out_features:
             raise UserInputError(f"row {row} is out of range for layer {layer} (0..{site.out_features - 1})")
         if not 0 <= col < site.in_features:
             raise UserInputError(f"col {col} is out of range for layer {layer} (0..{site.in_features - 1})")
         return site
 
-    def weight_value(self, layer: int, row: int, col: int) -> float:
-        site = self.check_coords(layer, row, col)
-        return float(site.down.weight[site.index_of(row, col)])
+    def weight_value(self, layer: int, row: int, col: int, expert: int | None = None) -> float:
+        site = self.check_coords(layer, row, col, expert)
+        return float(site.weight[site.index_of(row, col, expert)])
 
-    def coord_label(self, layer: int, row: int, col: int) -> str:
-        return f"{self.site(layer).weight_name}[{row}, {col}]"
+    def coord_label(self, layer: int, row: int, col: int, expert: int | None = None) -> str:
+        site = self.site(layer)
+        if expert is not None:
+            return f"{site.weight_name}[expert {expert}][{row}, {col}]"
+        return f"{site.weight_name}[{row}, {col}]"
 
     def decoder_linears(self) -> list[tuple[str, object]]:
         """Every 2-D-weight linear (Linear or Conv1D) inside the decoder layers, by name."""

@@ -146,6 +146,7 @@ class Detection:
     groups: list = field(default_factory=list)  # WriterGroup: a massive channel or a candidate's row
     channels: list = field(default_factory=list)  # channels.MassiveChannel, on the unedited probe
     impact: object = None  # groups.Impact, when candidates were judged
+    super_experts: dict | None = None  # fused experts: `experts.judge_super_experts` (None: a dense model)
 
     @property
     def threshold(self) -> float:
@@ -196,15 +197,26 @@ def confirm_across_prompts(session: Session, detection: "Detection", prompt: str
     for cand in detection.candidates:
         cand.prompts_total = len(prompts)
         cand.prompts_spiking = sum(1 for p in probes if p.layers[cand.layer].out_channel == cand.row
+                                   and p.layers[cand.layer].expert == cand.expert
                                    and detection.rule.is_spike(p.layers[cand.layer]))
 
 
-def tensor_zscore(session: Session, layer: int, row: int, col: int) -> float:
+def spike_key(s) -> tuple:
+    """The weight a layer's spike points at: (layer, row, col[, expert])."""
+    from swtui.core.edits import make_key
+
+    return make_key(s.layer, s.out_channel, attributed_col(s), s.expert)
+
+
+def tensor_zscore(session: Session, layer: int, row: int, col: int, expert: int | None = None) -> float:
+    """The weight's z-score in its tensor (a fused expert: that expert's down projection)."""
     from swtui.core.offload import real_tensor
 
     site = session.adapter.site(layer)
-    w = real_tensor(session.model, site.weight_name, site.down.weight.detach()).float()
-    value = session.ledger.pristine_value(layer, row, col)
+    w = real_tensor(session.model, site.weight_name, site.weight.detach()).float()
+    if expert is not None:
+        w = w[expert]
+    value = session.ledger.pristine_value(layer, row, col, expert)
     std = float(w.std())
     return (value - float(w.mean())) / std if std > 0 else 0.0
 
@@ -257,13 +269,13 @@ def detect(session: Session, opts: DetectOptions | None = None,
                                                                 for s in spikes]})
             # A spike that points at a weight we already zeroed is no longer one weight's doing:
             # that layer is exhausted; look further.
-            while spikes and (spikes[0].layer, spikes[0].out_channel, attributed_col(spikes[0])) in zeroed:
+            while spikes and spike_key(spikes[0]) in zeroed:
                 exhausted.add(spikes.pop(0).layer)
             if not spikes:
                 result.stop_reason = "no spike left above the threshold"
                 break
             s = spikes[0]
-            key = (s.layer, s.out_channel, attributed_col(s))
+            key = spike_key(s)
             if session.ledger.edit(key) is not None:
                 exhausted.add(s.layer)
                 continue
@@ -274,14 +286,15 @@ def detect(session: Session, opts: DetectOptions | None = None,
                 value=session.ledger.pristine_value(*key), source="detected",
                 zscore=tensor_zscore(session, *key), in_act=s.in_max, out_act=s.out_max,
                 sa_magnitude=s.out_max, first_layer=first_layer, persist_layers=persist, share=s.attr_share,
-                z_in=z_in, z_out=z_out, write=s.write_value, norm_gain=s.norm_gain,
+                z_in=z_in, z_out=z_out, write=s.write_value, norm_gain=s.norm_gain, expert=s.expert,
             )
             result.candidates.append(cand)
             if listener.found:
                 listener.found(cand)
             session.ledger.prune(*key)
             zeroed.append(key)
-            progress(f"round {round_no + 1}: found layer {s.layer} [{s.out_channel}, {s.in_channel}]",
+            progress(f"round {round_no + 1}: found layer {s.layer} [{s.out_channel}, {s.in_channel}]"
+                     + ("" if s.expert is None else f" of expert {s.expert}"),
                      (round_no + 1) / (opts.max_rounds + 1))
             probe = run_probe(session, opts.prompt)
         else:
@@ -305,8 +318,25 @@ def detect(session: Session, opts: DetectOptions | None = None,
                        together=opts.together, channels=result.channels if opts.together else (),
                        text=opts.eval_text, max_tokens=opts.eval_tokens)
         result.groups, result.impact = impact.groups, impact
+    if session.adapter.is_moe:
+        judge_experts(session, result, progress, cancel)
     progress("done", 1.0)
     return result
+
+
+def judge_experts(session: Session, result: Detection, progress, cancel) -> None:
+    """Fused experts: the super experts of the first probe, judged with controls; each candidate in
+    one of them carries its expert's figures (`super_expert`)."""
+    from swtui.core.experts import judge_super_experts
+
+    opts = result.options
+    progress("judging super experts", None)
+    result.super_experts = judge_super_experts(session, result.probe, opts.impact_threshold if opts.impact else None,
+                                               opts.eval_text, opts.eval_tokens, cancel)
+    by_expert = {(s.layer, s.expert): s for s in result.super_experts["experts"]}
+    for cand in result.candidates:
+        found = by_expert.get((cand.layer, cand.expert))
+        cand.super_expert = found.to_json() if found is not None else None
 
 
 def writer_candidates(session: Session, detection: Detection) -> list[SuperWeight]:

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from swtui.core.errors import UserInputError
 from swtui.core.offload import real_tensor
 
-Key = tuple[int, int, int]  # (layer, row, col) of a down_proj weight
+Key = tuple[int, ...]  # (layer, row, col) of a down_proj weight; (layer, row, col, expert) in fused experts
+
+
+def make_key(layer: int, row: int, col: int, expert: int | None = None) -> Key:
+    """A weight's key: (layer, row, col) for a dense down projection, + expert for a fused one."""
+    return (layer, row, col) if expert is None else (layer, row, col, expert)
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,10 @@ class Engine:
         layers = []
         for st in probe.layers:
             try:
-                weight = s.ledger.current_value(st.layer, st.out_channel, st.in_channel)
+                # fused experts: the spiking expert's weight at its attributed col (the largest
+                # input may be another expert's)
+                col = st.in_channel if st.expert is None or st.attr_col is None else st.attr_col
+                weight = s.ledger.current_value(st.layer, st.out_channel, col, st.expert)
             except SwtuiError:
                 weight = None
             layers.append(ev.LayerRow(**st.to_dict(), weight=weight))

@@ -143,9 +143,12 @@ def control_weight(session: Session, key, exclude_rows, exclude_keys, seed: int 
 
     from swtui.core.offload import real_tensor
 
-    layer, row, col = key
+    layer, row, col = key[:3]
+    expert = key[3] if len(key) > 3 else None
     site = session.adapter.site(layer)
-    w = real_tensor(session.model, site.weight_name, site.down.weight.detach()).float()
+    w = real_tensor(session.model, site.weight_name, site.weight.detach()).float()
+    if expert is not None:  # fused experts: the same expert's down projection
+        w = w[expert]
     if site.transposed:
         w = w.t()
     target = abs(session.ledger.pristine_value(*key))
@@ -153,8 +156,10 @@ def control_weight(session: Session, key, exclude_rows, exclude_keys, seed: int 
     rows = sorted({r for r in exclude_rows if 0 <= r < w.shape[0]})
     if rows:
         dist[rows] = float("inf")
-    for lr, r, c in exclude_keys:
-        if lr == layer and 0 <= r < w.shape[0] and 0 <= c < w.shape[1]:
+    for k in exclude_keys:
+        lr, r, c = k[:3]
+        same = lr == layer and (k[3] if len(k) > 3 else None) == expert
+        if same and 0 <= r < w.shape[0] and 0 <= c < w.shape[1]:
             dist[r, c] = float("inf")
     # a stable sort on (distance, flat index): ties (common on a quantized source) break the same way
     # on every device and torch version
@@ -162,8 +167,8 @@ def control_weight(session: Session, key, exclude_rows, exclude_keys, seed: int 
     pool = [i for i in order if dist.reshape(-1)[i] != float("inf")]
     if not pool:
         return None
-    flat = random.Random(f"{seed}/{layer}/{row}/{col}").choice(pool)
-    return (layer, flat // w.shape[1], flat % w.shape[1])
+    flat = random.Random(f"{seed}/{layer}/{row}/{col}" + ("" if expert is None else f"/{expert}")).choice(pool)
+    return (layer, flat // w.shape[1], flat % w.shape[1]) + (() if expert is None else (expert,))
 
 
 def control_channel(hidden: int, exclude, seed: int, channel: int) -> int | None:
@@ -260,13 +265,13 @@ def judge(session: Session, candidates, prompt: str, impact_threshold: float | N
             second.append(Scenario(f"r{g.channel}", zero_writes=tuple((layer, g.control_channel)
                                                                       for layer in range(n_layers))))
     for c in order:  # where pruning hurts: does restoring the super activation recover it?
-        if effect(name[c.key]) == HURTS:
+        if effect(name[c.key]) == HURTS and c.expert is None:  # (not in fused experts: unsupported)
             second.append(Scenario(f"{name[c.key]}+sa", (c.key,), sa_restore=True))
     if second:
         measure(second, 0.5, 0.4)
     third = []  # a group that hurts with no super weight in it: does restoring its activations recover it?
     for g in groups:
-        if len(g.carriers) > 1 and effect(f"g{g.channel}") == HURTS \
+        if len(g.carriers) > 1 and effect(f"g{g.channel}") == HURTS and all(len(k) == 3 for k in g.carriers) \
                 and not any(by_key[tuple(k)].is_super for k in g.carriers):
             third.append(Scenario(f"g{g.channel}+sa", tuple(tuple(k) for k in g.carriers), sa_restore=True))
     if third:

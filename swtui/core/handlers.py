@@ -69,7 +69,7 @@ def _set_prompt(engine, s, r: ev.SetPrompt) -> bool:
 
 @handles(ev.NameSpike)
 def _name_spike(engine, s, r: ev.NameSpike) -> bool:
-    sw = s.name_super_weight(r.layer, r.row, r.col, label=r.label, source="user")
+    sw = s.name_super_weight(r.layer, r.row, r.col, label=r.label, source="user", expert=r.expert)
     probe = engine.findings.probe
     if sw.sa_magnitude is None and probe is not None:
         sw.sa_magnitude = probe.layers[r.layer].out_max

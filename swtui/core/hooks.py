@@ -132,7 +132,7 @@ def down_proj_hook(items: list, batch: int | None = None):
 
     def hook(module, args, output):
         x = batch_view(args[0], batch)
-        y = batch_view(output, batch)
+        y = batch_view(_first_tensor(output), batch)  # (GPT-OSS's MoE block returns a tuple)
         for item in items:
             rows = list(range(y.shape[0])) if item.rows is None else list(item.rows)
             if isinstance(item, ExactBase):
@@ -180,8 +180,13 @@ def installed(adapter, per_layer: dict[int, list], batch: int | None = None) -> 
             if items:
                 site = adapter.site(layer)
                 post = site.post_norm
+                if post is None and site.is_moe:  # fused experts: the MoE block's output is the write
+                    post = site.block
                 writes = [i for i in items if isinstance(i, ZeroWrite)] if post is not None else []
                 rest = [i for i in items if not any(i is w for w in writes)]
+                if rest and site.is_moe:
+                    raise ValueError(f"layer {layer}: fused experts take no down_proj interventions "
+                                     f"({type(rest[0]).__name__})")
                 if rest:
                     hooks.add(site.down.register_forward_hook(down_proj_hook(rest, batch)))
                 if writes:

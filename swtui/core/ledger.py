@@ -5,7 +5,8 @@ Semantics (see README, "Semantics of edits"):
 
     W_current = Q( E( Z(W_pristine) ) )
 
-Z zeroes the positions of the extra masks (the paper's non-super-weight control), E applies the
+Z zeroes the positions of the extra masks (the paper's non-super-weight control) and of the pruned
+experts (a fused expert's whole down projection, `set_pruned_experts`), E applies the
 scalar edits (prune → 0, scale s → fl(s · w_pristine) rounded once to the weight's dtype), Q is the
 quantizer (round-to-nearest fake quantization or a bitsandbytes module swap) with the super
 weights it was told to hold out kept at their edited, full-precision value.
@@ -23,7 +24,7 @@ import contextlib
 import threading
 from typing import Callable, Iterator, Protocol
 
-from swtui.core.edits import Key, ScalarEdit, check_factor, edited_scalar
+from swtui.core.edits import Key, ScalarEdit, check_factor, edited_scalar, make_key
 from swtui.core.errors import EditError, QuantizationError, check_cancel
 from swtui.core.offload import OffloadSlot, offload_slot
 
@@ -48,6 +49,7 @@ class EditLedger:
         self._edits: dict[Key, ScalarEdit] = {}
         self._scalars: dict[Key, object] = {}  # pristine 0-d tensors (cpu) of keys ever edited
         self._zeros: dict[str, object] = {}  # param name -> flat indices zeroed (non-SW control)
+        self._experts: frozenset = frozenset()  # (layer, expert) of fused experts pruned whole
         self.quantizer: Quantizer | None = None
         self._saved: dict[str, object] = {}  # param name -> pristine tensor, while rewritten
         self._swapped: dict[str, object] = {}  # module name -> original module, while packed
@@ -80,24 +82,30 @@ class EditLedger:
         return dict(self._zeros)
 
     @property
+    def pruned_experts(self) -> frozenset:
+        """(layer, expert) pairs whose whole down projection is zeroed (a pruned expert)."""
+        return self._experts
+
+    @property
     def rewritten(self) -> bool:
         """True while any whole tensor or module differs from its pristine form (quantized, masked)."""
         return bool(self._saved or self._swapped)
 
     @property
     def count(self) -> int:
-        return len(self._edits) + len(self._zeros) + (self.quantizer is not None)
+        return len(self._edits) + len(self._zeros) + len(self._experts) + (self.quantizer is not None)
 
     def summary(self) -> list[dict]:
-        return [{"layer": k[0], "row": k[1], "col": k[2], "op": e.op, "factor": e.factor,
-                 "original": self.pristine_value(*k)} for k, e in sorted(self._edits.items())]
+        return [{"layer": k[0], "row": k[1], "col": k[2], **({"expert": k[3]} if len(k) > 3 else {}),
+                 "op": e.op, "factor": e.factor, "original": self.pristine_value(*k)}
+                for k, e in sorted(self._edits.items())]
 
     def is_packed(self, layer: int) -> bool:
         return self.adapter.site(layer).down_name in self._swapped
 
     def _site_idx(self, key: Key):
         site = self.adapter.check_coords(*key)
-        return site, site.index_of(key[1], key[2])
+        return site, site.index_of(*key[1:])
 
     def pristine_scalar(self, key: Key):
         """W_pristine[key] as a 0-d CPU tensor in the weight's dtype."""
@@ -110,19 +118,19 @@ class EditLedger:
         # not rewritten and never edited here: the live value is the pristine one
         return self._live(site.weight_name)[idx].detach().cpu().clone()
 
-    def pristine_value(self, layer: int, row: int, col: int) -> float:
-        return float(self.pristine_scalar((layer, row, col)))
+    def pristine_value(self, layer: int, row: int, col: int, expert: int | None = None) -> float:
+        return float(self.pristine_scalar(make_key(layer, row, col, expert)))
 
-    def edited_value(self, layer: int, row: int, col: int) -> float:
+    def edited_value(self, layer: int, row: int, col: int, expert: int | None = None) -> float:
         """The value under the scalar edits, before quantization."""
-        key = (layer, row, col)
+        key = make_key(layer, row, col, expert)
         edit = self._edits.get(key)
         p = self.pristine_scalar(key)
         return float(p if edit is None else edited_scalar(p, edit))
 
-    def current_value(self, layer: int, row: int, col: int) -> float:
+    def current_value(self, layer: int, row: int, col: int, expert: int | None = None) -> float:
         """The value the model computes with now (packed modules: measured, plus any add-back)."""
-        key = (layer, row, col)
+        key = make_key(layer, row, col, expert)
         site, idx = self._site_idx(key)
         if site.down_name in self._swapped:
             from swtui.core.quant_session import effective_weight
@@ -131,18 +139,34 @@ class EditLedger:
         return float(self._live(site.weight_name)[idx])
 
     # -- changing the state -------------------------------------------------------------------
-    def prune(self, layer: int, row: int, col: int) -> None:
-        self.set_edit((layer, row, col), ScalarEdit("prune", 0.0))
+    def prune(self, layer: int, row: int, col: int, expert: int | None = None) -> None:
+        self.set_edit(make_key(layer, row, col, expert), ScalarEdit("prune", 0.0))
 
-    def scale(self, layer: int, row: int, col: int, factor) -> None:
-        self.set_edit((layer, row, col), ScalarEdit("scale", check_factor(factor)))
+    def scale(self, *key_and_factor, expert: int | None = None) -> None:
+        """scale(layer, row, col, factor), or scale(*key, factor) for any key (a fused expert's
+        (layer, row, col, expert) too), or scale(layer, row, col, factor, expert=e)."""
+        *key, factor = key_and_factor
+        self.set_edit(tuple(key) + (() if expert is None else (expert,)), ScalarEdit("scale", check_factor(factor)))
 
-    def restore(self, layer: int, row: int, col: int) -> bool:
-        """Drop the scalar edit on (layer, row, col); False when there was none."""
-        if (layer, row, col) not in self._edits:
+    def restore(self, layer: int, row: int, col: int, expert: int | None = None) -> bool:
+        """Drop the scalar edit on (layer, row, col[, expert]); False when there was none."""
+        key = make_key(layer, row, col, expert)
+        if key not in self._edits:
             return False
-        self.set_edit((layer, row, col), None)
+        self.set_edit(key, None)
         return True
+
+    def set_pruned_experts(self, experts) -> None:
+        """Replace the set of pruned experts ({(layer, expert)}; empty: none). A pruned expert's
+        whole down projection is zero, so it writes nothing (its router still picks it)."""
+        experts = frozenset((int(layer), int(e)) for layer, e in experts)
+        for layer, e in experts:
+            site = self.adapter.site(layer)
+            if not site.is_moe:
+                raise EditError(f"layer {layer} has no fused experts to prune")
+            if not 0 <= e < site.experts:
+                raise EditError(f"expert {e} is out of range for layer {layer} (0..{site.experts - 1})")
+        self._transition(self._edits, self._zeros, self.quantizer, experts=experts)
 
     def set_edit(self, key: Key, edit: ScalarEdit | None) -> None:
         key = tuple(key)
@@ -166,26 +190,49 @@ class EditLedger:
         self._transition(self._edits, self._zeros, quantizer, progress, cancel)
 
     def restore_all(self) -> None:
-        self._transition({}, {}, None)
+        self._transition({}, {}, None, experts=frozenset())
 
     # -- the transition ---------------------------------------------------------------------------
     def _weight_name(self, key: Key) -> str:
         return self.adapter.site(key[0]).weight_name
 
-    def _affected(self, edits, zeros, quantizer) -> list[str]:
+    def _affected(self, edits, zeros, quantizer, experts) -> list[str]:
         names = {self._weight_name(k) for k in set(edits) ^ set(self._edits)}
+        names |= {self.adapter.site(layer).weight_name for layer, _ in experts ^ self._experts}
         names |= {self._weight_name(k) for k in set(edits) & set(self._edits) if edits[k] != self._edits[k]}
         names |= {n for n in set(zeros) | set(self._zeros) if zeros.get(n) is not self._zeros.get(n)}
         if quantizer is not self.quantizer:
             for q in (self.quantizer, quantizer):
                 if q is not None:
-                    names |= {f"{m}.weight" for m in q.targets(self.adapter)}
+                    names |= {self._target_param(m) for m in q.targets(self.adapter)}
         order = {name: i for i, name in enumerate(self._params)}
         return sorted(names, key=lambda n: order.get(n, -1))
 
-    def _transition(self, edits, zeros, quantizer, progress=None, cancel=None) -> None:
-        names = self._affected(edits, zeros, quantizer)
-        old = (self._edits, self._zeros, self.quantizer)
+    def _target_param(self, module_name: str) -> str:
+        """The parameter a quantizer rewrites in module `module_name` (fused experts: down_proj)."""
+        site = next((s for s in self.adapter.sites if s.is_moe and s.down_name == module_name), None)
+        return site.weight_name if site is not None else f"{module_name}.weight"
+
+    def _zeros_with(self, zeros: dict, experts: frozenset) -> dict:
+        """The zero masks with each pruned expert's whole down projection added (flat indices)."""
+        if not experts:
+            return zeros
+        import torch
+
+        out = dict(zeros)
+        for layer, e in sorted(experts):
+            site = self.adapter.site(layer)
+            per = site.out_features * site.in_features
+            idx = torch.arange(e * per, (e + 1) * per, dtype=torch.long)
+            name = site.weight_name
+            out[name] = idx if name not in out else torch.cat([out[name].reshape(-1).long(), idx])
+        return out
+
+    def _transition(self, edits, zeros, quantizer, progress=None, cancel=None, experts=None) -> None:
+        experts = self._experts if experts is None else frozenset(experts)
+        names = self._affected(edits, zeros, quantizer, experts)
+        old = (self._edits, self._zeros_with(self._zeros, self._experts), self.quantizer)
+        new = (edits, self._zeros_with(zeros, experts), quantizer)
         for key in edits:  # capture pristine scalars while the live tensor still holds them
             if key not in self._scalars:
                 self._scalars[key] = self.pristine_scalar(key)
@@ -194,14 +241,14 @@ class EditLedger:
             for i, name in enumerate(names):
                 check_cancel(cancel, "cancelled")
                 done.append(name)
-                self._materialize(name, edits, zeros, quantizer)
+                self._materialize(name, *new)
                 if progress is not None:
                     progress(name, (i + 1) / len(names))
         except BaseException:
             for name in done:  # the weights are a function of the state: recompute the old one
                 self._materialize(name, *old)
             raise
-        self._edits, self._zeros, self.quantizer = dict(edits), dict(zeros), quantizer
+        self._edits, self._zeros, self.quantizer, self._experts = dict(edits), dict(zeros), quantizer, experts
         for key in [k for k in self._scalars if k not in self._edits]:
             self._scalars.pop(key)
 
@@ -360,7 +407,7 @@ class EditLedger:
                     site, idx = self._site_idx(key)
                     if site.weight_name in self._saved:
                         continue
-                    weight = site.down.weight
+                    weight = site.weight
                     value = weight[idx].clone()
                     weight[idx] = self._scalars[key].to(weight.device)
                     undo.append(lambda w=weight, i=idx, v=value: w.__setitem__(i, v))

@@ -55,6 +55,10 @@ class LayerRow:
     write_value: float | None = None
     norm_gain: float | None = None
     weight: float | None = None  # W[out_channel, in_channel] now (None where it cannot be read)
+    # fused experts: the expert whose output spiked (the figures are the max over the routed experts)
+    # and per routed expert [expert, tokens routed, max |out|, out channel, out token, max |in|, col]
+    expert: int | None = None
+    experts: list[list[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,13 +85,15 @@ class SuperWeightRow:
     prompts_total: int | None = None
     ratio: Ratio | None = None  # ppl pruned alone / base, with its 95% interval
     control: Ratio | None = None  # a random weight of matched magnitude in the same tensor, pruned
-    control_key: tuple[int, int, int] | None = None
+    control_key: tuple[int, ...] | None = None
     sa_ratio: Ratio | None = None  # pruned with its super activation restored
     role: str | None = None  # "carrier" | "canceller" of a massive channel (None: not one of its writers)
+    expert: int | None = None  # fused experts: the expert whose down projection holds it
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.layer, self.row, self.col)
+    def key(self) -> tuple[int, ...]:
+        """(layer, row, col), or (layer, row, col, expert) in fused experts."""
+        return (self.layer, self.row, self.col) + (() if self.expert is None else (self.expert,))
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,11 @@ class LayerStats:
     # itself, or the post-FFN norm's output where one follows; the norm's gain on channel r
     write_value: float | None = None
     norm_gain: float | None = None
+    # fused experts (`swtui.core.moe`): the expert whose down projection wrote the output spike (the
+    # layer's figures are the max over its routed experts), and per routed expert
+    # [expert, routed tokens, max |out|, out channel, out token, max |in|]
+    expert: int | None = None
+    experts: list | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,6 +99,7 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
 
     found: dict[int, list] = {}
     writes: dict[int, object] = {}
+    routed: dict[int, tuple] = {}  # fused layers: (spike expert, per-expert rows)
 
     def down_hook(i: int):
         site = adapter.site(i)
@@ -109,6 +115,28 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
                 found[i][4] = _attribution(x.detach(), y.detach(), weight, site.transposed, found[i][2][1])
             if site.post_norm is None:  # the down_proj output is the write
                 writes[i] = (found[i][2][2], None)
+        return hook
+
+    def experts_hook(i: int):
+        from swtui.core.moe import expert_io, experts_call, layer_spikes
+
+        site = adapter.site(i)
+
+        def hook(module, args, kwargs, output):
+            hidden, top_k_index, _ = experts_call(args, kwargs)
+            ios = expert_io(model, site.down_name, module, hidden, top_k_index)
+            down = real_tensor(model, site.weight_name, module.down_proj.detach())
+            spikes = layer_spikes(ios, down, site.transposed)
+            found.setdefault(i, [None, None, None, None, None])
+            found[i][0], found[i][1] = spikes.in_amax, ios[0].x.shape[-1]
+            found[i][2], found[i][4] = spikes.out_amax, spikes.attr
+            routed[i] = (spikes.expert, spikes.per_expert)
+        return hook
+
+    def block_hook(i: int):  # fused experts: the MoE block's output is the layer's write
+        def hook(module, args, output):
+            if adapter.site(i).post_norm is None:
+                writes[i] = (_first_tensor(output).detach().reshape(-1)[found[i][2][1]].float(), None)
         return hook
 
     def post_norm_hook(i: int):
@@ -132,7 +160,11 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
 
     with HookSet() as hooks, torch.no_grad():
         for site in adapter.sites:
-            hooks.add(site.down.register_forward_hook(down_hook(site.index)))
+            if site.is_moe:
+                hooks.add(site.down.register_forward_hook(experts_hook(site.index), with_kwargs=True))
+                hooks.add(site.block.register_forward_hook(block_hook(site.index)))
+            else:
+                hooks.add(site.down.register_forward_hook(down_hook(site.index)))
             hooks.add(site.layer.register_forward_hook(layer_hook(site.index)))
             if site.post_norm is not None:
                 hooks.add(site.post_norm.register_forward_hook(post_norm_hook(site.index)))
@@ -170,5 +202,6 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
             resid_max=r_abs, resid_channel=r_idx % r_w,
             attr_col=attr_col, attr_share=attr_share,
             write_value=write_vals[i][0], norm_gain=None if math.isnan(write_vals[i][1]) else write_vals[i][1],
+            expert=routed[i][0] if i in routed else None, experts=routed[i][1] if i in routed else None,
         ))
     return ProbeResult(prompt=prompt, tokens=list(tokens or []), layers=layers)

@@ -52,23 +52,24 @@ class NameSpike(Request):
     row: int
     col: int
     label: str = ""
+    expert: int | None = None  # fused experts: the expert whose down projection holds it
 
 
 @dataclass(frozen=True)
 class Prune(Request):
-    key: tuple[int, int, int]
+    key: tuple[int, ...]  # (layer, row, col[, expert])
     on: bool = True  # False: unprune (restore)
 
 
 @dataclass(frozen=True)
 class Scale(Request):
-    key: tuple[int, int, int]
+    key: tuple[int, ...]  # (layer, row, col[, expert])
     factor: float  # finite, |factor| ≤ 1e6 (`edits.check_factor`, in the ledger)
 
 
 @dataclass(frozen=True)
 class Restore(Request):
-    key: tuple[int, int, int]
+    key: tuple[int, ...]  # (layer, row, col[, expert])
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class PruneFindings(Request):
 
 @dataclass(frozen=True)
 class ToggleSA(Request):
-    key: tuple[int, int, int]
+    key: tuple[int, ...]  # (layer, row, col[, expert])
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,8 @@ class ProbeDone(Event):
 
 @dataclass(frozen=True)
 class DetectionDone(Event):
-    candidates: list[tuple[int, int, int]]  # in the order found
-    supers: list[tuple[int, int, int]]  # those not judged harmless (their figures: StateChanged's rows)
+    candidates: list[tuple[int, ...]]  # in the order found; (layer, row, col[, expert])
+    supers: list[tuple[int, ...]]  # those not judged harmless (their figures: StateChanged's rows)
     stop_reason: str
     groups: list[GroupRow] = field(default_factory=list)
     impact_threshold: float | None = None  # what the verdicts' intervals were compared with
@@ -218,7 +219,7 @@ class StateChanged(Event):
     quant_mode: str
     batched_ab: bool
     prompt: str
-    held_out: tuple[tuple[int, int, int], ...]  # what "keep super weights" holds out now (quant_session.held_out_keys)
+    held_out: tuple[tuple[int, ...], ...]  # what "keep super weights" holds out now (quant_session.held_out_keys)
 
 
 @dataclass(frozen=True)

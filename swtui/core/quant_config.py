@@ -11,6 +11,7 @@ from swtui.core.errors import QuantizationError, UserInputError
 METHODS = ("rtn", "bnb-int8", "bnb-nf4", "bnb-fp4")
 GROUPS = ("tensor", "channel", "block", "tile")
 MAX_VARIANTS = 3
+HELD_OUT_FORM = "held_out must be a list of [layer, row, col] (in fused experts [layer, row, col, expert])"
 _BNB_LABELS = {"bnb-int8": "bnb LLM.int8", "bnb-nf4": "bnb NF4", "bnb-fp4": "bnb FP4"}
 
 
@@ -34,7 +35,7 @@ class QuantConfig:
     act_site: str = "input"
     act_sa: bool = False
     #: the (layer, row, col) held out, fixed when the config is applied (None: not yet resolved)
-    held_out: tuple[tuple[int, int, int], ...] | None = None
+    held_out: tuple[tuple[int, ...], ...] | None = None  # (layer, row, col[, expert])
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -93,9 +94,9 @@ def parse_config(data: "QuantConfig | dict") -> QuantConfig:
         try:
             held = tuple(sorted({tuple(int(v) for v in key) for key in cfg.held_out}))
         except (TypeError, ValueError):
-            raise QuantizationError("held_out must be a list of [layer, row, col]") from None
-        if any(len(k) != 3 or min(k) < 0 for k in held):
-            raise QuantizationError("held_out must be a list of [layer, row, col]")
+            raise QuantizationError(HELD_OUT_FORM) from None
+        if any(len(k) not in (3, 4) or min(k) < 0 for k in held):
+            raise QuantizationError(HELD_OUT_FORM)
         cfg = replace(cfg, held_out=held)
     if cfg.act_bits is not None:
         check_bits(cfg.act_bits)

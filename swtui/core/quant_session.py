@@ -20,8 +20,9 @@ from typing import Callable
 
 from swtui.core.errors import QuantizationError
 from swtui.core.quant import fake_quant_activation, rtn
-from swtui.core.quant_config import (METHODS, QuantConfig, describe_config,  # noqa: F401 - re-exported
+from swtui.core.quant_config import (HELD_OUT_FORM, METHODS, QuantConfig, describe_config,  # noqa: F401
                                      parse_config)
+
 
 def held_out_keys(session) -> list[tuple[int, int, int]]:
     """What "keep super weights" holds out: every weight of the session that detection judged part
@@ -77,12 +78,14 @@ class WeightQuantizer:
     def __init__(self, cfg: QuantConfig, adapter):
         self.config = cfg
         self.held = frozenset(cfg.held_out or ())
-        self._targets = [name for name, _ in adapter.decoder_linears()]
+        # the decoder's linears, and each layer of fused experts (their down projections, per expert)
+        self._targets = [name for name, _ in adapter.decoder_linears()] + \
+            [s.down_name for s in adapter.sites if s.is_moe]
         self._target_set = frozenset(self._targets)
         self._held_by_module: dict[str, list] = {}
         for key in self.held:
             site = adapter.site(key[0])
-            self._held_by_module.setdefault(site.down_name, []).append((key, site.index_of(key[1], key[2])))
+            self._held_by_module.setdefault(site.down_name, []).append((key, site.index_of(*key[1:])))
 
     def targets(self, adapter) -> frozenset:
         return self._target_set
@@ -94,12 +97,19 @@ class WeightQuantizer:
         cfg = self.config
         if cfg.method != "rtn":
             return None
-        transposed = type(module).__name__ == "Conv1D"
+        transposed = type(module).__name__ == "Conv1D" or bool(getattr(module, "is_transposed", False))
         held = None
         if self._held_by_module.get(name):
             held = torch.zeros_like(w, dtype=torch.bool)
             for _, idx in self._held_by_module[name]:
                 held[idx] = True
+        if w.ndim == 3:  # fused experts: each expert's down projection is a tensor of its own
+            return torch.stack([self._rtn2d(w[e], None if held is None else held[e], transposed)
+                                for e in range(w.shape[0])])
+        return self._rtn2d(w, held, transposed)
+
+    def _rtn2d(self, w, held, transposed: bool):
+        cfg = self.config
         logical = w.t() if transposed else w  # [out, in]: channel = output row
         q = rtn(logical, cfg.bits, cfg.group, cfg.block, cfg.clip_z,
                 held=None if held is None else (held.t() if transposed else held))
@@ -107,6 +117,9 @@ class WeightQuantizer:
 
     def packed(self, name: str, module, w):
         """bitsandbytes: the packed module, and the exact add-back of each held-out weight."""
+        if w.ndim != 2:
+            raise QuantizationError(f"{name}: bitsandbytes packs nn.Linear only, not a fused experts tensor "
+                                    f"{tuple(w.shape)}; use RTN on a mixture of experts")
         kept = self._held_by_module.get(name, [])
         source = w
         if kept:
@@ -131,7 +144,13 @@ def apply_quant_config(session, config: "QuantConfig | dict | None", progress: C
         session.ledger.set_quantizer(None, progress, cancel)
         return "full precision"
     cfg = _resolve_held(session, cfg)
+    if cfg.act_bits and session.adapter.is_moe:
+        raise QuantizationError("activation quantization hooks a down projection's input and output; in fused "
+                                "experts there is no such module (weights only, with RTN)")
     if cfg.method != "rtn":
+        if session.adapter.is_moe:
+            raise QuantizationError(f"{cfg.method}: bitsandbytes packs nn.Linear layers only and this model's "
+                                    "experts are fused 3-D tensors; use RTN (it quantizes each expert)")
         import bitsandbytes  # noqa: F401 - fail before anything changes when it is missing
     session.ledger.set_quantizer(WeightQuantizer(cfg, session.adapter), progress, cancel)
     return cfg.describe()

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 from swtui.core.adapters import ModelAdapter
 from swtui.core.errors import UserInputError
 from swtui.core.hooks import ExactBase, HookSet, RowCorrection, SARestore, ZeroWrite, installed
-from swtui.core.edits import weights_hash
+from swtui.core.edits import make_key, weights_hash
 from swtui.core.ledger import EditLedger
 from swtui.core.loading import LoadedModel
 from swtui.core.verdicts import Verdict
@@ -58,10 +58,13 @@ class SuperWeight:
     control_key: tuple | None = None  # that control weight (layer, row, col)
     sa_ratio: object = None  # pruned with its super activation restored / base
     role: str | None = None  # "carrier" | "canceller" of a massive channel's activation (None: not a writer)
+    expert: int | None = None  # fused experts: the expert whose down projection holds it (None: dense)
+    super_expert: dict | None = None  # its expert judged by the super-experts rule (`swtui.core.experts`)
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.layer, self.row, self.col)
+    def key(self) -> tuple:
+        """(layer, row, col), or (layer, row, col, expert) in a layer of fused experts."""
+        return make_key(self.layer, self.row, self.col, self.expert)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -167,11 +170,13 @@ class Session:
     def find_super_weight(self, key: tuple[int, int, int]) -> SuperWeight | None:
         return next((sw for sw in self.super_weights if sw.key == key), None)
 
-    def name_super_weight(self, layer: int, row: int, col: int, label: str = "", source: str = "user") -> SuperWeight:
-        self.adapter.check_coords(layer, row, col)
-        sw = self.find_super_weight((layer, row, col))
+    def name_super_weight(self, layer: int, row: int, col: int, label: str = "", source: str = "user",
+                          expert: int | None = None) -> SuperWeight:
+        self.adapter.check_coords(layer, row, col, expert)
+        sw = self.find_super_weight(make_key(layer, row, col, expert))
         if sw is None:
-            sw = SuperWeight(layer, row, col, self.ledger.pristine_value(layer, row, col), label=label, source=source)
+            sw = SuperWeight(layer, row, col, self.ledger.pristine_value(layer, row, col, expert), label=label,
+                             source=source, expert=expert)
             self.super_weights.append(sw)
         elif label:
             sw.label = label
@@ -211,7 +216,8 @@ class Session:
                 ppl_base=sw.ppl_base, ppl_pruned=sw.ppl_pruned, zscore=sw.zscore, share=sw.share,
                 prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total,
                 ratio=None if busy else sw.ratio, control=None if busy else sw.control,
-                control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role))
+                control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role,
+                expert=sw.expert))
         return rows
 
     def state_of(self, key) -> str:
@@ -221,8 +227,15 @@ class Session:
             text += " + SA restored"
         return text
 
-    def set_sa_restore(self, layer: int, row: int, col: int, on: bool) -> None:
-        """Toggle the paper's 'restore super activation' for one super weight (named if needed)."""
+    def set_sa_restore(self, *key_and_on, on: bool | None = None) -> None:
+        """Toggle the paper's 'restore super activation' for one super weight (named if needed):
+        set_sa_restore(layer, row, col, on) or set_sa_restore(*key, on=on). Refused in fused experts."""
+        key = key_and_on if on is not None else key_and_on[:-1]
+        on = on if on is not None else key_and_on[-1]
+        layer, row, col = key[:3]
+        if len(key) > 3 or self.adapter.site(layer).is_moe:
+            raise UserInputError(f"layer {layer} is a layer of fused experts: restoring a super activation "
+                                 "there is not supported (prune, scale and restore the weight are)")
         self.adapter.check_coords(layer, row, col)
         if on:
             self.name_super_weight(layer, row, col)
@@ -242,7 +255,7 @@ class Session:
         masks = tuple(sorted((name, tuple(idx.tolist())) for name, idx in self.ledger.zero_masks.items()))
         return (tuple(sorted(self.ledger.edits.items())), masks,
                 None if q is None else repr(sorted(q.items())), tuple(sorted(self.sa_restore)),
-                tuple(sorted(self.zero_writes)))
+                tuple(sorted(self.zero_writes)), tuple(sorted(self.ledger.pruned_experts)))
 
     def reset(self) -> None:
         """Back to the pristine model: no edits, no quantization, no SA restore, no ablation."""
@@ -260,7 +273,7 @@ class Session:
     @property
     def batchable(self) -> bool:
         """True when base and current run as rows of one batch (dense weights, scalar edits only)."""
-        if self.ledger.rewritten:
+        if self.ledger.rewritten or self.adapter.is_moe:  # fused experts: the baseline runs its own pass
             return False
         return self.device.type == "cpu" or self.batch_on_accelerator
 

@@ -54,7 +54,10 @@ def state_record(session) -> dict:
             "zero_writes": [list(k) for k in sorted(session.zero_writes)],
             "zero_masks": {name: [int(i) for i in idx.tolist()]
                            for name, idx in sorted(session.ledger.zero_masks.items())},
-            "quantization": session.quant_config}
+            "quantization": session.quant_config,
+            # fused experts pruned whole (only where there are any: dense snapshots are unchanged)
+            **({"pruned_experts": [list(k) for k in sorted(session.ledger.pruned_experts)]}
+               if session.ledger.pruned_experts else {})}
 
 
 def library_versions() -> dict:
@@ -206,19 +209,21 @@ def apply_snapshot(session, data: dict, force: bool = False, progress=None, canc
     params = dict(session.model.named_parameters())
     try:
         for sw in data["super_weights"]:
-            session.adapter.check_coords(sw["layer"], sw["row"], sw["col"])
+            session.adapter.check_coords(sw["layer"], sw["row"], sw["col"], sw.get("expert"))
             restored = SuperWeight.from_dict(sw)
             restored.source = "snapshot" if restored.source != "user" else "user"
             if session.find_super_weight(restored.key) is None:
                 session.super_weights.append(restored)
         for edit in data["edits"]:
-            key = (edit["layer"], edit["row"], edit["col"])
+            key = (edit["layer"], edit["row"], edit["col"]) + ((edit["expert"],) if "expert" in edit else ())
             if edit["op"] == "prune":
                 session.ledger.prune(*key)
             else:
                 session.ledger.scale(*key, edit["factor"])
         for key in data["sa_restored"]:
             session.set_sa_restore(*key, on=True)
+        if data.get("pruned_experts"):
+            session.ledger.set_pruned_experts(tuple(k) for k in data["pruned_experts"])
         for layer, channel in data["zero_writes"]:
             session.set_zero_write(layer, channel, on=True)
         masks = {}
@@ -250,6 +255,8 @@ def state_differences(session, data: dict) -> list[str]:
     for key in STATE_FIELDS:
         if record[key] != data[key]:
             problems.append(f"{key} differ")
+    if record.get("pruned_experts", []) != data.get("pruned_experts", []):
+        problems.append("pruned_experts differ")
     want = data["model"]["current_weights_sha256"]
     if want is not None and session.current_hash() != want:
         problems.append(f"current weights sha256 {session.current_hash()[:12]}… ≠ {want[:12]}… saved")

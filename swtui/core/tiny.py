@@ -22,6 +22,7 @@ class Plant:
     col: int = 17
     value: float = 6.0
     gain: float = 20.0
+    expert: int = 2  # fused experts (MoE archs): the expert the weight is planted in
 
 
 def byte_tokenizer():
@@ -64,10 +65,39 @@ def _config(arch: str, vocab: int):
     if arch == "opt":
         return tf.OPTConfig(hidden_size=64, ffn_dim=128, num_hidden_layers=4, num_attention_heads=4,
                             word_embed_proj_dim=64, max_position_embeddings=256, **common)
-    raise UserInputError(f"unknown tiny architecture {arch!r}; choose from {', '.join(TINY_ARCHS)}")
+    if arch in MOE_ARCHS:
+        return _moe_config(arch, common)
+    raise UserInputError(f"unknown tiny architecture {arch!r}; choose from {', '.join(TINY_ARCHS + MOE_ARCHS)}")
 
 
+#: fused-expert families (transformers 5.x): 4 layers of 4 experts, top-2, experts of width 32
+MOE_ARCHS = ("mixtral", "qwen3_moe", "qwen2_moe", "olmoe", "deepseek_v3", "gpt_oss")
+#: dense families (the families' tests run over these; the MoE ones have tests of their own)
 TINY_ARCHS = ("llama", "gemma3", "gpt2", "phi3", "qwen2", "gpt_neox", "opt")
+
+
+def _moe_config(arch: str, common: dict):
+    import transformers as tf
+
+    base = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                max_position_embeddings=256, num_experts_per_tok=2, tie_word_embeddings=False, **common)
+    if arch == "mixtral":
+        return tf.MixtralConfig(intermediate_size=32, num_local_experts=4, **base)
+    if arch == "qwen3_moe":
+        return tf.Qwen3MoeConfig(intermediate_size=128, moe_intermediate_size=32, num_experts=4, head_dim=16,
+                                 decoder_sparse_step=1, norm_topk_prob=True, **base)
+    if arch == "qwen2_moe":  # with a shared expert beside the routed ones
+        return tf.Qwen2MoeConfig(intermediate_size=128, moe_intermediate_size=32, num_experts=4,
+                                 shared_expert_intermediate_size=32, decoder_sparse_step=1, **base)
+    if arch == "olmoe":
+        return tf.OlmoeConfig(intermediate_size=32, num_experts=4, **base)
+    if arch == "deepseek_v3":  # layer 0 dense, then routed experts + a shared expert, latent attention
+        return tf.DeepseekV3Config(intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4,
+                                   n_shared_experts=1, first_k_dense_replace=1, n_group=1, topk_group=1,
+                                   kv_lora_rank=16, q_lora_rank=None, qk_rope_head_dim=8, qk_nope_head_dim=8,
+                                   v_head_dim=16, routed_scaling_factor=1.0, **base)
+    return tf.GptOssConfig(intermediate_size=32, num_local_experts=4, head_dim=16, sliding_window=64,
+                           layer_types=["sliding_attention", "full_attention"] * 2, **base)
 
 
 def parse_tiny(source: str) -> tuple[str, Plant | None]:
@@ -86,9 +116,46 @@ def build_tiny(arch: str = "llama", plant: Plant | None = Plant(), seed: int = 0
     config = _config(arch, len(tokenizer))
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
-    if plant is not None:
+    if plant is not None and arch in MOE_ARCHS:
+        plant_expert_super_weight(model, plant)
+        # the head depends on the super activation, as real models do (pruning it must hurt)
+        damp_head(model, plant.row, 20.0)
+    elif plant is not None:
         plant_super_weight(model, plant)
     return model, tokenizer
+
+
+def plant_expert_super_weight(model, plant: Plant) -> None:
+    """Plant a super weight in expert `plant.expert` of fused layer `plant.layer`: the router sends
+    the tokens aligned with a direction d to that expert (its router row is gain·d), whose input
+    channel `col` is an outlier on exactly those tokens (its gate/up rows are gain·d), and its
+    W[row, col] is large. The tokens that spike are the tokens routed to it, whatever the prompt."""
+    import torch
+
+    from swtui.core.adapters import ModelAdapter
+
+    adapter = ModelAdapter(model)
+    site = adapter.check_coords(plant.layer, plant.row, plant.col, plant.expert)
+    experts, e, c = site.down, plant.expert, plant.col
+    block = site.block
+    router = getattr(block, "gate", None) if hasattr(getattr(block, "gate", None), "weight") else block.router
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        d = torch.randn(site.out_features, generator=g)
+        d = d / d.norm()
+        router.weight[e] = plant.gain * d.to(router.weight.dtype)
+        if getattr(router, "bias", None) is not None:
+            router.bias[e] = 0.0
+        inter = site.in_features
+        if site.transposed:  # GPT-OSS: gate_up [E, D, 2I] interleaved (gate 0::2, up 1::2), down [E, I, D]
+            experts.gate_up_proj[e][:, 2 * c] = plant.gain * d
+            experts.gate_up_proj[e][:, 2 * c + 1] = plant.gain * d
+            experts.down_proj[e][c, :] *= 1e-4
+        else:  # gate_up [E, 2I, D]: gate rows [0, I), up rows [I, 2I); down [E, D, I]
+            experts.gate_up_proj[e][c] = plant.gain * d
+            experts.gate_up_proj[e][inter + c] = plant.gain * d
+            experts.down_proj[e][:, c] *= 1e-4
+        experts.down_proj[site.index_of(plant.row, plant.col, e)] = plant.value
 
 
 def plant_super_weight(model, plant: Plant) -> None:

@@ -62,6 +62,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("groups", "w", "groups", "Writers judged together",
            "per residual channel: activation left when pruned, ppl pruned / with SA restored / write zeroed, "
            "verdict", show=False, needs="groups"),
+    Action("experts", "E", "experts", "Experts of the selected layer",
+           "a mixture of experts: the selected layer's routed experts (max |out|, routed tokens); enter names "
+           "an expert's spike", show=False, needs="probe"),
     Action("regenerate", "g", "regen", "Regenerate", "greedy generation, baseline vs current", needs="loaded"),
     Action("edit_prompt", "e", "prompt", "Edit prompt", "change the generation prompt", needs="loaded"),
     Action("quantize", "Q", "quant", "Quantization…",

@@ -344,3 +344,119 @@ def test_parse_config_round_trips_held_out():
     cfg = parse_config({"method": "rtn", "keep_super_weights": True, "held_out": [[1, 5, 17]]})
     assert cfg.held_out == ((1, 5, 17),)
     assert parse_config(cfg.to_dict()) == cfg
+
+
+# -- fused experts (Mixtral): (layer, row, col, expert) edits, pruned experts, RTN per expert --------
+#: the planted weight, the same coordinates in another expert, its row in the same expert, another layer
+#: fewer than the dense families: each example runs tiny Mixtral's expert loop four times
+MOE_EXAMPLES = 15
+MOE_KEYS = [(1, 5, 17, 2), (1, 5, 17, 0), (1, 5, 3, 2), (2, 3, 4, 1)]
+MOE_EXPERTS = [(1, 2), (1, 0), (2, 3)]
+MOE_RTN = [RTN_CFGS[0], RTN_CFGS[1], RTN_CFGS[2], RTN_CFGS[4]]
+MOE_REFUSED = [{"method": "bnb-int8"}, RTN_CFGS[5]]  # bitsandbytes, activation quantization
+moe_coords = st.sampled_from(MOE_KEYS)
+moe_ops = st.one_of(
+    st.tuples(st.just("prune"), moe_coords),
+    st.tuples(st.just("scale"), moe_coords, factors),
+    st.tuples(st.just("restore"), moe_coords),
+    st.tuples(st.just("sa"), moe_coords),
+    st.tuples(st.just("expert"), st.sampled_from(MOE_EXPERTS)),
+    st.tuples(st.just("quantize"), st.sampled_from(MOE_RTN + MOE_REFUSED)),
+    st.tuples(st.just("full"),),
+    st.tuples(st.just("restore_all"),),
+)
+
+
+def moe_session():
+    if "mixtral" not in SESSIONS:
+        s = tiny_session("mixtral")
+        pristine = copy.deepcopy(s.model)
+        for key in MOE_KEYS:
+            s.name_super_weight(*key[:3], expert=key[3])
+        SESSIONS["mixtral"] = (s, s.current_hash(), s.encode(PROMPT), pristine)
+    return SESSIONS["mixtral"]
+
+
+def moe_step(s, op):
+    if op[0] == "expert":
+        s.ledger.set_pruned_experts(s.ledger.pruned_experts ^ {op[1]})
+    elif op[0] == "sa":
+        s.set_sa_restore(*op[1][:3], on=True)  # refused in fused experts
+    elif op[0] == "scale":
+        s.ledger.scale(*op[1][:3], op[2], expert=op[1][3])
+    else:
+        step(s, op)
+
+
+def moe_state(s):
+    return state(s) + (s.ledger.pruned_experts,)
+
+
+def moe_hand_built(pristine, edits, experts, quant):
+    """The current variant of a Mixtral built from `pristine` without swtui: Z (pruned experts'
+    down projections zeroed), E (edited scalars, float64, rounded once), Q (RTN of every decoder
+    nn.Linear and of each expert's down projection, held-out weights kept)."""
+    model = copy.deepcopy(pristine)
+    layers = model.model.layers
+    held = set(map(tuple, (quant or {}).get("held_out") or ()))
+    with torch.no_grad():
+        w0 = {i: layers[i].mlp.experts.down_proj.detach().clone() for i in range(len(layers))}
+        for layer, e in experts:
+            layers[layer].mlp.experts.down_proj[e] = 0.0
+        for (layer, row, col, e), edit in edits.items():
+            layers[layer].mlp.experts.down_proj[e, row, col] = \
+                0.0 if edit.op == "prune" else (w0[layer][e, row, col].double() * edit.factor).float()
+        if quant:
+            for i, layer in enumerate(layers):
+                for mod in layer.modules():
+                    if isinstance(mod, torch.nn.Linear):
+                        mod.weight.copy_(ref_rtn(mod.weight, quant["bits"], quant["group"], quant["block"],
+                                                 quant["clip_z"]))
+                down = layer.mlp.experts.down_proj
+                for e in range(down.shape[0]):
+                    mask = torch.zeros_like(down[e], dtype=torch.bool)
+                    for k in held:
+                        if k[0] == i and k[3] == e:
+                            mask[k[1], k[2]] = True
+                    down[e] = ref_rtn(down[e], quant["bits"], quant["group"], quant["block"], quant["clip_z"], mask)
+    return model
+
+
+@settings(max_examples=MOE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sequence=st.lists(moe_ops, min_size=1, max_size=6))
+def test_fused_expert_weights_are_a_function_of_the_state(sequence):
+    """Edits of (layer, row, col, expert), pruned experts and RTN per expert on tiny Mixtral: both
+    arms match the hand-built oracle, the state reached the other way round hashes the same,
+    restore-all gives the pristine hash; SA restore, bitsandbytes and activation bits are refused
+    without a change."""
+    s, hash0, ids, pristine = moe_session()
+    try:
+        for op in sequence:
+            before = (moe_state(s), s.current_hash())
+            try:
+                moe_step(s, op)
+            except SwtuiError:
+                assert (moe_state(s), s.current_hash()) == before
+        edits, quant, sa, _, experts = moe_state(s)
+        assert not sa
+        got = swtui_logits(s, ids)
+        with torch.no_grad():
+            if "mixtral" not in BASE_LOGITS:
+                BASE_LOGITS["mixtral"] = pristine(input_ids=ids, use_cache=False).logits[0]
+            want = {"base": BASE_LOGITS["mixtral"],
+                    "current": moe_hand_built(pristine, edits, experts, quant)(input_ids=ids, use_cache=False).logits[0]}
+        for arm in ("base", "current"):
+            torch.testing.assert_close(got[arm], want[arm], rtol=1e-4, atol=1e-4 * max(want[arm].abs().max().item(), 1),
+                                       msg=lambda m, arm=arm: f"{arm} arm differs from the hand-built model: {m}")
+        final = s.current_hash()
+        s.reset()
+        assert s.current_hash() == hash0
+        if quant:
+            apply_quant_config(s, quant)
+        for key, edit in sorted(edits.items(), reverse=True):
+            s.ledger.set_edit(key, edit)
+        s.ledger.set_pruned_experts(experts)
+        assert s.current_hash() == final
+    finally:
+        s.reset()
+    assert s.current_hash() == hash0 and s.ledger.count == 0

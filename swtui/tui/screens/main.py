@@ -200,8 +200,9 @@ class MainScreen(Screen):
         basis = (f" — 95% intervals vs ×{e.impact_threshold:g} on {e.eval_tokens} tokens"
                  if e.impact_threshold is not None and e.eval_tokens else "")
         if e.supers:
-            layer, row, col = e.supers[0]
-            self.notify(f"super weight: layer {layer} [{row}, {col}]"
+            layer, row, col = e.supers[0][:3]
+            expert = f" of expert {e.supers[0][3]}" if len(e.supers[0]) > 3 else ""
+            self.notify(f"super weight: layer {layer} [{row}, {col}]{expert}"
                         f" ({len(e.candidates)} candidates, {len(e.supers)} super){basis}")
         else:
             self.notify(f"no super weight found: {len(e.candidates)} candidates ({e.stop_reason}){basis}",
@@ -278,12 +279,31 @@ class MainScreen(Screen):
         if s is None:
             return
 
+        # fused experts: the spike's expert and its attributed col (the largest input may be another expert's)
+        col = s.in_channel if s.expert is None or s.attr_col is None else s.attr_col
+        where = "" if s.expert is None else f" of expert {s.expert}"
+
         def done(label: str | None) -> None:
             if label is not None:
-                self.submit(ev.NameSpike(s.layer, s.out_channel, s.in_channel, label.strip()))
+                self.submit(ev.NameSpike(s.layer, s.out_channel, col, label.strip(), expert=s.expert))
 
-        self.app.push_screen(AskDialog(f"Label for layer {s.layer} [{s.out_channel}, {s.in_channel}] "
+        self.app.push_screen(AskDialog(f"Label for layer {s.layer} [{s.out_channel}, {col}]{where} "
                                        "(enter to accept):", "", None), done)
+
+    def action_experts(self) -> None:
+        """A mixture of experts: the selected layer's routed experts; enter names one's spike."""
+        from swtui.tui.screens.experts import ExpertsScreen
+
+        st = self._selected_layer()
+        if st is None:
+            return
+
+        def done(key: tuple | None) -> None:
+            if key is not None:
+                layer, row, col, expert = key
+                self.submit(ev.NameSpike(layer, row, col, "", expert=expert))
+
+        self.app.push_screen(ExpertsScreen(st), done)
 
     def action_toggle_prune(self) -> None:
         row = self._selected_or_why()

@@ -33,7 +33,14 @@ class LayerDetail(Static):
         t.append(f"\nout {compact(s.out_max):>6} @ch {s.out_channel:<5} → row")
         t.append(f" {tok(s.out_token)}", style="dim")
         w = s.weight
-        t.append(f"\nW[{s.out_channel}, {s.in_channel}] = " + (f"{w:.4g}" if w is not None else "—"), style="bold")
+        if getattr(s, "expert", None) is not None:  # fused experts: the spiking expert's weight
+            col = s.in_channel if s.attr_col is None else s.attr_col
+            t.append(f"\nexpert {s.expert} of {len(s.experts or [])} routed · E: experts", style="dim")
+            t.append(f"\nW_e{s.expert}[{s.out_channel}, {col}] = " + (f"{w:.4g}" if w is not None else "—"),
+                     style="bold")
+        else:
+            t.append(f"\nW[{s.out_channel}, {s.in_channel}] = " + (f"{w:.4g}" if w is not None else "—"),
+                     style="bold")
         t.append(f"\nresid {compact(s.resid_max)} @ch {s.resid_channel}")
         t.append("  n: name it", style="dim")
         return t

@@ -41,21 +41,21 @@ class SuperWeightTable(DataTable):
             share = "—" if r.share is None else f"{100 * r.share:.0f}%"
             v = Verdict.of(r.verdict)
             verdict = Text("—", style="dim") if v is None else Text(v.short, style=EMPHASIS[v.emphasis])
-            self.add_row(str(r.layer), str(r.row), str(r.col), verdict, impact, state, control, r.role or "—",
+            layer = str(r.layer) if r.expert is None else f"{r.layer}·e{r.expert}"  # fused experts: its expert
+            self.add_row(layer, str(r.row), str(r.col), verdict, impact, state, control, r.role or "—",
                          f"{r.value:.4g}", prompts, share, fmt(r.zscore, 1), r.label or "", key=_row_key(r.key))
         if keep is not None:
             for i, r in enumerate(rows):
                 if r.key == keep:
                     self.move_cursor(row=i)
 
-    def selected_key(self) -> tuple[int, int, int] | None:
-        """The (layer, row, col) under the cursor (the rows are keyed by it), or None."""
+    def selected_key(self) -> tuple | None:
+        """The (layer, row, col[, expert]) under the cursor (the rows are keyed by it), or None."""
         if self.row_count == 0 or self.cursor_row is None or not 0 <= self.cursor_row < self.row_count:
             return None
         key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
-        layer, row, col = (int(x) for x in key.split(","))
-        return (layer, row, col)
+        return tuple(int(x) for x in key.split(","))
 
 
-def _row_key(key: tuple[int, int, int]) -> str:
+def _row_key(key: tuple) -> str:
     return ",".join(map(str, key))

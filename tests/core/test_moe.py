@@ -256,4 +256,4 @@ def test_the_catalog_labels_a_published_expert_weight_by_its_expert():
     from swtui.core.catalog import label_matches
 
     labels = label_matches("Qwen/Qwen3-30B-A3B", [(1, 940, 711, 68), (1, 940, 711, 67), (1, 940, 711)])
-    assert list(labels) == [(1, 940, 711, 68)] and "Super Experts" in labels[(1, 940, 711, 68)]
+    assert list(labels) == [(1, 940, 711, 68)] and "super-experts-2025" in labels[(1, 940, 711, 68)]

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "tui" / "recordings" / "demo.json"
 SW = (11, 507, 1229)
 # QuantDialog's second preset on the demo: one bit below its Q4_1 source (presets.presets, SourceQuant.default_bits)
-QUANT = {"method": "rtn", "bits": 3, "group": "block", "block": 4096}
+QUANT = dict(method="rtn", bits=3, group="block", block=4096)
 
 
 def main() -> int:
@@ -34,6 +34,7 @@ def main() -> int:
     from swtui.core import wire
     from swtui.core.defaults import GEN_PROMPT
     from swtui.core.engine import Engine
+    from swtui.core.quant_config import QuantConfig
 
     lock = threading.Lock()
     events: list = []
@@ -58,7 +59,7 @@ def main() -> int:
         ev.ToggleWriteAblation(11, 507), ev.ToggleWriteAblation(11, 507),
         ev.Refresh(),
         ev.SetPrompt("The capital of Italy is"), ev.SetPrompt("The capital of France is"),
-        ev.Quantize(QUANT), ev.RestoreAll(),
+        ev.Quantize(QuantConfig(**QUANT)), ev.RestoreAll(),
         ev.NameSpike(99, 0, 0, "out of range"),  # a real failure: the model has 30 layers
         ev.Prune(SW, on=True),  # the pruned state the snapshot shows (different generations)
         ev.Export("snapshots"),

@@ -15,6 +15,17 @@ def parse_layer_channel(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def _experts(args) -> frozenset:
+    """--prune-expert L,E (repeatable) -> {(layer, expert)}."""
+    out = set()
+    for text in getattr(args, "prune_expert", None) or []:
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise UserInputError(f"--prune-expert takes LAYER,EXPERT (two non-negative integers), not {text!r}")
+        out.add((int(parts[0]), int(parts[1])))
+    return frozenset(out)
+
+
 def _control_args(args) -> tuple[int | None, float | None]:
     """(K, fraction) of the control; at most one of them (both None: no control)."""
     k, fraction = getattr(args, "nonsw_control", None), getattr(args, "nonsw_control_fraction", None)
@@ -38,6 +49,8 @@ def apply_treatment(session, args, notices: list) -> None:
     prunes, scales, writes = _treatment(args)
     for layer, channel in writes:
         session.set_zero_write(layer, channel, True)
+    if _experts(args):  # a pruned expert is an edit of the ledger like any other
+        session.ledger.set_pruned_experts(session.ledger.pruned_experts | _experts(args))
     for coord in prunes + [c for c, _ in scales]:
         session.adapter.check_coords(*coord)
     for coord in prunes:
@@ -81,8 +94,8 @@ def apply_ablation_args(session, args, notices: list, detection=None, progress=N
     Returns the control (None without one)."""
     prunes, scales, writes = _treatment(args)
     k, fraction = _control_args(args)
-    if not prunes and not scales and k is None and fraction is None and not writes:
-        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --nonsw-control "
+    if not prunes and not scales and k is None and fraction is None and not writes and not _experts(args):
+        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --prune-expert, --nonsw-control "
                              "or --nonsw-control-fraction")
     ctl = None
     if k is not None or fraction is not None:  # chosen on the pristine model, before the treatment
@@ -110,9 +123,10 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
 
     prunes, scales, writes = _treatment(args)
     k, fraction = _control_args(args)
-    has_treatment, has_control = bool(prunes or scales or writes), k is not None or fraction is not None
+    has_treatment = bool(prunes or scales or writes or _experts(args))
+    has_control = k is not None or fraction is not None
     if not has_treatment and not has_control:
-        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --nonsw-control "
+        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --prune-expert, --nonsw-control "
                              "or --nonsw-control-fraction")
     text = metrics.eval_text(args.eval_file)
     base_losses, base_metrics, stopwords = None, None, None
@@ -137,7 +151,8 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
         arms["treatment"] = {"metrics": m["current"].to_dict(), "ab_mode": session.ab_mode, "losses": losses["current"],
                              "edits": session.ledger.summary(),
                              "sa_restored": [list(k) for k in sorted(session.sa_restore)],
-                             "zero_writes": [list(k) for k in sorted(session.zero_writes)]}
+                             "zero_writes": [list(k) for k in sorted(session.zero_writes)],
+                             "pruned_experts": [list(k) for k in sorted(session.ledger.pruned_experts)]}
     for arm in arms.values():
         arm.update(evidence.fields("ratio", evidence.paired_ratio(base_losses, arm.pop("losses"))))
     treatment, control = arms.get("treatment"), arms.get("control")
@@ -172,7 +187,12 @@ def arms_table(report: dict):
     treatment, control = report["treatment"], report["control"]
     if treatment:
         what = ", ".join(f"{e['op']}{' ×%g' % e['factor'] if e['op'] == 'scale' else ''} "
-                         f"({e['layer']},{e['row']},{e['col']})" for e in treatment["edits"]) or "—"
+                         f"({e['layer']},{e['row']},{e['col']}{',e%d' % e['expert'] if 'expert' in e else ''})"
+                         for e in treatment["edits"])
+        if treatment.get("pruned_experts"):
+            what += ("; " if what else "") + "experts pruned " + ", ".join(
+                f"L{layer} e{e}" for layer, e in treatment["pruned_experts"])
+        what = what or "—"
         if treatment["sa_restored"]:
             what += "; SA restored"
         if treatment["zero_writes"]:
@@ -195,8 +215,8 @@ def cmd_ablate(args) -> int:
     notices: list[str] = []
     prunes, scales, writes = _treatment(args)  # bad input fails before the model loads
     k, fraction = _control_args(args)
-    if not prunes and not scales and not writes and k is None and fraction is None:
-        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --nonsw-control "
+    if not prunes and not scales and not writes and not _experts(args) and k is None and fraction is None:
+        raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --prune-expert, --nonsw-control "
                              "or --nonsw-control-fraction")
     with progress_display() as progress:
         session = open_session(args, progress)

@@ -124,6 +124,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--restore-sa", action="store_true", help="restore the super activation of each pruned weight")
         p.add_argument("--zero-write", action="append", default=[], metavar="L,CH",
                        help="activation ablation: layer L's MLP writes nothing on channel CH (repeatable)")
+        p.add_argument("--prune-expert", action="append", default=[], metavar="L,E",
+                       help="fused experts: zero expert E's whole down projection in layer L (repeatable)")
         p.add_argument("--nonsw-control", type=int, default=None, metavar="K",
                        help="the non-super-weight control, its own arm: zero the top K of |w| over all the decoder "
                             "linears together, sparing every weight detection names (candidates, group members, "

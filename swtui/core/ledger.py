@@ -159,14 +159,9 @@ class EditLedger:
     def set_pruned_experts(self, experts) -> None:
         """Replace the set of pruned experts ({(layer, expert)}; empty: none). A pruned expert's
         whole down projection is zero, so it writes nothing (its router still picks it)."""
-        experts = frozenset((int(layer), int(e)) for layer, e in experts)
-        for layer, e in experts:
-            site = self.adapter.site(layer)
-            if not site.is_moe:
-                raise EditError(f"layer {layer} has no fused experts to prune")
-            if not 0 <= e < site.experts:
-                raise EditError(f"expert {e} is out of range for layer {layer} (0..{site.experts - 1})")
-        self._transition(self._edits, self._zeros, self.quantizer, experts=experts)
+        from swtui.core.moe import checked_experts
+
+        self._transition(self._edits, self._zeros, self.quantizer, experts=checked_experts(self.adapter, experts))
 
     def set_edit(self, key: Key, edit: ScalarEdit | None) -> None:
         key = tuple(key)
@@ -214,19 +209,9 @@ class EditLedger:
         return site.weight_name if site is not None else f"{module_name}.weight"
 
     def _zeros_with(self, zeros: dict, experts: frozenset) -> dict:
-        """The zero masks with each pruned expert's whole down projection added (flat indices)."""
-        if not experts:
-            return zeros
-        import torch
+        from swtui.core.moe import with_pruned_experts
 
-        out = dict(zeros)
-        for layer, e in sorted(experts):
-            site = self.adapter.site(layer)
-            per = site.out_features * site.in_features
-            idx = torch.arange(e * per, (e + 1) * per, dtype=torch.long)
-            name = site.weight_name
-            out[name] = idx if name not in out else torch.cat([out[name].reshape(-1).long(), idx])
-        return out
+        return with_pruned_experts(self.adapter, zeros, experts) if experts else zeros
 
     def _transition(self, edits, zeros, quantizer, progress=None, cancel=None, experts=None) -> None:
         experts = self._experts if experts is None else frozenset(experts)

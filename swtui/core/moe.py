@@ -182,3 +182,32 @@ def _attribution(io: ExpertIO, down, transposed: bool, t, r):
     terms = io.x[t].float() * w_row
     c = terms.abs().argmax()
     return c, terms[c] / io.y[t, r].float()
+
+
+def checked_experts(adapter, experts) -> frozenset:
+    """{(layer, expert)} as the ledger keeps pruned experts; an expert that does not exist is refused."""
+    from swtui.core.errors import EditError
+
+    out = frozenset((int(layer), int(e)) for layer, e in experts)
+    for layer, e in out:
+        site = adapter.site(layer)
+        if not site.is_moe:
+            raise EditError(f"layer {layer} has no fused experts to prune")
+        if not 0 <= e < site.experts:
+            raise EditError(f"expert {e} is out of range for layer {layer} (0..{site.experts - 1})")
+    return out
+
+
+def with_pruned_experts(adapter, zeros: dict, experts) -> dict:
+    """The zero masks ({param name: flat indices}) with each pruned expert's whole down projection
+    added: a pruned expert is Z of the ledger's W = Q(E(Z(W0)))."""
+    import torch
+
+    out = dict(zeros)
+    for layer, e in sorted(experts):
+        site = adapter.site(layer)
+        per = site.out_features * site.in_features
+        idx = torch.arange(e * per, (e + 1) * per, dtype=torch.long)
+        name = site.weight_name
+        out[name] = idx if name not in out else torch.cat([out[name].reshape(-1).long(), idx])
+    return out

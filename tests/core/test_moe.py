@@ -257,3 +257,13 @@ def test_the_catalog_labels_a_published_expert_weight_by_its_expert():
 
     labels = label_matches("Qwen/Qwen3-30B-A3B", [(1, 940, 711, 68), (1, 940, 711, 67), (1, 940, 711)])
     assert list(labels) == [(1, 940, 711, 68)] and "super-experts-2025" in labels[(1, 940, 711, 68)]
+
+
+def test_ablate_prunes_an_expert_as_its_own_arm_and_restores_exactly(capsys):
+    from swtui.cli import main
+
+    assert main(["ablate", "tiny:olmoe", "--prune-expert", "1,2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    arm = report["treatment"]
+    assert arm["pruned_experts"] == [[1, 2]] and arm["ratio_ci95"][0] >= 1.5  # the planted expert: collapse
+    assert report["restored_exactly"] is True

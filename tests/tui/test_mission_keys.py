@@ -182,8 +182,7 @@ async def test_Q_applies_a_quantization_preset():
         await pilot.pause()
         # the demo is a Q4_1 GGUF: the presets quantize one bit below its grid (W4 would reproduce it)
         assert "RTN W3" in app.query_one(StatusBar).quant_mode
-        assert app.engine.submitted[-1] == ev.Quantize({"method": "rtn", "bits": 3, "group": "block",
-                                                         "block": 4096})
+        assert app.engine.submitted[-1] == ev.Quantize(ev.QuantConfig(bits=3, group="block", block=4096))
 
 
 async def test_x_exports_a_snapshot():

@@ -180,9 +180,10 @@ def test_quant_sweep_sw_aware_helps_at_large_blocks(capsys, short_eval):
     # all be inconclusive): "keep super weights" holds out every candidate rather than none
     assert report["super_weights"] == HELD_ON_SHORT_TEXT
     rows = {r["block"]: r for r in report["rows"]}
-    for big in ("tensor",):
-        assert rows[big]["sw_aware"] * 5 < rows[big]["naive"]  # holding out matters a lot here
-        assert rows[big]["sw_aware"] < rows[big]["clip"]  # clipping alone destroys the super weight
+    tensor = rows["tensor"]
+    assert tensor["sw_aware"] * 5 < tensor["naive"]  # holding out matters a lot here
+    assert tensor["sw_aware_vs_naive_ci95"][1] < 1  # and the paired interval says so, not just the point
+    # (clipping alone is no better at W3 per tensor: both are ~1e6, the model is gone either way)
 
 
 def test_quant_command_returns_exactly(capsys, short_eval):

@@ -175,12 +175,13 @@ def m_memory(mode):
         metrics.generate(s, "The capital of France is", 32)
         metrics.perplexity(s)
     elif mode == "compare":  # the inspector's C: baseline + three variants, one after the other
-        from swtui.core.variants import Variant, compare
+        from swtui.core.quant_config import QuantConfig, Variant
+        from swtui.core.variants import compare
 
         s.name_super_weight(11, 507, 1229)
-        tensor = {"method": "rtn", "bits": 4, "group": "tensor"}
-        compare(s, [Variant("naive", tensor), Variant("sw-aware", dict(tensor, clip_z=9.0, keep_super_weights=True)),
-                    Variant("block 4096", {"method": "rtn", "bits": 4, "group": "block", "block": 4096})],
+        compare(s, [Variant("naive", QuantConfig(bits=4)),
+                    Variant("sw-aware", QuantConfig(bits=4, clip_z=9.0, keep_super_weights=True)),
+                    Variant("block 4096", QuantConfig(bits=4, group="block", block=4096))],
                 "The capital of France is", 24)
     out["peak_mb"] = peak_mb()
     out["multiple"] = (out["peak_mb"] - base) / w

@@ -199,8 +199,6 @@ def parse_variant(text: str) -> dict:
     the scalar edits for that variant."""
     import json
 
-    from swtui.core.variants import Variant
-
     name, _, spec = text.partition("=")
     if not name or not spec:
         raise UserInputError(f"--variant takes NAME=CONFIG, e.g. 'naive={{\"bits\": 4, \"group\": \"tensor\"}}', "
@@ -215,7 +213,7 @@ def parse_variant(text: str) -> dict:
         if not isinstance(config, dict):
             raise UserInputError(f"--variant {name}: the config must be a JSON object")
         config = {"method": "rtn", **config}
-    return Variant(name, config).to_dict()
+    return {"name": name, "config": config, "with_edits": True}  # Variant.from_dict validates the config
 
 
 def cmd_compare(args) -> int:

@@ -218,7 +218,8 @@ def catalog_view(row: dict) -> dict:
     reported, cached or not: the catalog grows, a cached scan stays valid."""
     from swtui.core.catalog import compare
 
-    return compare(row["name"], [(c["layer"], c["row"], c["col"]) for c in row["super_weights"]],
+    return compare(row["name"], [(c["layer"], c["row"], c["col"]) + ((c["expert"],) if c.get("expert") is not None
+                                                                      else ()) for c in row["super_weights"]],
                    [g["channel"] for g in row["channels"] if g["massive"] and g["verdict"] in MATTERS])
 
 

@@ -115,7 +115,8 @@ def _prune_findings(engine, s, r) -> bool:
     else:
         for k in keys:
             s.ledger.prune(*k)
-        engine.emit(ev.Notice(f"pruned every finding: {', '.join(f'{k[0]}[{k[1]},{k[2]}]' for k in keys)}"))
+        where = ", ".join(f"{k[0]}[{k[1]},{k[2]}]" + (f"·e{k[3]}" if len(k) > 3 else "") for k in keys)
+        engine.emit(ev.Notice(f"pruned every finding: {where}"))
     return True
 
 

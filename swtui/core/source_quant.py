@@ -28,8 +28,10 @@ class TensorTypeShare:
 
 @dataclass(frozen=True)
 class SourceQuant:
-    """How the source stored its weights. `bits`/`block` describe the down projections' grid
-    (what a super weight sits on); None where the source gives none (a float checkpoint)."""
+    """How the source stored its weights. `down_type` is the down projections' type (what a super
+    weight sits on); `bits`/`block` the coarsest grid among the source's quantized tensors (RTN
+    quantizes every decoder linear, so the coarsest one decides what an experiment measures);
+    None where the source gives none (a float checkpoint)."""
     format: str  # "gguf" | "bitsandbytes" | "gptq" | "awq" | … | "float"
     down_type: str  # the down projections' type: "Q4_1", "nf4", "int4", "F16", …
     bits: int | None = None  # levels = 2**bits per block; None: not quantized
@@ -40,11 +42,23 @@ class SourceQuant:
     def quantized(self) -> bool:
         return self.bits is not None
 
+    @property
+    def grid_type(self) -> str:
+        """The type whose grid `bits`/`block` describe (the down projections' where they are it)."""
+        if self.format != "gguf" or _gguf_bits(self.down_type) == self.bits:
+            return self.down_type
+        return next((t.type for t in self.types if _gguf_bits(t.type) == self.bits), self.down_type)
+
+    def _what(self) -> str:
+        grid = self.grid_type
+        where = self.down_type if grid == self.down_type else f"{grid} (down projections {self.down_type})"
+        return f"{where}, {self.bits}-bit, blocks of {self.block}"
+
     def label(self) -> str:
-        """Short form for a status bar: 'Q4_1 (gguf)', 'nf4 (bitsandbytes)', 'float'."""
+        """Short form: 'Q4_1 (gguf, 4-bit, block 32)', 'nf4 (bitsandbytes, …)', 'float source'."""
         if not self.quantized:
             return "float source" if self.format == "float" else f"{self.down_type} ({self.format})"
-        return f"{self.down_type} ({self.format}, {self.bits}-bit, block {self.block})"
+        return f"{self._what()} ({self.format})"
 
     def confound(self, bits: int, block: int | None) -> str | None:
         """Why an RTN experiment at `bits` over `block` (None: per tensor) on this source is not
@@ -52,9 +66,12 @@ class SourceQuant:
         real: below the source's bits every block loses levels the source had."""
         if not self.quantized or bits < (self.bits or 0):
             return None
-        src = f"the source is already {self.down_type} ({self.bits}-bit, blocks of {self.block})"
-        if block is not None and self.block and block <= self.block and self.block % block == 0:
-            return f"{src}: W{bits} in blocks of {block} reproduces its grid, nothing is quantized"
+        src = f"the source is already {self._what()}"
+        # only an asymmetric min/max grid (Q4_1, Q5_1) at its own bits and block is met exactly by
+        # asymmetric RTN: a smaller block's min/max, a symmetric or non-uniform grid, or more
+        # levels re-round every weight (checked against gguf's own quantizers)
+        if bits == self.bits and block == self.block and self.grid_type.endswith("_1"):
+            return f"{src}: naive W{bits} in blocks of {block} reproduces its grid, nothing is quantized"
         return f"{src}: W{bits} has no fewer levels, so errors compound with the source's grid"
 
     def default_bits(self, paper_bits: int = 4) -> int:
@@ -89,6 +106,8 @@ def quant_confound(source: SourceQuant, config) -> str | None:
 
 def _gguf_bits(type_name: str) -> int | None:
     """Q4_1 → 4, Q6_K → 6, IQ4_XS → 4, Q8_0 → 8, TQ1_0 → 1 (ternary ≈ 1.6); F16/BF16/F32 → None."""
+    if type_name.startswith("MXFP4"):  # gpt-oss GGUFs: 4-bit floats in blocks of 32
+        return 4
     m = re.match(r"^(?:I|T)?Q(\d)", type_name)
     return int(m.group(1)) if m else None
 
@@ -98,9 +117,12 @@ def _summarise(kind: str, down: dict[str, int], every: dict[str, int], block_of)
     if not down:  # no tensor named like a down projection: describe the largest type
         down = every
     down_type = max(down.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    bits = _gguf_bits(down_type)
-    return SourceQuant(format=kind, down_type=down_type, bits=bits, block=block_of(down_type) if bits else None,
-                       types=types)
+    quantized = [t for t in every if _gguf_bits(t) is not None]
+    if not quantized:
+        return SourceQuant(format=kind, down_type=down_type, types=types)
+    # the coarsest grid decides (a Q4_K_M file keeps its down projections in Q6_K, the rest in Q4_K)
+    grid = min(quantized, key=lambda t: (_gguf_bits(t), -every[t], t))
+    return SourceQuant(format=kind, down_type=down_type, bits=_gguf_bits(grid), block=block_of(grid), types=types)
 
 
 def from_gguf(path: Path) -> SourceQuant:

@@ -30,7 +30,7 @@ def shipped_themes():
     """The themes swtui ships: the top-level `themes/` of a source checkout, packaged into the wheel
     as `swtui/themes/` (pyproject's package-dir)."""
     checkout = Path(__file__).resolve().parents[2] / "themes"
-    if checkout.is_dir() and (checkout.parent / "swtui").is_dir():
+    if checkout.is_dir() and (checkout.parent / "pyproject.toml").is_file():  # not site-packages/themes
         return checkout
     return resources.files("swtui").joinpath("themes")
 

@@ -67,10 +67,12 @@ def test_a_checkpoint_says_its_quantization_in_its_config(config, expect):
     assert (found.down_type, found.bits, found.block) == expect
 
 
-def test_the_confound_is_said_for_as_many_bits_or_more_and_aligned_blocks_reproduce_the_grid():
+def test_the_confound_is_said_for_as_many_bits_or_more_and_only_the_own_block_reproduces_the_grid():
     q41 = sq.SourceQuant(format="gguf", down_type="Q4_1", bits=4, block=32)
     assert "reproduces its grid" in q41.confound(4, 32)
-    assert "reproduces its grid" in q41.confound(4, 16)
+    assert "compound" in q41.confound(4, 16)  # a 16-block's min/max is not the 32-block's: re-rounded
+    assert "compound" in q41.confound(5, 32)  # more levels: re-rounded onto another grid
+    assert "compound" in sq.SourceQuant(format="gguf", down_type="Q4_0", bits=4, block=32).confound(4, 32)  # symmetric
     assert "compound" in q41.confound(4, 1024) and "compound" in q41.confound(4, None)
     assert "compound" in q41.confound(8, 64)
     assert q41.confound(3, 1024) is None  # below the source's bits: quantizes for real
@@ -83,3 +85,39 @@ def test_the_demo_reports_its_source_as_q4_1_in_the_model_description(demo_sessi
     info = demo_session.info()
     assert info.source_quant.down_type == "Q4_1" and info.source_quant.bits == 4 and info.source_quant.block == 32
     assert info.to_json()["source_quant"]["down_type"] == "Q4_1"
+
+
+def test_the_reproduced_grid_is_what_rtn_really_does_on_gguf_quantized_weights():
+    """The claim behind "reproduces its grid", checked with gguf's own quantizers and swtui's RTN:
+    Q4_1 weights come back bit for bit from naive W4 RTN in blocks of 32 and change in blocks of
+    16; Q4_0 (symmetric) weights change even in blocks of 32."""
+    import gguf
+    import torch
+
+    from swtui.core.quant import rtn
+
+    T = gguf.GGMLQuantizationType
+    w = np.random.default_rng(0).standard_normal((8, 256)).astype(np.float32)
+    for qtype, block, same in ((T.Q4_1, 32, True), (T.Q4_1, 16, False), (T.Q4_0, 32, False)):
+        source = torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(w, qtype), qtype).copy())
+        again = rtn(source, 4, "block", block, None)
+        assert torch.equal(again, source) is same, (qtype.name, block)
+        src = sq.SourceQuant(format="gguf", down_type=qtype.name, bits=4, block=32)
+        assert ("reproduces" in src.confound(4, block)) is same
+
+
+def test_the_coarsest_grid_decides_and_mxfp4_is_4_bit(tmp_path):
+    """Like a Q4_K_M file (down projections in a finer type than the rest; gguf's Python side cannot
+    write K-quants, so Q8_0 and Q4_0 here): W4 is confounded, the default drops to W3."""
+    import gguf
+
+    rng = np.random.default_rng(1)
+    T = gguf.GGMLQuantizationType
+    path = tmp_path / "mixed.gguf"
+    _write_gguf(path, {"blk.0.ffn_up.weight": (rng.standard_normal((4, 512)).astype(np.float32), T.Q4_0),
+                       "blk.0.ffn_down.weight": (rng.standard_normal((4, 256)).astype(np.float32), T.Q8_0)})
+    found = sq.from_gguf(path)
+    assert found.down_type == "Q8_0" and (found.bits, found.block, found.grid_type) == (4, 32, "Q4_0")
+    assert found.default_bits() == 3 and "compound" in found.confound(4, 4096)
+    assert "Q4_0 (down projections Q8_0)" in found.label()
+    assert sq._gguf_bits("MXFP4") == 4

@@ -77,7 +77,7 @@ class QuantForm(ModalScreen[tuple[str, str, QuantConfig] | None]):
     def _held_text(self) -> str:
         if not self.held_out:
             return "keep super weights holds out nothing yet (no detection has judged a super weight)"
-        keys = ", ".join(f"{layer}[{row},{col}]" for layer, row, col in self.held_out[:6])
+        keys = ", ".join(f"{k[0]}[{k[1]},{k[2]}]" + (f"·e{k[3]}" if len(k) > 3 else "") for k in self.held_out[:6])
         more = f" and {len(self.held_out) - 6} more" if len(self.held_out) > 6 else ""
         return f"keep super weights holds out {len(self.held_out)}: {keys}{more}"
 

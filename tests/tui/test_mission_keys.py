@@ -300,7 +300,7 @@ async def test_the_form_lists_what_keep_sw_holds_out_and_warns_about_the_source_
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("F")
-        await wait_for(pilot, lambda: isinstance(app.screen, QuantForm))
+        await wait_for(pilot, lambda: isinstance(app.screen, QuantForm) and app.screen.query("#form-held"))
         form = app.screen
         held = str(form.query_one("#form-held", Static).render())
         assert "holds out" in held and "11[507,1229]" in held  # the engine's set, as the recording says
@@ -310,3 +310,17 @@ async def test_the_form_lists_what_keep_sw_holds_out_and_warns_about_the_source_
         await pilot.pause(0.1)
         warning = str(form.query_one("#form-source", Static).render())
         assert "already Q4_1" in warning and "compound" in warning
+
+
+async def test_the_form_writes_a_fused_expert_key_it_holds_out():
+    from textual.widgets import Static
+
+    from swtui.tui.screens.quant_form import QuantForm
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        app.push_screen(QuantForm(held_out=((11, 507, 1229), (1, 940, 711, 68))))
+        await wait_for(pilot, lambda: isinstance(app.screen, QuantForm) and app.screen.query("#form-held"))
+        held = str(app.screen.query_one("#form-held", Static).render())
+        assert "holds out 2: 11[507,1229], 1[940,711]·e68" in held

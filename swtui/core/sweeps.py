@@ -15,7 +15,7 @@ from typing import Callable
 from swtui.core.defaults import CLIP_Z, SCALE_FACTORS
 from swtui.core.errors import Cancelled, UserInputError
 from swtui.core.sweep_rows import QuantMeta, QuantRow, ScaleMeta, ScaleRow
-from swtui.core.variants import _check, _SavedState, measure
+from swtui.core.variants import _check, _SavedState
 
 ProgressFn = Callable[[str, "float | None"], None]
 
@@ -134,7 +134,10 @@ def sweep_work(session, request, emit, progress, cancel) -> dict:
         meta = ScaleMeta(key, session.ledger.pristine_value(*key))
         run = lambda: scale_sweep(session, key, request.factors, None, progress, cancel, on_row)  # noqa: E731
     elif request.what == "quant":
-        meta = quant_meta(session, request.bits, request.clip_z, measure(session, "base").perplexity)
+        from swtui.core.metrics import perplexity
+
+        # the baseline's perplexity only: no generation or stopword pass for a figure in the title
+        meta = quant_meta(session, request.bits, request.clip_z, perplexity(session, None, variants=("base",))["base"])
         run = lambda: quant_sweep(session, request.bits, list(request.blocks), request.clip_z, None,  # noqa: E731
                                   progress, cancel, on_row)
     else:

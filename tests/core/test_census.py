@@ -30,6 +30,25 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+def watch_loads(monkeypatch) -> tuple[list, list]:
+    """(weakrefs to every model loaded, how many earlier models were alive at each load), by
+    wrapping `loading.load_model`; no gc.collect(): what the census left uncollected is what the
+    process still holds."""
+    import swtui.core.loading as loading
+
+    loaded, alive_at_load = [], []
+    real_load = loading.load_model
+
+    def watched_load(*args, **kwargs):
+        alive_at_load.append(sum(ref() is not None for ref in loaded))
+        lm = real_load(*args, **kwargs)
+        loaded.append(weakref.ref(lm.model))
+        return lm
+
+    monkeypatch.setattr(loading, "load_model", watched_load)
+    return loaded, alive_at_load
+
+
 def test_discovery_walks_folders_in_name_order(tmp_path):
     from swtui.core.census import discover
 
@@ -73,7 +92,6 @@ def test_census_rows_errors_and_one_model_at_a_time(tmp_path, cache, monkeypatch
     """Two tiny models written to disk, a broken GGUF and a folder with corrupt weights: four rows,
     the planted super weights found with intervals, the broken ones as error rows, and no model
     alive when the next one is loaded (peak memory = the largest model)."""
-    import swtui.core.loading as loading
     from swtui.core.census import discover, run_census
 
     folder = tmp_path / "models"
@@ -86,17 +104,7 @@ def test_census_rows_errors_and_one_model_at_a_time(tmp_path, cache, monkeypatch
     (corrupt / "config.json").write_text((folder / "tiny-a" / "config.json").read_text())
     (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
 
-    loaded, alive_at_load = [], []
-    real_load = loading.load_model
-
-    def watched_load(*args, **kwargs):
-        # no gc.collect() here: what the census left uncollected is what the process still holds
-        alive_at_load.append(sum(ref() is not None for ref in loaded))
-        lm = real_load(*args, **kwargs)
-        loaded.append(weakref.ref(lm.model))
-        return lm
-
-    monkeypatch.setattr(loading, "load_model", watched_load)
+    loaded, alive_at_load = watch_loads(monkeypatch)
     # what the catalog says is compared with what was found: a listing of tiny-b's planted weight
     import swtui.core.catalog as catalog
 
@@ -187,20 +195,11 @@ def test_out_of_memory_is_a_row_and_the_model_is_freed(tmp_path, cache, monkeypa
     import torch
 
     import swtui.core.detect as detect
-    import swtui.core.loading as loading
     from swtui.core.census import discover, run_census
 
     write_tiny(tmp_path / "m", "a")
     shutil.copytree(tmp_path / "m" / "tiny-a", tmp_path / "m" / "tiny-a2")
-    loaded, alive_at_load = [], []
-    real_load = loading.load_model
-
-    def watched_load(*args, **kwargs):
-        alive_at_load.append(sum(ref() is not None for ref in loaded))
-        lm = real_load(*args, **kwargs)
-        loaded.append(weakref.ref(lm.model))
-        return lm
-
+    loaded, alive_at_load = watch_loads(monkeypatch)
     calls = []
 
     def oom_once(session, *args, **kwargs):
@@ -210,7 +209,6 @@ def test_out_of_memory_is_a_row_and_the_model_is_freed(tmp_path, cache, monkeypa
         return real_detect(session, *args, **kwargs)
 
     real_detect = detect.detect
-    monkeypatch.setattr(loading, "load_model", watched_load)
     monkeypatch.setattr(detect, "detect", oom_once)
     rows = run_census(discover([str(tmp_path / "m")]), options(impact=False, channels=False))
     assert rows[0]["error"] == {"kind": "out of memory", "message": "CUDA out of memory. Tried to allocate 2.00 GiB"}

@@ -267,6 +267,21 @@ def check_against_oracle(arch, s, ids, pristine):
                                    msg=lambda m, arm=arm: f"{arm} arm differs from the hand-built model: {m}")
 
 
+def reached_the_other_way_round(s, hash0, edits, quant, experts=None) -> None:
+    """The session's weights are those of its state, however it was reached: from the pristine
+    weights, quantization first and the edits after (in reverse order), then pruned experts."""
+    final = s.current_hash()
+    s.reset()
+    assert s.current_hash() == hash0
+    if quant:
+        apply_quant_config(s, quant)
+    for key, edit in sorted(edits.items(), reverse=True):
+        s.ledger.set_edit(key, edit)
+    if experts is not None:
+        s.ledger.set_pruned_experts(experts)
+    assert s.current_hash() == final
+
+
 def check_sequence(arch, sequence):
     s, hash0, ids, pristine = session_for(arch)
     try:
@@ -280,15 +295,7 @@ def check_sequence(arch, sequence):
             assert all(torch.isfinite(out[v]).all() for v in ("base", "current"))
         check_against_oracle(arch, s, ids, pristine)
         edits, quant, sa, _ = state(s)
-        final = s.current_hash()
-        # the same state reached the other way round: quantization first, edits after
-        s.reset()
-        assert s.current_hash() == hash0
-        if quant:
-            apply_quant_config(s, quant)
-        for key, edit in sorted(edits.items(), reverse=True):
-            s.ledger.set_edit(key, edit)
-        assert s.current_hash() == final
+        reached_the_other_way_round(s, hash0, edits, quant)
     finally:
         s.reset()
     assert s.current_hash() == hash0 and s.ledger.count == 0
@@ -448,15 +455,7 @@ def test_fused_expert_weights_are_a_function_of_the_state(sequence):
         for arm in ("base", "current"):
             torch.testing.assert_close(got[arm], want[arm], rtol=1e-4, atol=1e-4 * max(want[arm].abs().max().item(), 1),
                                        msg=lambda m, arm=arm: f"{arm} arm differs from the hand-built model: {m}")
-        final = s.current_hash()
-        s.reset()
-        assert s.current_hash() == hash0
-        if quant:
-            apply_quant_config(s, quant)
-        for key, edit in sorted(edits.items(), reverse=True):
-            s.ledger.set_edit(key, edit)
-        s.ledger.set_pruned_experts(experts)
-        assert s.current_hash() == final
+        reached_the_other_way_round(s, hash0, edits, quant, experts)
     finally:
         s.reset()
     assert s.current_hash() == hash0 and s.ledger.count == 0

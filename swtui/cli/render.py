@@ -42,35 +42,55 @@ def ci_text(value, ci) -> str:
 def super_weight_table(candidates: list[dict], title: str = "super weight candidates") -> Table:
     base = next((c["ppl_base"] for c in candidates if c.get("ppl_base")), None)
     if base:
-        title += f" (ppl {fmt(base)} unedited; ratios against it, 95% intervals)"
+        title += f" (ppl {fmt(base)} unedited; ratios against it)"
     t = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("weight", "value", "|out|", "write", "share", "prompts", "pruned", "control", "+SA", "role",
-                "verdict"):
-        t.add_column(col, justify="right", no_wrap=col in ("weight", "verdict", "pruned", "control"))
+    for col in ("weight", "value", "|x·w|", "|out|", "share", "prompts", "pruned", "controls (worst)", "+SA", "role",
+                "tokens", "verdict"):
+        t.add_column(col, justify="right", no_wrap=col in ("weight", "verdict", "pruned", "controls (worst)"))
     for c in candidates:
-        write = compact(c.get("write")) + (f" n×{c['norm_gain']:.3g}" if c.get("norm_gain") is not None else "")
-        t.add_row(f"{c['layer']}[{c['row']},{c['col']}]", f"{c['value']:.3g}", compact(c.get("out_act")), write,
-                  share_text(c.get("share")), prompts_text(c),
+        ev = c.get("evidence") or {}
+        n = len(ev.get("controls", []))
+        worst = ci_text(c.get("control_ratio"), c.get("control_ratio_ci95"))
+        t.add_row(f"{c['layer']}[{c['row']},{c['col']}]", f"{c['value']:.3g}", compact(c.get("contribution")),
+                  compact(c.get("out_act")), share_text(c.get("share")), prompts_text(c),
                   ci_text(c.get("ppl_ratio"), c.get("ppl_ratio_ci95")),
-                  ci_text(c.get("control_ratio"), c.get("control_ratio_ci95")),
+                  f"{n}: {worst}" if n else worst,
                   ci_text(c.get("sa_ratio"), c.get("sa_ratio_ci95")), c.get("role") or "—",
-                  verdict_text(c.get("verdict")))
+                  str((ev.get("treatment") or {}).get("eval_tokens") or "—"),
+                  verdict_text(c.get("verdict"), c.get("small_effect")))
     return t
 
 
-def verdict_text(verdict: str | None) -> Text:
+def controls_table(candidates: list[dict], title: str = "each candidate's controls (matched on what the claim is about)") -> Table:
+    """Every control of every weight claim, its magnitude beside the candidate's."""
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for col in ("candidate", "magnitude", "control", "its magnitude", "pruned", "tokens", "stopped"):
+        t.add_column(col, justify="right")
+    for c in candidates:
+        ev = c.get("evidence") or {}
+        for k in ev.get("controls", []):
+            t.add_row(f"{c['layer']}[{c['row']},{c['col']}]", compact(ev["treatment"]["magnitude"]),
+                      k["what"].removeprefix("prune "), compact(k["magnitude"]), ci_text(k["ratio"], k["ratio_ci95"]),
+                      str(k["eval_tokens"]), k["stopped"])
+    return t
+
+
+def verdict_text(verdict: str | None, small_effect: bool | None = None) -> Text:
+    """The verdict's label; "below threshold" with "(small effect)" where its interval excludes 1."""
     if verdict is None:
         return Text("unmeasured", style="yellow")
     from swtui.core.verdicts import Verdict
 
     v = Verdict(verdict)
-    return Text(v.value, style={"strong": "bold red", "muted": "dim", "doubt": "yellow"}[v.emphasis])
+    return Text(v.value + (" (small effect)" if small_effect else ""),
+                style={"strong": "bold red", "muted": "dim", "doubt": "yellow"}[v.emphasis])
 
 
 def channel_table(channels: list[dict], title: str = "residual channels: massive activations and their writers") -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
     for col in ("ch", "massive", "writers (share of the peak; − cancels)", "activation", "carriers pruned",
-                "their controls", "write zeroed, all layers", "control ch", "verdict"):
+                "their controls (worst)", "zeroed at massive positions", "energy-matched controls (worst)",
+                "zeroed at every token", "its controls (worst)", "verdict"):
         t.add_column(col, justify="right")
     for g in channels:
         writers = ", ".join(f"{w['layer']}[{w['row']},{w['col']}] {w['share']:+.2f}" for w in g["writers"]) or \
@@ -81,11 +101,13 @@ def channel_table(channels: list[dict], title: str = "residual channels: massive
         activation = f"{compact(a['before'])}→{compact(a['after_carriers_pruned'])} ({100 * a['remaining']:.0f}%)"
         ab = g["ablations"]
         control = "—" if ab["control_channel"] is None else \
-            f"{ab['control_channel']}: {ci_text(ab['control'], ab['control_ci95'])}"
+            f"ch{ab['control_channel']}: {ci_text(ab['control'], ab['control_ci95'])}"
         t.add_row(str(g["channel"]), massive, writers, activation,
                   ci_text(ab["pruned_together"], ab["pruned_together_ci95"]),
                   ci_text(ab["pruned_together_control"], ab["pruned_together_control_ci95"]),
-                  ci_text(ab["write_zeroed"], ab["write_zeroed_ci95"]), control, verdict_text(g["verdict"]))
+                  ci_text(ab["positions_zeroed"], ab["positions_zeroed_ci95"]), control,
+                  ci_text(ab["write_zeroed"], ab["write_zeroed_ci95"]),
+                  ci_text(ab["write_zeroed_control"], ab["write_zeroed_control_ci95"]), verdict_text(g["verdict"]))
     return t
 
 

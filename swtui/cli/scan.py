@@ -44,7 +44,7 @@ def super_experts_report(detection) -> dict:
 
 def cmd_scan(args) -> int:
     from swtui.core.detect import detect
-    from swtui.cli.render import channel_table, layer_table, super_weight_table
+    from swtui.cli.render import channel_table, controls_table, layer_table, super_weight_table
 
     opts = detect_options(args)
     with progress_display() as progress:
@@ -60,11 +60,17 @@ def cmd_scan(args) -> int:
     out_console.print(f"prompt: {report['prompt']!r}   spike rule: {report['rule']} = {report['threshold']:.1f}")
     out_console.print(layer_table(report["layers"], report["threshold"]))
     out_console.print(super_weight_table(report["candidates"]))
+    if any(c.get("evidence") for c in report["candidates"]):
+        out_console.print(controls_table(report["candidates"]))
     if report["channels"]:
         out_console.print(channel_table(report["channels"]))
     if report["impact_threshold"] is not None:
-        out_console.print(f"[dim]verdicts: the 95% interval against the impact threshold ×{report['impact_threshold']:g}, "
-                          f"on {report['eval_tokens']} evaluation tokens ({report['interval_method']}); "
+        plan = report.get("plan") or {}
+        corpus = plan.get("corpus") or {}
+        out_console.print(f"[dim]verdicts: each claim's interval against the impact threshold ×{report['impact_threshold']:g} "
+                          f"and beside its controls, on up to {report['eval_tokens']} tokens of {corpus.get('name', '?')} "
+                          f"({corpus.get('windows', '?')} windows of {corpus.get('window_tokens', '?')} tokens, "
+                          f"{corpus.get('documents', '?')} documents); {report['interval_method']}; "
                           f"massive channel: {report['channel_rule']}[/dim]")
     for line in super_expert_lines(report.get("super_experts")):
         out_console.print(line)

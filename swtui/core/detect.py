@@ -65,8 +65,8 @@ class DetectOptions:
     impact_threshold: float = 1.5  # ppl(pruned)/ppl(base) at or above this: a super weight
     together: bool = True  # also judge groups and the activation (False: each candidate alone only)
     channels: bool = True  # look for massive residual channels and judge their writers
-    eval_text: str | None = None  # the perplexity's text (None: the bundled one)
-    eval_tokens: int | None = None  # a token budget: judge on the text's first N tokens (None: all)
+    eval_text: str | None = None  # the verdicts' text (None: the bundled WikiText-2 excerpt; see `corpus`)
+    eval_tokens: int | None = None  # a token budget: judge on the corpus's first N tokens (None: all of its split)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class Detection:
     options: DetectOptions = field(default_factory=DetectOptions)
     groups: list = field(default_factory=list)  # WriterGroup: a massive channel or a candidate's row
     channels: list = field(default_factory=list)  # channels.MassiveChannel, on the unedited probe
-    impact: object = None  # groups.Impact, when candidates were judged
+    impact: object = None  # impact.Impact, when candidates were judged
     super_experts: dict | None = None  # fused experts: `experts.judge_super_experts` (None: a dense model)
 
     @property
@@ -309,22 +309,56 @@ def detect(session: Session, opts: DetectOptions | None = None,
             listener.found(cand)
     if result.candidates:
         confirm_across_prompts(session, result, opts.prompt, cancel)
+    runner = None
     if result.candidates or result.channels:
-        from swtui.core.groups import judge
+        from swtui.core.impact import judge
 
         progress("measuring impact (perplexity)" if opts.impact else "judging writers of one channel", None)
+        corpus = evaluation_corpus(session, opts) if opts.impact else None
         impact = judge(session, result.candidates, opts.prompt, opts.impact_threshold if opts.impact else None,
-                       cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac),
+                       corpus, cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac),
                        together=opts.together, channels=result.channels if opts.together else (),
-                       text=opts.eval_text, max_tokens=opts.eval_tokens)
+                       extra_decisions=_expert_decisions(session, result))
         result.groups, result.impact = impact.groups, impact
+        runner = impact.runner
     if session.adapter.is_moe:
-        judge_experts(session, result, progress, cancel)
+        judge_experts(session, result, progress, cancel, runner)
     progress("done", 1.0)
     return result
 
 
-def judge_experts(session: Session, result: Detection, progress, cancel) -> None:
+def evaluation_corpus(session: Session, opts: DetectOptions):
+    """The windows verdicts rest on: the corpus's verdict split, within the token budget."""
+    from swtui.core.corpus import build
+
+    corpus = build(session.tokenizer, opts.eval_text, context_length=session.context_length)
+    return corpus.first(opts.eval_tokens)
+
+
+def _expert_decisions(session: Session, result: Detection) -> int:
+    """How many super-expert claims the same scan will judge (they share the family-wise error)."""
+    if not session.adapter.is_moe or not result.options.impact:
+        return 0
+    from swtui.core.experts import find_super_experts
+
+    found = find_super_experts(result.probe)
+    return len(found) + (1 if len(found) > 1 else 0)
+
+
+def _expert_runner(session: Session, result: Detection):
+    """A plan runner for a scan whose only claims are super experts (None: no impact check)."""
+    opts = result.options
+    if not opts.impact:
+        return None
+    from swtui.core.arms import PlanRunner
+    from swtui.core.plan import Schedule
+
+    corpus = evaluation_corpus(session, opts)
+    schedule = Schedule.for_budget(len(corpus.windows), max(1, _expert_decisions(session, result)))
+    return PlanRunner(session, corpus, opts.impact_threshold, schedule)
+
+
+def judge_experts(session: Session, result: Detection, progress, cancel, runner=None) -> None:
     """Fused experts: the super experts of the first probe, judged with controls; each candidate in
     one of them carries its expert's figures (`super_expert`)."""
     from swtui.core.experts import judge_super_experts
@@ -332,7 +366,7 @@ def judge_experts(session: Session, result: Detection, progress, cancel) -> None
     opts = result.options
     progress("judging super experts", None)
     result.super_experts = judge_super_experts(session, result.probe, opts.impact_threshold if opts.impact else None,
-                                               opts.eval_text, opts.eval_tokens, cancel)
+                                               runner or _expert_runner(session, result), cancel)
     by_expert = {(s.layer, s.expert): s for s in result.super_experts["experts"]}
     for cand in result.candidates:
         found = by_expert.get((cand.layer, cand.expert))

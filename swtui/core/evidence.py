@@ -1,4 +1,10 @@
-"""How sure a perplexity ratio is: paired per-token losses, a block bootstrap, a verdict from the interval.
+"""How sure a perplexity ratio is: paired per-token losses, a bootstrap, a verdict from the interval.
+
+Two intervals live here. `window_ratio` is the one verdicts rest on (the evaluation plan,
+`swtui.core.plan`): a *cluster* bootstrap over whole evaluation windows, at a level the plan
+chooses so that its looks and its decisions together keep a stated family-wise error.
+`paired_ratio` (a block bootstrap over consecutive tokens) is kept for the sweeps, which
+compare arms on one contiguous text.
 
 Two arms (a baseline and an intervention) are measured on the *same* evaluation tokens, so their
 per-token negative log-likelihoods pair up. The perplexity ratio is
@@ -104,6 +110,123 @@ def paired_ratio(base, arm, block: int = BLOCK, resamples: int = RESAMPLES, seed
     alpha = (1 - LEVEL) / 2
     lo, hi = torch.quantile(means, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).tolist()
     return Ratio(math.exp(mean), math.exp(lo), math.exp(hi), n)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with `df` degrees of freedom (bisection on its CDF)."""
+    if not 0 < p < 1 or df < 1:
+        raise ValueError(f"t quantile needs 0 < p < 1 and df ≥ 1 (got p={p}, df={df})")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
+
+
+def t_cdf(t: float, df: int) -> float:
+    """P(T ≤ t) for Student's t: 1 − ½·I_{df/(df+t²)}(df/2, ½) for t ≥ 0."""
+    x = df / (df + t * t)
+    tail = 0.5 * _betainc(df / 2, 0.5, x)
+    return 1 - tail if t >= 0 else tail
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b) (continued fraction, modified Lentz)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast on this side only
+        return 1 - _betainc(b, a, 1 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    f, c, d = 1.0, 1.0, 0.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            num = 1.0
+        elif i % 2 == 0:
+            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1 + num * d
+        d = 1 / (d if abs(d) > tiny else tiny)
+        c = 1 + num / c
+        c = c if abs(c) > tiny else tiny
+        f *= c * d
+        if abs(1 - c * d) < 1e-15:
+            break
+    return front * (f - 1)
+
+
+#: the fewest windows an interval is drawn on: fewer, and the effect is always undecided
+MIN_WINDOWS = 4
+WINDOW_METHOD = ("cluster bootstrap over whole evaluation windows (paired per-token losses; windows resampled "
+                 f"with replacement, {RESAMPLES} resamples, seed {SEED}); interval = point ± t(windows − 1) × the "
+                 "bootstrap standard error, on the log scale, at the level the plan's error spending sets")
+
+
+def window_ratio(base_windows, arm_windows, level: float = LEVEL, resamples: int = RESAMPLES,
+                 seed: int = SEED) -> Ratio:
+    """ppl(arm)/ppl(base) over paired windows (lists of per-token loss tensors, window by window),
+    with a cluster-bootstrap interval at `level`.
+
+    Tokens within a window are correlated (one context); windows are the units resampled. The
+    point is exp(Σ_w Σ_t d / Σ_w n_w); the bootstrap gives the standard error of the log ratio, and
+    the interval is point ± t_{W−1}((1+level)/2)·SE, a Student-t interval that stays honest with few
+    windows and at the extreme levels that error spending over looks and decisions asks for (a
+    percentile interval would need far more resamples there). Under MIN_WINDOWS windows the interval
+    is infinite (nothing can be decided)."""
+    import torch
+
+    if len(base_windows) != len(arm_windows) or not base_windows:
+        raise ValueError(f"unpaired windows: {len(base_windows)} vs {len(arm_windows)}")
+    sums, counts = [], []
+    for b, a in zip(base_windows, arm_windows):
+        b = torch.as_tensor(b, dtype=torch.float64).reshape(-1)
+        a = torch.as_tensor(a, dtype=torch.float64).reshape(-1)
+        if b.shape != a.shape:
+            raise ValueError(f"unpaired losses in a window: {tuple(b.shape)} vs {tuple(a.shape)} tokens")
+        sums.append(float((a - b).sum()))
+        counts.append(b.numel())
+    s = torch.tensor(sums, dtype=torch.float64)
+    n = torch.tensor(counts, dtype=torch.float64)
+    tokens = int(n.sum())
+    mean = float(s.sum() / n.sum())
+    if not math.isfinite(mean):
+        value = math.exp(mean) if mean == mean else float("nan")
+        return Ratio(value, value, value, tokens)
+    windows = len(sums)
+    if windows < MIN_WINDOWS:
+        return Ratio(math.exp(mean), 0.0, math.inf, tokens)
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randint(0, windows, (resamples, windows), generator=gen)
+    boot = s[pick].sum(dim=1) / n[pick].sum(dim=1)
+    se = float(boot.std())
+    half = t_quantile((1 + level) / 2, windows - 1) * se
+    return Ratio(math.exp(mean), _exp(mean - half), _exp(mean + half), tokens)
+
+
+def _exp(v: float) -> float:
+    return math.exp(v) if v < 700 else math.inf
+
+
+def lag_correlation(values, lag: int = 1) -> float | None:
+    """The lag-`lag` autocorrelation of a sequence (None when too short or constant)."""
+    import torch
+
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if v.numel() <= lag + 2:
+        return None
+    v = v - v.mean()
+    denom = float((v * v).sum())
+    return float((v[lag:] * v[:-lag]).sum() / denom) if denom > 0 else None
 
 
 def perplexity_of(losses) -> float:

@@ -8,24 +8,22 @@ expert that a token was routed to; linear interpolation between order statistics
 overall max, its routed tokens), and judged like a weight, with an interval and a control:
 
 - the expert pruned (its whole down projection zeroed through the ledger: restorable, exact),
-  beside a *control expert*: one drawn (seeded) among the other experts of the same layer that a
-  token was routed to and that are not super experts, pruned the same way;
-- all super experts pruned together, beside their controls pruned together.
+  beside *control experts*: the routed experts of the same layer nearest to it in max |down_proj
+  output| that are not super experts, pruned the same way (`controls.expert_controls`);
+- all super experts pruned together, beside control sets made the same way.
 
-Verdict "super expert": pruning it hurts (the interval's lower bound reaches the impact threshold)
-and its control has no effect; "harmless" when its interval stays below; otherwise "inconclusive".
+Verdict "super expert": its claim clears the threshold and every control (`plan.Outcome.CLEARS`);
+"below threshold" when its interval stays below; otherwise "inconclusive".
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass
 
-from swtui.core.evidence import HURTS, NO_EFFECT, Ratio, paired_ratio, perplexity_of
+from swtui.core.evidence import Ratio
 
 PERCENTILE = 99.5
 TOP_SHARE = 0.1
-CONTROL_SEED = 0
 RULE = (f"an expert's max |down_proj output| > the {PERCENTILE:g}th percentile of all routed experts' "
         f"and > {TOP_SHARE:g}× the largest (Super Experts, Su et al. 2025)")
 
@@ -44,8 +42,9 @@ class SuperExpert:
     overall_max: float
     control_expert: int | None = None
     ratio: Ratio | None = None  # ppl with the expert pruned / base, 95% interval
-    control: Ratio | None = None  # the same with the control expert pruned
+    control: Ratio | None = None  # the worst of its controls pruned
     verdict: str | None = None
+    evidence: dict | None = None  # its claim as measured (plan.ClaimResult.to_json)
 
     def to_json(self) -> dict:
         from swtui.core.evidence import fields
@@ -81,57 +80,67 @@ def find_super_experts(probe) -> list[SuperExpert]:
     return sorted(found, key=lambda x: -x.out_max)
 
 
-def control_expert(probe, se: SuperExpert, exclude) -> int | None:
-    """An expert of the same layer, routed to on the probe, not a super expert (seeded draw)."""
-    routed = [r[0] for r in (probe.layers[se.layer].experts or [])]
-    pool = sorted(e for e in routed if (se.layer, e) not in exclude)
-    return random.Random(f"{CONTROL_SEED}/expert/{se.layer}/{se.expert}").choice(pool) if pool else None
-
-
-def _losses(session, extra, text, max_tokens):
-    """Per-token losses of the current state with the experts `extra` pruned on top (restored after)."""
-    from swtui.core.metrics import token_losses
-
-    ledger = session.ledger
-    before = ledger.pruned_experts
-    ledger.set_pruned_experts(before | frozenset(extra))
-    try:
-        return token_losses(session, text, variants=("current",), max_tokens=max_tokens)["current"]
-    finally:
-        ledger.set_pruned_experts(before)
-
-
-def judge_super_experts(session, probe, threshold: float | None, text=None, max_tokens=None, cancel=None) -> dict:
-    """Find the super experts on `probe` and, with a threshold, judge each against its control.
-    Returns the JSON form: rule, percentile, overall max, experts, and all pruned together."""
-    from swtui.core.errors import Cancelled
+def judge_super_experts(session, probe, threshold: float | None, runner=None, cancel=None) -> dict:
+    """Find the super experts on `probe` and, with a threshold and a plan runner (`arms.PlanRunner`),
+    judge each as a claim of the evaluation plan: the expert pruned beside the `controls.K` routed
+    experts of its layer nearest in max |down_proj output|; with several, all pruned together beside
+    control sets made the same way. Returns the JSON form: rule, percentile, overall max, experts, together."""
+    from swtui.core.controls import expert_controls
+    from swtui.core.evidence import perplexity_of
+    from swtui.core.plan import Arm, Claim, ClaimKind, Edit, Outcome
 
     found = find_super_experts(probe)
     supers = {(s.layer, s.expert) for s in found}
+    controls = {(s.layer, s.expert): expert_controls(probe, s.layer, s.expert, supers) for s in found}
     for s in found:
-        s.control_expert = control_expert(probe, s, supers)
+        s.control_expert = controls[(s.layer, s.expert)][0].subject[1] if controls[(s.layer, s.expert)] else None
     out = {"rule": RULE, "percentile": found[0].percentile if found else None,
            "overall_max": found[0].overall_max if found else None, "experts": found, "together": None}
-    if threshold is None or not found:
+    if threshold is None or not found or runner is None:
         return out
-    base = _losses(session, (), text, max_tokens)
+    matched = "max |down_proj output| on the probe (routed experts of the same layer)"
+    claims = []
     for s in found:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("detection cancelled")
-        s.ratio = paired_ratio(base, _losses(session, [(s.layer, s.expert)], text, max_tokens))
-        if s.control_expert is not None:
-            s.control = paired_ratio(base, _losses(session, [(s.layer, s.control_expert)], text, max_tokens))
-        own = s.ratio.effect(threshold)
-        ctl = s.control.effect(threshold) if s.control is not None else None
-        s.verdict = SUPER_EXPERT if own == HURTS and ctl == NO_EFFECT else \
-            "harmless" if own == NO_EFFECT else "inconclusive"
+        ctl = controls[(s.layer, s.expert)]
+        claims.append(Claim(f"e:{s.layer}.{s.expert}", ClaimKind.EXPERT,
+                            Arm(f"prune expert {s.layer}·e{s.expert}", Edit(experts=((s.layer, s.expert),)),
+                                f"expert {s.expert} of layer {s.layer} pruned", s.out_max),
+                            tuple(Arm(f"prune expert {s.layer}·e{c.subject[1]} (control of e{s.expert})",
+                                      Edit(experts=(c.subject,)), f"expert {c.subject[1]} of layer {s.layer} pruned",
+                                      c.magnitude) for c in ctl),
+                            matched_on=matched, priority=s.out_max, subject=(s.layer, s.expert)))
     if len(found) > 1:
-        together = paired_ratio(base, _losses(session, supers, text, max_tokens))
-        controls = [(s.layer, s.control_expert) for s in found if s.control_expert is not None]
-        ctl = paired_ratio(base, _losses(session, controls, text, max_tokens)) if controls else None
-        out["together"] = {"experts": sorted(supers), "ratio": together, "control": ctl}
-    out["ppl_base"] = perplexity_of(base)
+        n = min(len(controls[k]) for k in supers)
+        sets = [tuple(controls[(s.layer, s.expert)][j].subject for s in found) for j in range(n)]
+        claims.append(Claim("e:together", ClaimKind.EXPERTS,
+                            Arm("prune every super expert", Edit(experts=tuple(sorted(supers))),
+                                f"{len(supers)} super experts pruned together", sum(s.out_max for s in found)),
+                            tuple(Arm(f"prune control set {j + 1}", Edit(experts=keys), f"{len(keys)} control experts",
+                                      None) for j, keys in enumerate(sets)),
+                            matched_on=matched, priority=-1.0))
+    results = {r.claim.name: r for r in runner.run(claims, None, cancel)}
+    for s in found:
+        r = results[f"e:{s.layer}.{s.expert}"]
+        worst = r.worst_control
+        s.ratio = r.treatment.ratio
+        s.control = worst.ratio if worst else None
+        s.control_expert = worst.arm.edit.experts[0][1] if worst else s.control_expert
+        s.verdict = SUPER_EXPERT if r.outcome == Outcome.CLEARS else \
+            "below threshold" if r.outcome == Outcome.BELOW else "inconclusive"
+        s.evidence = r.to_json()
+    if "e:together" in results:
+        r = results["e:together"]
+        worst = r.worst_control
+        out["together"] = {"experts": sorted(supers), "ratio": r.treatment.ratio,
+                           "control": worst.ratio if worst else None, "evidence": r.to_json()}
+    out["ppl_base"] = perplexity_of(torch_cat(runner.base))
     return out
+
+
+def torch_cat(parts):
+    import torch
+
+    return torch.cat([p for p in parts if p is not None])
 
 
 def super_experts_json(result: dict) -> dict:

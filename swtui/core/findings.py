@@ -40,9 +40,13 @@ def channel_json(g) -> dict:
         "activation": {"before": g.sa_before, "after_carriers_pruned": g.sa_after, "remaining": g.sa_remaining},
         "ablations": {**fields("pruned_together", g.pruned_together),
                       **fields("pruned_together_control", g.together_control),
-                      **fields("pruned_sa_restored", g.sa_restored), **fields("write_zeroed", g.write_zeroed),
-                      "write_zeroed_layers": "all" if m else None, "control_channel": g.control_channel,
-                      **fields("control", g.control)},
+                      **fields("pruned_sa_restored", g.sa_restored),
+                      **fields("positions_zeroed", getattr(g, "positions_zeroed", None)),
+                      "control_channel": g.control_channel, **fields("control", g.control),
+                      **fields("write_zeroed", g.write_zeroed),
+                      **fields("write_zeroed_control", getattr(g, "write_control", None)),
+                      "write_zeroed_layers": "all" if m else None},
+        "evidence": getattr(g, "evidence", None),
         "verdict": g.verdict,
     }
 
@@ -52,10 +56,29 @@ def judged_json(detection) -> dict:
     from swtui.core.channels import RULE
 
     impact = detection.impact
+    schedule = getattr(impact, "schedule", None)
     return {"impact_threshold": detection.options.impact_threshold if detection.options.impact else None,
             "eval_tokens": impact.eval_tokens if impact is not None else None,
-            "interval_method": METHOD, "channel_rule": RULE,
+            "interval_method": schedule.method() if schedule is not None else METHOD,
+            "plan": None if schedule is None else {**schedule.to_json(), "corpus": impact.corpus, "cost": impact.cost},
+            "channel_rule": RULE,
             "channels": [channel_json(g) for g in detection.groups]}
+
+
+def evidence_row(d: dict | None) -> "ev.EvidenceRow | None":
+    """A claim's JSON (`plan.ClaimResult.to_json`) as the protocol's row."""
+    if not d:
+        return None
+    from swtui.core.evidence import Ratio
+
+    def arm(a: dict) -> ev.ArmRow:
+        ci = a.get("ratio_ci95")
+        r = None if a.get("ratio") is None else Ratio(a["ratio"], *(x if x is not None else float("inf") for x in ci),
+                                                       a.get("eval_tokens") or 0)
+        return ev.ArmRow(a["name"], a["what"], a.get("magnitude"), r, a.get("looks", 0), a.get("stopped", ""))
+
+    return ev.EvidenceRow(d["kind"], d.get("matched_on", ""), d.get("outcome"), bool(d.get("small_effect")),
+                          arm(d["treatment"]), tuple(arm(c) for c in d.get("controls", [])))
 
 
 def group_row(g) -> ev.GroupRow:
@@ -67,7 +90,9 @@ def group_row(g) -> ev.GroupRow:
                        g.ppl_write_zeroed, massive=bool(m), peak=m.get("peak"), persist_layers=m.get("persist_layers"),
                        writers=writers, carriers=[tuple(k) for k in g.carriers], pruned_together=g.pruned_together,
                        together_control=g.together_control, sa_restored=g.sa_restored,
-                       write_zeroed=g.write_zeroed, control=g.control, control_channel=g.control_channel)
+                       write_zeroed=g.write_zeroed, control=g.control, control_channel=g.control_channel,
+                       positions_zeroed=getattr(g, "positions_zeroed", None), write_control=getattr(g, "write_control", None),
+                       evidence=tuple(evidence_row(e) for e in (getattr(g, "evidence", None) or {}).values()))
 
 
 def detection_done(d) -> ev.DetectionDone:

@@ -126,6 +126,29 @@ class ZeroWrite:
     rows: tuple[int, ...] | None = None
 
 
+class Positions:
+    """Where each massive channel is massive in each batch row's window: rows[r] = {channel: bool [T]}.
+    The evaluation plan sets `rows` before each forward; `ZeroWriteAt` items read it."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def mask(self, channel: int, row: int):
+        return self.rows[row].get(channel) if row < len(self.rows) else None
+
+
+@dataclass(frozen=True)
+class ZeroWriteAt:
+    """The MLP writes nothing on `channel` at the positions where channel `positions_of` is
+    massive in the current window (`Positions`), in batch rows `rows`: the massive-positions
+    ablation, and its controls (other channels zeroed at the same positions)."""
+
+    channel: int
+    positions_of: int
+    source: Positions
+    rows: tuple[int, ...] | None = None
+
+
 def down_proj_hook(items: list, batch: int | None = None):
     """A forward hook for one down_proj applying corrections, exact bases and SA restores."""
     import torch
@@ -150,6 +173,11 @@ def down_proj_hook(items: list, batch: int | None = None):
                 y[rows] = base.view(len(rows), -1, y.shape[-1]).to(y.dtype)
             elif isinstance(item, ZeroWrite):
                 y[rows, :, item.channel] = 0
+            elif isinstance(item, ZeroWriteAt):
+                for r in rows:
+                    mask = item.source.mask(item.positions_of, r)
+                    if mask is not None and bool(mask.any()):
+                        y[r, mask.nonzero().reshape(-1).to(y.device), item.channel] = 0
             elif isinstance(item, RowCorrection):
                 corr = x[rows, :, item.col].float() * item.delta
                 y[rows, :, item.row] = (y[rows, :, item.row].float() + corr).to(y.dtype)
@@ -182,7 +210,7 @@ def installed(adapter, per_layer: dict[int, list], batch: int | None = None) -> 
                 post = site.post_norm
                 if post is None and site.is_moe:  # fused experts: the MoE block's output is the write
                     post = site.block
-                writes = [i for i in items if isinstance(i, ZeroWrite)] if post is not None else []
+                writes = [i for i in items if isinstance(i, (ZeroWrite, ZeroWriteAt))] if post is not None else []
                 rest = [i for i in items if not any(i is w for w in writes)]
                 if rest and site.is_moe:
                     raise ValueError(f"layer {layer}: fused experts take no down_proj interventions "

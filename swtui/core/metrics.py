@@ -123,6 +123,33 @@ def token_losses(session: Session, text: str | None = None, variants=VARIANTS, w
     return out
 
 
+def window_losses(session: Session, ids, n: int = 1) -> list:
+    """Per-token next-token NLL of windows `ids` ([n, T], or [1, T] repeated on n rows; BOS first
+    where used: never a target), one forward, each row under whatever hooks are installed:
+    [n × float64 CPU [T−1]]."""
+    import torch
+
+    check_head(session)
+    batch = ids.expand(n, -1) if ids.shape[0] == 1 else ids
+    losses: list[list] = [[] for _ in range(n)]
+    with torch.no_grad():
+        for start, logits in _logit_slices(session.model, batch):
+            for row in range(n):
+                tgt = batch[row, 1 + start:1 + start + logits.shape[1]]
+                loss = torch.nn.functional.cross_entropy(logits[row, :tgt.shape[0]].float(), tgt, reduction="none")
+                losses[row].append(loss.double().cpu())
+            del logits
+    return [torch.cat(parts) for parts in losses]
+
+
+def check_head(session: Session) -> None:
+    """Decide once, on the pristine model and outside any hooks, whether the LM head can be applied
+    to slices of the decoder output (`_plain_head`); call before installing hooks."""
+    if session.model not in _PLAIN_HEAD:
+        with session.ledger.pristine_weights():
+            _plain_head(session.model)
+
+
 _PLAIN_HEAD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 

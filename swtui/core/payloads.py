@@ -62,6 +62,35 @@ class LayerRow:
 
 
 @dataclass(frozen=True)
+class ArmRow:
+    """One arm of a claim as measured (`plan.ArmResult`): what it did, its matched magnitude, its ratio
+    at the look it stopped, how many looks, and why it stopped."""
+    name: str
+    what: str
+    magnitude: float | None
+    ratio: Ratio | None
+    looks: int
+    stopped: str
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One claim as measured (`plan.ClaimResult`): the treatment beside its controls and the outcome."""
+    kind: str
+    matched_on: str
+    outcome: str | None
+    small_effect: bool
+    treatment: ArmRow
+    controls: tuple[ArmRow, ...] = ()
+
+    @property
+    def spread(self) -> ArmRow | None:
+        """The worst control (largest ratio): what the treatment must exceed."""
+        measured = [c for c in self.controls if c.ratio is not None]
+        return max(measured, key=lambda c: c.ratio.value) if measured else None
+
+
+@dataclass(frozen=True)
 class SuperWeightRow:
     """One named super weight as the UI shows it: the finding plus its present state."""
     layer: int
@@ -84,11 +113,14 @@ class SuperWeightRow:
     prompts_spiking: int | None = None
     prompts_total: int | None = None
     ratio: Ratio | None = None  # ppl pruned alone / base, with its 95% interval
-    control: Ratio | None = None  # a random weight of matched magnitude in the same tensor, pruned
+    control: Ratio | None = None  # the worst of its controls (matched on |x·w|), pruned
     control_key: tuple[int, ...] | None = None
     sa_ratio: Ratio | None = None  # pruned with its super activation restored
     role: str | None = None  # "carrier" | "canceller" of a massive channel (None: not one of its writers)
     expert: int | None = None  # fused experts: the expert whose down projection holds it
+    contribution: float | None = None  # |x·w| on the probe, what its controls are matched on
+    small_effect: bool | None = None  # below threshold, but the interval excludes 1
+    evidence: EvidenceRow | None = None  # its claim: every control with its magnitude, looks, tokens
 
     @property
     def key(self) -> tuple[int, ...]:
@@ -129,9 +161,12 @@ class GroupRow:
     pruned_together: Ratio | None = None
     together_control: Ratio | None = None  # the carriers' control weights pruned together
     sa_restored: Ratio | None = None  # the carriers pruned with their super activations restored
-    write_zeroed: Ratio | None = None  # the channel's MLP writes zeroed at every layer
-    control: Ratio | None = None  # a random other channel zeroed the same way
+    write_zeroed: Ratio | None = None  # the channel's MLP writes zeroed at every token, all layers
+    control: Ratio | None = None  # the worst energy-matched channel zeroed at its massive positions
     control_channel: int | None = None
+    positions_zeroed: Ratio | None = None  # its MLP writes zeroed at its massive positions, all layers
+    write_control: Ratio | None = None  # the worst energy-matched channel zeroed at every token
+    evidence: tuple[EvidenceRow, ...] = ()  # its claims: carriers together, massive positions, every token
 
 
 @dataclass(frozen=True)

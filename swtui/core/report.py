@@ -47,7 +47,7 @@ def markdown_report(data: dict, has_svg: bool = False) -> str:
         rows = []
         for s in sws:
             ratio = s["ppl_pruned"] / s["ppl_base"] if s.get("ppl_base") and s.get("ppl_pruned") else None
-            v = Verdict.of(s.get("verdict")) or {True: Verdict.SUPER, False: Verdict.HARMLESS, None: None}[s.get("is_super")]
+            v = Verdict.of(s.get("verdict")) or {True: Verdict.SUPER, False: Verdict.BELOW, None: None}[s.get("is_super")]
             verdict = "not measured" if v is None else f"**{v}**" if v.emphasis == "strong" else str(v)
             rows.append([f"`layers.{s['layer']}.down_proj[{s['row']}, {s['col']}]`", _num(s.get("value"), 4),
                          _num(s.get("zscore"), 1), _num(s.get("out_act"), 1), _num(s.get("persist_layers")),

@@ -60,6 +60,9 @@ class SuperWeight:
     role: str | None = None  # "carrier" | "canceller" of a massive channel's activation (None: not a writer)
     expert: int | None = None  # fused experts: the expert whose down projection holds it (None: dense)
     super_expert: dict | None = None  # its expert judged by the super-experts rule (`swtui.core.experts`)
+    contribution: float | None = None  # what its controls are matched on: |x·w| on the probe (|w| in fused experts)
+    small_effect: bool | None = None  # below threshold, but its interval excludes 1
+    evidence: dict | None = None  # its claim as measured (plan.ClaimResult.to_json): every control, looks, tokens
 
     @property
     def key(self) -> tuple:
@@ -201,6 +204,7 @@ class Session:
     def rows(self, measuring: bool = False) -> list:
         """The named super weights as `protocol.SuperWeightRow`s; `measuring`: detection is still
         judging (its temporary zeroing is not the user's state)."""
+        from swtui.core.findings import evidence_row
         from swtui.core.protocol import SuperWeightRow
 
         rows = []
@@ -217,7 +221,8 @@ class Session:
                 prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total,
                 ratio=None if busy else sw.ratio, control=None if busy else sw.control,
                 control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role,
-                expert=sw.expert))
+                expert=sw.expert, contribution=sw.contribution, small_effect=sw.small_effect,
+                evidence=None if busy else evidence_row(sw.evidence)))
         return rows
 
     def state_of(self, key) -> str:

@@ -4,7 +4,7 @@ shown, and whether quantization's "keep super weights" holds it out.
 
 A module of its own, with no imports, so that whoever needs to know which weights count as super
 weights (quantization's held-out set, the engine, the CLI, the TUI) does not import the impact
-check. Adding a verdict: a member here, and the rule that gives it (`groups.judge`).
+check. Adding a verdict: a member here, and the rule that gives it (`impact.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class Verdict(str, Enum):
     SUPER = "super weight"  # pruning it alone hurts, its control has no effect
     GROUP = "super weight group"  # no member alone, its channel's carriers together do (their controls not)
     ACTIVATION = "massive activation without a super weight"  # the channel's writes matter, its weights do not
-    HARMLESS = "harmless"  # every interval below the threshold
+    BELOW = "below threshold"  # every treatment's interval below the threshold (not "harmless": see small_effect)
     INCONCLUSIVE = "inconclusive"  # anything else: an interval straddling it, an unclear control, too few tokens
 
     def __str__(self) -> str:
@@ -49,15 +49,20 @@ class Verdict(str, Enum):
     def of(cls, value: "str | Verdict | None") -> "Verdict | None":
         return None if value is None else cls(value)
 
+    @classmethod
+    def _missing_(cls, value):
+        # snapshots and recordings before "below threshold" said "harmless" for the same rule
+        return cls.BELOW if value == "harmless" else None
+
 
 _SHORT = {Verdict.SUPER: "super weight", Verdict.GROUP: "SW group", Verdict.ACTIVATION: "activation only",
-          Verdict.HARMLESS: "harmless", Verdict.INCONCLUSIVE: "inconclusive"}
+          Verdict.BELOW: "below thr.", Verdict.INCONCLUSIVE: "inconclusive"}
 _EMPHASIS = {Verdict.SUPER: "strong", Verdict.GROUP: "strong", Verdict.ACTIVATION: "strong",
-             Verdict.HARMLESS: "muted", Verdict.INCONCLUSIVE: "doubt"}
+             Verdict.BELOW: "muted", Verdict.INCONCLUSIVE: "doubt"}
 
 # the names the rest of the code imported before the enum (one spelling: these *are* the members)
-SUPER, GROUP, ACTIVATION, HARMLESS, INCONCLUSIVE = (Verdict.SUPER, Verdict.GROUP, Verdict.ACTIVATION,
-                                                    Verdict.HARMLESS, Verdict.INCONCLUSIVE)
+SUPER, GROUP, ACTIVATION, BELOW, INCONCLUSIVE = (Verdict.SUPER, Verdict.GROUP, Verdict.ACTIVATION,
+                                                 Verdict.BELOW, Verdict.INCONCLUSIVE)
 
 
 def is_super_or_member(c) -> bool:

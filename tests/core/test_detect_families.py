@@ -7,7 +7,7 @@ import statistics
 import pytest
 
 from swtui.core.detect import DetectOptions, detect
-from swtui.core.groups import ACTIVATION, GROUP, HARMLESS, SUPER
+from swtui.core.verdicts import ACTIVATION, BELOW, GROUP, SUPER
 from swtui.core.tiny import TINY_ARCHS, Plant
 
 from swtui_testing import (HEAVY_CHANNEL, POSTNORM_PLANT_ARGS, tiny_llama_writers, tiny_needing_its_sa,
@@ -119,8 +119,8 @@ def test_no_plant_means_no_candidate_and_harmless_stays_harmless():
     from swtui_testing import tiny_session
 
     d = detect(tiny_session("llama"), DetectOptions(impact_threshold=1e9))
-    assert [c.verdict for c in d.candidates] == [HARMLESS]
-    assert d.groups[0].verdict == HARMLESS and d.groups[0].ppl_write_zeroed is not None
+    assert [c.verdict for c in d.candidates] == [BELOW]
+    assert d.groups[0].verdict == BELOW and d.groups[0].ppl_write_zeroed is not None
 
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)

@@ -113,7 +113,7 @@ def test_a_candidate_spiking_on_some_prompts_only():
 
     from swtui.core import metrics
     from swtui.core.detect import DetectOptions, confirmation_prompts, detect
-    from swtui.core.groups import HARMLESS
+    from swtui.core.verdicts import BELOW as HARMLESS
     from swtui_testing import tiny_llama_triggered
 
     s = tiny_llama_triggered(",")

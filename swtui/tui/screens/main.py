@@ -209,7 +209,7 @@ class MainScreen(Screen):
                         severity="warning")
         self.groups = e.groups
         for g in e.groups:
-            if not g.massive and len(g.members) < 2 and g.verdict in (Verdict.SUPER, Verdict.HARMLESS):
+            if not g.massive and len(g.members) < 2 and g.verdict in (Verdict.SUPER, Verdict.BELOW):
                 continue  # a lone writer's verdict is its own, in the table
             parts = [f"{len(g.writers) or len(g.members)} writers"]
             if g.pruned_together is not None:

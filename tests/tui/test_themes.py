@@ -34,7 +34,7 @@ def test_user_theme_folder_is_read_and_a_broken_theme_reported(tmp_path, monkeyp
 
 
 def test_a_built_wheel_carries_the_themes(tmp_path):
-    """A non-editable install must find its themes: build the wheel, import from it alone."""
+    """A non-editable install must find its themes and data: build the wheel, import from it alone."""
     pytest.importorskip("setuptools", reason="building the wheel offline needs setuptools in this environment")
     import shutil
 
@@ -52,6 +52,10 @@ def test_a_built_wheel_carries_the_themes(tmp_path):
     packages = {str(p.parent.relative_to(repo)) for p in (repo / "swtui").rglob("__init__.py")}
     missing = {p for p in packages if f"{p}/__init__.py" not in names}
     assert not missing, f"packages left out of the wheel (pyproject's packages list): {sorted(missing)}"
+    # every data file, in subfolders too (the bundled WikiText-2 excerpt, its LICENSE and README)
+    data = {str(p.relative_to(repo)) for p in (repo / "swtui" / "core" / "data").rglob("*") if p.is_file()}
+    assert "swtui/core/data/wikitext2/wiki.test.excerpt.raw" in data
+    assert not data - names, f"data left out of the wheel (pyproject's package-data): {sorted(data - names)}"
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     env = dict(os.environ, PYTHONPATH=str(site), XDG_CONFIG_HOME=str(tmp_path / "cfg"))

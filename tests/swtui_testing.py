@@ -269,3 +269,18 @@ def idle_worker(session, **kw):
     return w, out
 
 
+
+
+def verdict_perplexity(session, windows: int) -> float:
+    """The oracle's perplexity on the first `windows` windows of the verdicts' corpus (what an arm
+    that stopped after those windows was measured on), by an ordinary forward per window."""
+    from swtui.core.corpus import build
+    from swtui.core.detect import EVAL_BUDGET
+    from swtui.core.evidence import perplexity_of
+    from swtui.core.metrics import window_losses
+
+    import torch
+
+    corpus = build(session.tokenizer, context_length=session.context_length).first(EVAL_BUDGET)
+    losses = [window_losses(session, w.ids, 1)[0] for w in corpus.windows[:windows]]
+    return perplexity_of(torch.cat(losses))

@@ -111,9 +111,29 @@ def measure_arm(session, args, text, variants):
     from swtui.core.protocol import Metrics
 
     texts = metrics.generate(session, args.gen_prompt, args.max_new_tokens, variants)
-    sw = metrics.stopword_mass(session, variants=variants)
-    losses = metrics.token_losses(session, text, variants)
+    if text is None:  # the bundled corpus's held-out windows: losses and stopword mass in one pass
+        losses, sw = metrics.corpus_pass(session, variants)
+    else:
+        sw = metrics.stopword_mass(session, variants=variants)
+        losses = metrics.token_losses(session, text, variants)
     return ({v: Metrics(perplexity_of(losses[v]), sw.mass[v], texts.get(v)) for v in variants}, sw, losses)
+
+
+def _window_sizes(session, text) -> list[int] | None:
+    """Targets per measurement window (the cluster bootstrap's units); None for a user's text."""
+    if text is not None:
+        return None
+    from swtui.core.metrics import measurement_windows
+
+    return [int(w.shape[-1]) - 1 for w in measurement_windows(session)]
+
+
+def _ratio(base, arm, windows):
+    from swtui.core import evidence
+
+    if windows is None:
+        return evidence.paired_ratio(base, arm)
+    return evidence.window_ratio(list(base.split(windows)), list(arm.split(windows)))
 
 
 def run_ablation(session, args, notices: list, progress=None) -> dict:
@@ -128,7 +148,7 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
     if not has_treatment and not has_control:
         raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --prune-expert, --nonsw-control "
                              "or --nonsw-control-fraction")
-    text = metrics.eval_text(args.eval_file)
+    text = metrics.eval_text(args.eval_file) if args.eval_file else None
     base_losses, base_metrics, stopwords = None, None, None
     arms: dict = {}
     if has_control:
@@ -153,8 +173,9 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
                              "sa_restored": [list(k) for k in sorted(session.sa_restore)],
                              "zero_writes": [list(k) for k in sorted(session.zero_writes)],
                              "pruned_experts": [list(k) for k in sorted(session.ledger.pruned_experts)]}
+    windows = _window_sizes(session, text)
     for arm in arms.values():
-        arm.update(evidence.fields("ratio", evidence.paired_ratio(base_losses, arm.pop("losses"))))
+        arm.update(evidence.fields("ratio", _ratio(base_losses, arm.pop("losses"), windows)))
     treatment, control = arms.get("treatment"), arms.get("control")
     return {
         "model": model_info(session),
@@ -169,7 +190,10 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
         "treatment": treatment,
         "control": control,
         "eval_tokens": int(base_losses.numel()),
-        "interval_method": evidence.METHOD,
+        "interval_method": evidence.WINDOW_METHOD.replace("at the level the plan's error spending sets", "95%")
+        if windows else evidence.METHOD,
+        "eval_text": "bundled WikiText-2 excerpt, held-out documents (no verdict is judged on them)" if text is None
+        else args.eval_file,
         "stopwords": stopwords.to_dict(),
         "notices": notices,
     }
@@ -181,7 +205,7 @@ def arms_table(report: dict):
     from swtui.cli.render import ci_text
 
     t = Table(title=f"each arm against the same baseline (ppl {report['baseline']['perplexity']:.2f}) on the same "
-                    f"{report['eval_tokens']} tokens, 95% intervals", title_justify="left")
+                    f"{report['eval_tokens']} tokens ({report['eval_text']}), 95% intervals", title_justify="left")
     for col in ("arm", "what", "perplexity", "vs baseline", "stopword mass"):
         t.add_column(col, justify="right" if col not in ("arm", "what") else "left")
     treatment, control = report["treatment"], report["control"]

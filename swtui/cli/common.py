@@ -65,10 +65,12 @@ def detect_options(args):
 
     if (args.ratio is not None and args.ratio <= 0) or args.max_rounds < 1 or args.z <= 0:
         raise UserInputError("--ratio and --z must be > 0 and --max-rounds ≥ 1")
-    from swtui.core.evidence import MIN_TOKENS
+    from swtui.core.corpus import WINDOW
+    from swtui.core.evidence import MIN_WINDOWS
 
-    if args.eval_tokens is not None and args.eval_tokens < MIN_TOKENS:
-        raise UserInputError(f"--eval-tokens must be at least {MIN_TOKENS} (20 bootstrap blocks of 16 tokens; "
+    least = MIN_WINDOWS * (WINDOW - 1)
+    if args.eval_tokens is not None and args.eval_tokens < least:
+        raise UserInputError(f"--eval-tokens must be at least {least} ({MIN_WINDOWS} windows of {WINDOW} tokens; "
                              "fewer cannot carry an interval)")
     eval_file = getattr(args, "eval_file", None)
     if eval_file:
@@ -77,4 +79,5 @@ def detect_options(args):
                          any_token=args.any_token,
                          max_rounds=args.max_rounds, impact=not args.no_impact,
                          impact_threshold=args.impact_threshold, channels=not args.no_channels,
-                         eval_text=eval_text(eval_file) if eval_file else None, eval_tokens=args.eval_tokens)
+                         eval_text=eval_text(eval_file) if eval_file else None, eval_tokens=args.eval_tokens,
+                         sequential=not getattr(args, "full_budget", False))

@@ -57,15 +57,19 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
                    help="ppl(pruned)/ppl(base) at which a candidate counts as a super weight (1.5)")
     g.add_argument("--no-impact", action="store_true", help="skip the per-candidate perplexity check")
     g.add_argument("--eval-tokens", type=int, default=None, metavar="N",
-                   help="judge on the evaluation text's first N tokens (default: all of it; fewer tokens, "
-                        "wider intervals)")
+                   help="token budget of the verdicts: the corpus's first N tokens at most (default: all of its "
+                        "verdict split; each arm stops earlier once its interval decides)")
+    g.add_argument("--full-budget", action="store_true",
+                   help="no sequential looks: every arm measured on the whole budget (slower; the reference "
+                        "the sequential verdicts are tested against)")
     g.add_argument("--no-channels", action="store_true",
                    help="skip the massive residual channel search (and its writers' and channels' checks)")
 
 
 def _metric_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("metrics")
-    g.add_argument("--eval-file", default=None, help="plain-text file for perplexity (default: bundled text)")
+    g.add_argument("--eval-file", default=None,
+                   help="plain-text file for perplexity (default: the bundled WikiText-2 excerpt's held-out documents)")
     g.add_argument("--gen-prompt", default=GEN_PROMPT, help="prompt for the greedy generation")
     g.add_argument("--max-new-tokens", type=int, default=24, help="tokens to generate (24)")
 
@@ -77,7 +81,8 @@ def _inspector_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default=None, help="generation prompt shown in the comparison panel")
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--eval-file", default=None,
-                   help="plain-text file the perplexity is measured on (default: the bundled text)")
+                   help="plain-text file the perplexity and the verdicts are measured on (default: the bundled "
+                        "WikiText-2 excerpt)")
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
@@ -104,7 +109,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     if command == "scan":
         _detect_options(p)
         p.add_argument("--eval-file", default=None,
-                       help="plain-text file the verdicts' perplexities are measured on (default: the bundled text)")
+                       help="plain-text file the verdicts are measured on: WikiText articles are split on their "
+                            "headings, windows of 64 tokens (default: the bundled WikiText-2 test excerpt)")
     elif command == "census":
         from swtui.cli.census import add_census_options
 
@@ -117,7 +123,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         _detect_options(p)
         p.add_argument("--eval-file", default=None,
-                       help="plain-text file the verdicts' perplexities are measured on (default: the bundled text)")
+                       help="plain-text file the verdicts are measured on: WikiText articles are split on their "
+                            "headings, windows of 64 tokens (default: the bundled WikiText-2 test excerpt)")
     elif command == "ablate":
         p.add_argument("--prune", action="append", default=[], metavar="L,R,C", help="zero W[L][R, C] (repeatable)")
         p.add_argument("--scale", action="append", default=[], metavar="L,R,C=F", help="multiply W[L][R, C] by F")

@@ -53,6 +53,11 @@ EXHAUSTED = 0.1
 SIGNIFICANT = 0.1
 
 
+#: the verdicts' default token budget: 64 windows of 64 tokens of the corpus's verdict documents (an
+#: arm that decides earlier stops earlier)
+EVAL_BUDGET = 64 * 63
+
+
 @dataclass
 class DetectOptions:
     prompt: str = DEFAULT_PROMPT
@@ -67,6 +72,7 @@ class DetectOptions:
     channels: bool = True  # look for massive residual channels and judge their writers
     eval_text: str | None = None  # the verdicts' text (None: the bundled WikiText-2 excerpt; see `corpus`)
     eval_tokens: int | None = None  # a token budget: judge on the corpus's first N tokens (None: all of its split)
+    sequential: bool = True  # arms stop at the first look that decides (False: the whole budget, one look)
 
 
 @dataclass(frozen=True)
@@ -318,7 +324,7 @@ def detect(session: Session, opts: DetectOptions | None = None,
         impact = judge(session, result.candidates, opts.prompt, opts.impact_threshold if opts.impact else None,
                        corpus, cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac),
                        together=opts.together, channels=result.channels if opts.together else (),
-                       extra_decisions=_expert_decisions(session, result))
+                       extra_decisions=_expert_decisions(session, result), sequential=opts.sequential)
         result.groups, result.impact = impact.groups, impact
         runner = impact.runner
     if session.adapter.is_moe:
@@ -332,7 +338,7 @@ def evaluation_corpus(session: Session, opts: DetectOptions):
     from swtui.core.corpus import build
 
     corpus = build(session.tokenizer, opts.eval_text, context_length=session.context_length)
-    return corpus.first(opts.eval_tokens)
+    return corpus.first(opts.eval_tokens or EVAL_BUDGET)
 
 
 def _expert_decisions(session: Session, result: Detection) -> int:
@@ -354,7 +360,9 @@ def _expert_runner(session: Session, result: Detection):
     from swtui.core.plan import Schedule
 
     corpus = evaluation_corpus(session, opts)
-    schedule = Schedule.for_budget(len(corpus.windows), max(1, _expert_decisions(session, result)))
+    decisions = max(1, _expert_decisions(session, result))
+    n = len(corpus.windows)
+    schedule = Schedule.for_budget(n, decisions) if opts.sequential else Schedule((n,), decisions)
     return PlanRunner(session, corpus, opts.impact_threshold, schedule)
 
 

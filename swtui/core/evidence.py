@@ -76,6 +76,36 @@ class Ratio:
         return {"value": self.value, "ci95": [self.lo, self.hi], "tokens": self.tokens}
 
 
+@dataclass(frozen=True)
+class Difference:
+    """current − base of a per-context quantity (the stopword mass), with its 95% interval from a
+    cluster bootstrap over the windows the contexts sit in; `contexts` positions in all."""
+
+    value: float
+    lo: float
+    hi: float
+    contexts: int
+
+    @classmethod
+    def of_windows(cls, base, current, level: float = LEVEL, resamples: int = RESAMPLES, seed: int = SEED) -> "Difference":
+        """From per-window tensors of the quantity at each position (the same positions in both)."""
+        import torch
+
+        sums = torch.tensor([float((c - b).sum()) for b, c in zip(base, current)], dtype=torch.float64)
+        counts = torch.tensor([b.numel() for b in base], dtype=torch.float64)
+        value = float(sums.sum() / counts.sum())
+        n = len(base)
+        if n < MIN_WINDOWS:
+            return cls(value, -math.inf, math.inf, int(counts.sum()))
+        pick = torch.randint(0, n, (resamples, n), generator=torch.Generator().manual_seed(seed))
+        se = float((sums[pick].sum(dim=1) / counts[pick].sum(dim=1)).std())
+        half = t_quantile((1 + level) / 2, n - 1) * se
+        return cls(value, value - half, value + half, int(counts.sum()))
+
+    def text(self) -> str:
+        return f"{self.value:+.3f} [{self.lo:+.3f}, {self.hi:+.3f}]"
+
+
 def fmt_ratio(v: float) -> str:
     """3 significant digits, or an exponent past 10⁴ (the CLI and TUI write ratios so)."""
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"

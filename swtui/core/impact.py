@@ -107,7 +107,7 @@ def group_claim(group, weight_claims: dict) -> Claim | None:
 def judge(session, candidates, prompt: str, impact_threshold: float | None, corpus=None,
           cancel: threading.Event | None = None, measured: Callable | None = None,
           progress: Callable[[float], None] | None = None, together: bool = True, channels=(),
-          runner=None, extra_decisions: int = 0) -> Impact:
+          runner=None, extra_decisions: int = 0, sequential: bool = True) -> Impact:
     """Groups always; claims, intervals, controls and verdicts when `impact_threshold` is set.
     `measured(cand)` is called as soon as a candidate's claim is decided (strongest first).
     `together=False` judges each candidate alone and nothing else. `runner` (an arms.PlanRunner)
@@ -151,7 +151,8 @@ def judge(session, candidates, prompt: str, impact_threshold: float | None, corp
         from swtui.core.corpus import build
 
         corpus = corpus or build(session.tokenizer, context_length=session.context_length)
-        schedule = Schedule.for_budget(len(corpus.windows), len(claims) + extra_decisions)
+        n, m = len(corpus.windows), len(claims) + extra_decisions
+        schedule = Schedule.for_budget(n, m) if sequential else Schedule((n,), m)
         runner = PlanRunner(session, corpus, impact_threshold, schedule, massive)
     impact.schedule, impact.corpus, impact.runner = runner.schedule, runner.corpus.to_json(), runner
     by_key = {c.key: c for c in candidates}
@@ -161,7 +162,7 @@ def judge(session, candidates, prompt: str, impact_threshold: float | None, corp
         results[r.claim.name] = r
         if r.claim.kind == ClaimKind.WEIGHT:
             cand = by_key[r.claim.subject]
-            _fill_candidate(cand, r, perplexity_of(_cat(runner.base)))
+            _fill_candidate(cand, r, runner)
             if measured:
                 measured(cand)
 
@@ -190,9 +191,9 @@ def judge(session, candidates, prompt: str, impact_threshold: float | None, corp
         for r in runner.run(follow, None, cancel, (lambda f: progress(0.8 + 0.2 * f)) if progress else None):
             results[r.claim.name] = r
     for c in candidates:
-        _fill_candidate(c, results[weight[c.key].name], base, results.get(f"sa:{_label(c.key)}"))
+        _fill_candidate(c, results[weight[c.key].name], runner, results.get(f"sa:{_label(c.key)}"))
     for g in groups:
-        _fill_group(g, candidates, results, base)
+        _fill_group(g, candidates, results, base, runner)
     impact.claims = [results[c.name] for c in claims] + [results[c.name] for c in follow]
     impact.cost = runner.cost.to_json()
     return impact
@@ -204,24 +205,33 @@ def _cat(parts):
     return torch.cat([p for p in parts if p is not None])
 
 
-def _fill_candidate(c, r: ClaimResult, base: float | None, sa: ClaimResult | None = None) -> None:
+def arm_perplexity(runner, arm_result) -> float | None:
+    """An arm's own perplexity on the windows it was measured on (ratio × the baseline's there)."""
+    from swtui.core.evidence import perplexity_of
+
+    got = runner.losses.get(arm_result.arm.name) if arm_result is not None else None
+    return perplexity_of(_cat(list(got.values()))) if got else None
+
+
+def _fill_candidate(c, r: ClaimResult, runner, sa: ClaimResult | None = None) -> None:
+    from swtui.core.evidence import perplexity_of
+
     worst = r.worst_control
     c.ratio = r.treatment.ratio
     c.control = worst.ratio if worst else None
     c.control_key = worst.arm.edit.prune[0] if worst else c.control_key
     c.evidence = r.to_json()
-    if base is not None:
-        c.ppl_base = base
-        c.ppl_pruned = base * c.ratio.value if c.ratio else None
+    c.ppl_base = perplexity_of(_cat(runner.base[:r.treatment.windows])) if r.treatment.windows else None
+    c.ppl_pruned = arm_perplexity(runner, r.treatment)
     if sa is not None and sa.treatment.ratio is not None:
         c.sa_ratio = sa.treatment.ratio
-        c.ppl_sa_restored = base * c.sa_ratio.value if base is not None else None
+        c.ppl_sa_restored = arm_perplexity(runner, sa.treatment)
     c.is_super = r.outcome == Outcome.CLEARS
     c.verdict = SUPER if c.is_super else BELOW if r.outcome == Outcome.BELOW else INCONCLUSIVE
     c.small_effect = r.small_effect
 
 
-def _fill_group(g, candidates, results: dict, base: float) -> None:
+def _fill_group(g, candidates, results: dict, base: float, runner) -> None:
     by_key = {c.key: c for c in candidates}
     carriers = [by_key[tuple(k)] for k in g.carriers if tuple(k) in by_key]
     together = results.get(f"g:{g.channel}")
@@ -239,9 +249,9 @@ def _fill_group(g, candidates, results: dict, base: float) -> None:
     g.control_channel = positions.worst_control.arm.edit.zero_at[0][1] if positions and positions.worst_control else None
     g.write_control = tokens.worst_control.ratio if tokens and tokens.worst_control else None
     g.sa_restored = sa.treatment.ratio if sa else None
-    g.ppl_pruned_together = base * g.pruned_together.value if g.pruned_together else None
-    g.ppl_write_zeroed = base * g.write_zeroed.value if g.write_zeroed else None
-    g.ppl_pruned_sa_restored = base * g.sa_restored.value if g.sa_restored else None
+    g.ppl_pruned_together = arm_perplexity(runner, together.treatment) if together else None
+    g.ppl_write_zeroed = arm_perplexity(runner, tokens.treatment) if tokens else None
+    g.ppl_pruned_sa_restored = arm_perplexity(runner, sa.treatment) if sa else None
     g.evidence = {k: r.to_json() for k, r in (("together", together), ("positions", positions),
                                               ("all_tokens", tokens)) if r is not None}
     g.verdict = channel_verdict(g, carriers, together, positions)

@@ -62,10 +62,24 @@ def perplexity(session: Session, text: str | None = None, variants=VARIANTS, win
             for name, losses in token_losses(session, text, variants, window, runs).items()}
 
 
+#: target tokens of the bundled corpus's held-out documents that a measurement (the TUI's figures,
+#: `ablate`, `quant`, the sweeps) evaluates by default: text no verdict was judged on
+MEASURE_TOKENS = 1008
+
+
+def measurement_windows(session: Session, max_tokens: int | None = None) -> list:
+    """The default measurement's windows: the bundled corpus's held-out split, first MEASURE_TOKENS."""
+    from swtui.core.corpus import build
+
+    corpus = build(session.tokenizer, split="held_out", context_length=session.context_length)
+    return [w.ids for w in corpus.first(max_tokens or MEASURE_TOKENS).windows]
+
+
 def _windows(session: Session, text: str | None, window: int, max_tokens: int | None = None) -> list:
     import torch
 
-    text = eval_text() if text is None else text
+    if text is None:
+        return measurement_windows(session, max_tokens)
     ids = session.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
     bos = bos_id(session.tokenizer)
     if max_tokens is not None:  # a token budget: the first tokens of the text, `max_tokens` targets
@@ -207,10 +221,13 @@ def stopword_ids(tokenizer) -> dict[int, str]:
 
 
 def stopword_mass(session: Session, prompts: list[str] | None = None, variants=VARIANTS, top: int = 8) -> StopwordReport:
-    """Mean next-token probability mass on stopwords over the prompt set, per variant."""
+    """Mean next-token probability mass on stopwords, per variant: over every position of the
+    measurement windows (hundreds of corpus contexts; `prompts`: the last position of each prompt
+    instead), with the change current − base and its cluster-bootstrap interval over windows."""
+    if prompts is None:
+        return corpus_pass(session, variants, top=top)[1]
     import torch
 
-    prompts = prompts or stopword_prompts()
     sw = stopword_ids(session.tokenizer)
     sw_index = torch.tensor(sorted(sw), dtype=torch.long)
 
@@ -222,14 +239,67 @@ def stopword_mass(session: Session, prompts: list[str] | None = None, variants=V
                 logits = session.model(input_ids=ids, use_cache=False).logits[:, -1].float()
                 probs = torch.softmax(logits, dim=-1).cpu()
                 total = probs if total is None else total + probs
-        avg = total / len(prompts)
-        return list(avg)
+        return list(total / len(prompts))
 
     probs = session.run_variants(run, variants)
-    mass = {v: float(p[sw_index].sum()) for v, p in probs.items()}
+    return _report(session, {v: float(p[sw_index].sum()) for v, p in probs.items()}, probs, sw_index, top)
+
+
+def corpus_pass(session: Session, variants=VARIANTS, windows: list | None = None, top: int = 8):
+    """One pass over the measurement windows per variant: ({variant: per-token losses},
+    StopwordReport over every position as a context)."""
+    import torch
+
+    from swtui.core.evidence import Difference
+
+    windows = [w.to(session.device) for w in (windows or measurement_windows(session))]
+    sw_index = torch.tensor(sorted(stopword_ids(session.tokenizer)), dtype=torch.long)
+    check_head(session)
+
+    def run(n: int):
+        losses: list[list] = [[] for _ in range(n)]
+        masses: list[list] = [[] for _ in range(n)]  # per window: the stopword mass at each position
+        total = [None] * n
+        with torch.no_grad():
+            for ids in windows:
+                batch = ids.expand(n, -1)
+                for start, logits in _logit_slices(session.model, batch):
+                    for row in range(n):
+                        lg = logits[row].float()
+                        tgt = batch[row, 1 + start:1 + start + lg.shape[0]]
+                        losses[row].append(torch.nn.functional.cross_entropy(lg, tgt, reduction="none").double().cpu())
+                        probs = torch.softmax(lg, dim=-1).cpu()
+                        masses[row].append(probs[:, sw_index].sum(dim=1).double())
+                        s = probs.sum(dim=0).double()
+                        total[row] = s if total[row] is None else total[row] + s
+                    del logits
+        return [(torch.cat(losses[row]), _per_window(masses[row], len(windows)), total[row]) for row in range(n)]
+
+    out = session.run_variants(run, variants)
+    positions = sum(int(w.shape[-1]) - 1 for w in windows)
+    probs = {v: o[2] / positions for v, o in out.items()}
+    mass = {v: float(torch.cat(o[1]).mean()) for v, o in out.items()}
+    change = None
+    if "base" in out and "current" in out:
+        change = Difference.of_windows(out["base"][1], out["current"][1])
+    report = _report(session, mass, probs, sw_index, top, change, positions)
+    return {v: o[0] for v, o in out.items()}, report
+
+
+def _per_window(slices: list, windows: int) -> list:
+    """Mass slices (one per LM-head slice, in window order) regrouped into one tensor per window."""
+    import torch
+
+    per = len(slices) // windows
+    return [torch.cat(slices[i * per:(i + 1) * per]) for i in range(windows)]
+
+
+def _report(session, mass: dict, probs: dict, sw_index, top: int, change=None, contexts: int = 0) -> StopwordReport:
+    import torch
+
     movers: dict[str, list[TokenShift]] = {"stopwords": [], "other": []}
     if "base" in probs and "current" in probs:
-        base, cur = probs["base"], probs["current"]
+        base, cur = probs["base"].float(), probs["current"].float()
         is_sw = torch.zeros_like(base, dtype=torch.bool)
         is_sw[sw_index] = True
         score = torch.maximum(base, cur)
@@ -237,7 +307,7 @@ def stopword_mass(session: Session, prompts: list[str] | None = None, variants=V
             ranked = torch.where(mask, score, torch.full_like(score, -1.0)).topk(top).indices.tolist()
             for tid in ranked:
                 target.append(TokenShift(session.tokenizer.decode([tid]), float(base[tid]), float(cur[tid])))
-    return StopwordReport(mass, tuple(movers["stopwords"]), tuple(movers["other"]))
+    return StopwordReport(mass, tuple(movers["stopwords"]), tuple(movers["other"]), change, contexts)
 
 
 # -- generation ------------------------------------------------------------------------------
@@ -327,9 +397,17 @@ def measure(session: Session, prompt: str | None = None, max_new_tokens: int = 2
         if on_generation is not None:
             on_generation(texts)
     check()
-    report = stopword_mass(session, variants=variants)
-    if on_stopwords is not None:
-        on_stopwords(report)
-    check()
-    ppl = perplexity(session, text, variants=variants)
+    from swtui.core.evidence import perplexity_of
+
+    if text is None:  # one pass: the held-out windows' losses and every position's stopword mass
+        losses, report = corpus_pass(session, variants)
+        if on_stopwords is not None:
+            on_stopwords(report)
+        ppl = {v: perplexity_of(losses[v]) for v in variants}
+    else:
+        report = stopword_mass(session, variants=variants)
+        if on_stopwords is not None:
+            on_stopwords(report)
+        check()
+        ppl = perplexity(session, text, variants=variants)
     return Measurement({v: Metrics(ppl[v], report.mass[v], texts.get(v)) for v in variants}, report)

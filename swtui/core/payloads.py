@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from swtui.core.evidence import Ratio
+from swtui.core.evidence import Difference, Ratio
 from swtui.core.source_quant import SourceQuant
 from swtui.core.verdicts import Verdict
 
@@ -199,7 +199,11 @@ class StopwordReport:
     mass: dict[str, float]
     top_stopwords: tuple[TokenShift, ...] = ()
     top_other: tuple[TokenShift, ...] = ()
+    change: Difference | None = None  # mass current − base over the contexts, with its 95% interval
+    contexts: int = 0  # positions the mass is averaged over (0: a fixed prompt list)
 
     def to_dict(self) -> dict:
         return {"mass": dict(self.mass), "top_stopwords": [dataclasses.asdict(t) for t in self.top_stopwords],
-                "top_other": [dataclasses.asdict(t) for t in self.top_other]}
+                "top_other": [dataclasses.asdict(t) for t in self.top_other],
+                "change": None if self.change is None else dataclasses.asdict(self.change),
+                "contexts": self.contexts}

@@ -7,7 +7,7 @@ max |out| for an expert), each with its own magnitude. An **arm** is one edit on
 current state (`Edit`), measured as per-token losses paired with the baseline's on the same
 corpus windows (`swtui.core.corpus`).
 
-Arms are measured in **looks** (`Schedule`: 4, 8, 16, … windows) and stop as soon as their
+Arms are measured in **looks** (`Schedule`: 8, 16, 32, … windows) and stop as soon as their
 interval decides: a treatment when its interval clears the threshold or lies below it, a control
 when it lies below the threshold, clears it, or lies below a treatment that cleared; the controls
 of a treatment that lies below are not needed and stop. Borderline arms use the whole budget.
@@ -34,7 +34,7 @@ from swtui.core.evidence import WINDOW_METHOD, Ratio
 #: the family-wise error the plan keeps over every look of every decision
 ALPHA = 0.05
 #: windows measured by each look (cumulative); the last look takes every window of the budget
-LOOKS = (4, 8, 16, 32, 64)
+LOOKS = (8, 16, 32, 64)
 
 
 class ClaimKind(str, Enum):

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 # every payload type is a name of this module: `wire` resolves the messages' type hints here
 from swtui.core.defaults import CLIP_Z, PAPER_BITS, SCALE_FACTORS, SWEEP_BLOCKS
-from swtui.core.evidence import Ratio  # noqa: F401
+from swtui.core.evidence import Difference, Ratio  # noqa: F401
 from swtui.core.payloads import (ArmRow, EvidenceRow, GroupRow, LayerRow, Metrics, ModelInfo, StopwordReport,  # noqa: F401
                                  SuperWeightRow, TokenShift, WriterRow)
 from swtui.core.quant_config import QuantConfig, Variant  # noqa: F401

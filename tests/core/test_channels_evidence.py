@@ -13,7 +13,7 @@ import torch
 from swtui.core.channels import find_massive
 from swtui.core.detect import DetectOptions, LogScale, SpikeRule, detect
 from swtui.core.evidence import HURTS, INCONCLUSIVE, NO_EFFECT, Ratio, paired_ratio
-from swtui.core.groups import ACTIVATION, HARMLESS, SUPER
+from swtui.core.verdicts import ACTIVATION, BELOW, SUPER
 from swtui.core.probe import LayerStats, ProbeResult
 
 from swtui_testing import tiny_llama_writers
@@ -149,26 +149,30 @@ def test_a_massive_channel_no_single_weight_carries():
     assert g.verdict == ACTIVATION
     for c in d.candidates:
         assert c.ratio.hi < 1.5 and c.control_key is not None and c.control_key[1] not in (5, c.row)
-        assert c.verdict == (ACTIVATION if c.row == 5 else HARMLESS)
+        assert c.verdict == (ACTIVATION if c.row == 5 else BELOW)
 
 
 def test_channel_ablation_covers_every_layer_not_only_the_writers():
-    """The same channel, written at layers 1–3 only, is zeroed at every layer: 8 (layer, 5) pairs."""
-    from swtui.core import groups
+    """The same channel, written at layers 1–3 only, is zeroed at every layer: 8 (layer, 5) pairs, in
+    the all-token arm and in the massive-positions arm alike."""
+    from swtui.core import impact
 
     seen = []
-    original = groups.Scenario
+    original = impact.channel_claims
 
-    def spy(name, prune=(), sa_restore=False, zero_writes=()):
-        if name.startswith("w"):
-            seen.append(zero_writes)
-        return original(name, prune, sa_restore, zero_writes)
+    def spy(group, energy, exclude, n_layers):
+        claims = original(group, energy, exclude, n_layers)
+        seen.extend(claims)
+        return claims
 
     s = tiny_llama_writers((1, (17,), 6.0), (5, (23,), -3.0))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(groups, "Scenario", spy)
+        mp.setattr(impact, "channel_claims", spy)
         detect(s, _opts(max_rounds=1))
-    assert sorted(seen[0]) == [(layer, 5) for layer in range(8)]
+    positions, tokens = seen[0], seen[1]
+    assert sorted(tokens.treatment.edit.zero_writes) == [(layer, 5) for layer in range(8)]
+    assert sorted(positions.treatment.edit.zero_at) == [(layer, 5, 5) for layer in range(8)]
+    assert len(positions.controls) >= 5 and all(len(c.edit.zero_at) == 8 for c in positions.controls)
 
 
 def test_a_cancelling_late_writer_is_labelled_and_not_a_carrier():
@@ -208,12 +212,15 @@ def test_a_post_norm_channel_every_layer_writes_without_a_spiking_writer():
         set_norm_gain(layer.post_feedforward_layernorm, gains)
     damp_head(model, 40, 10.0)
     s = _session(model, tok, "tiny:gemma3", "tiny-gemma3-written-everywhere")
-    d = detect(s, _opts())
+    d = detect(s, DetectOptions())  # the default budget: at 1024 tokens the positions arm is undecided
     assert d.spike_layers() == []
     (m,) = [m for m in d.channels if m.channel == 40]
     assert len(m.writers) >= 3 and m.persist_layers >= 4
     (g,) = [g for g in d.groups if g.channel == 40]
-    assert g.massive is not None and g.write_zeroed.effect(1.5) == HURTS and g.control.effect(1.5) == NO_EFFECT
+    # the verdict rests on the writes zeroed where the channel is massive, beside energy-matched channels
+    assert g.massive is not None and g.positions_zeroed.lo >= 1.5 and g.control.hi < g.positions_zeroed.lo
+    assert len(g.evidence["positions"]["controls"]) == 5
+    assert g.write_zeroed.effect(1.5) == HURTS  # the every-token arm, reported beside it
     assert g.verdict == ACTIVATION
 
 
@@ -223,21 +230,35 @@ class _C:
         self.verdict, self.is_super = verdict, is_super
 
 
-@pytest.mark.parametrize("carriers,together,together_ctl,zeroed,control,want", [
-    ([_C(SUPER, True)], None, None, HURTS, NO_EFFECT, SUPER),
-    ([_C(INCONCLUSIVE), _C(HARMLESS)], HURTS, NO_EFFECT, None, None, "super weight group"),
-    ([_C(HARMLESS), _C(HARMLESS)], HURTS, INCONCLUSIVE, None, None, INCONCLUSIVE),  # control not clear
-    ([_C(HARMLESS), _C(HARMLESS)], HURTS, None, None, None, INCONCLUSIVE),  # no control: no verdict
-    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, HURTS, NO_EFFECT, ACTIVATION),
-    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, HURTS, INCONCLUSIVE, INCONCLUSIVE),
-    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, HURTS, None, INCONCLUSIVE),
-    ([_C(HARMLESS), _C(HARMLESS)], INCONCLUSIVE, NO_EFFECT, HURTS, NO_EFFECT, INCONCLUSIVE),  # weights unclear
-    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, NO_EFFECT, NO_EFFECT, HARMLESS),
-    ([_C(HARMLESS)], NO_EFFECT, NO_EFFECT, INCONCLUSIVE, NO_EFFECT, INCONCLUSIVE),
-    ([_C(INCONCLUSIVE)], INCONCLUSIVE, NO_EFFECT, NO_EFFECT, NO_EFFECT, INCONCLUSIVE),
-])
-def test_channel_verdicts_follow_their_definitions(carriers, together, together_ctl, zeroed, control, want):
-    from swtui.core.groups import WriterGroup, _channel_verdict
+class _R:
+    """A claim's outcome, as channel_verdict reads it."""
+    def __init__(self, outcome, kind="carriers pruned together"):
+        from swtui.core.plan import ClaimKind
 
+        self.outcome = outcome
+        self.claim = type("Claim", (), {"kind": ClaimKind(kind)})()
+
+
+@pytest.mark.parametrize("carriers,together,positions,want", [
+    ([_C(SUPER, True)], None, "clears", SUPER),
+    ([_C(INCONCLUSIVE), _C(BELOW)], "clears", None, "super weight group"),
+    ([_C(BELOW), _C(BELOW)], "not beyond", None, INCONCLUSIVE),  # a control as bad as the carriers
+    ([_C(BELOW), _C(BELOW)], "no control", None, INCONCLUSIVE),  # no control: no verdict
+    ([_C(BELOW)], "below", "clears", ACTIVATION),
+    ([_C(BELOW)], "below", "not beyond", INCONCLUSIVE),
+    ([_C(BELOW), _C(BELOW)], "undecided", "clears", INCONCLUSIVE),  # weights unclear
+    ([_C(BELOW)], "below", "below", BELOW),
+    ([_C(BELOW)], "below", "undecided", INCONCLUSIVE),
+    ([_C(INCONCLUSIVE)], "undecided", "below", INCONCLUSIVE),
+])
+def test_channel_verdicts_follow_their_definitions(carriers, together, positions, want):
+    from swtui.core.groups import WriterGroup
+    from swtui.core.impact import channel_verdict
+    from swtui.core.plan import Outcome
+
+    o = {"clears": Outcome.CLEARS, "not beyond": Outcome.NOT_BEYOND_CONTROLS, "no control": Outcome.NO_CONTROL,
+         "below": Outcome.BELOW, "undecided": Outcome.UNDECIDED}
     g = WriterGroup(5, [], 0, 1.0, 0.0, massive={"peak": 1.0})
-    assert _channel_verdict(g, carriers, together, together_ctl, zeroed, control) == want
+    t = None if together is None else _R(o[together])
+    p = None if positions is None else _R(o[positions], "writes zeroed at the massive positions")
+    assert channel_verdict(g, carriers, t, p) == want

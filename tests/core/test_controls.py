@@ -16,7 +16,8 @@ import pytest
 from swtui.core.ablation import detection_exclusions, prune_nonsw
 from swtui.core.defaults import PROBE_PROMPT
 from swtui.core.detect import DetectOptions, adopt, detect
-from swtui.core.groups import GROUP, residual_channel_max
+from swtui.core.groups import residual_channel_max
+from swtui.core.verdicts import GROUP
 from swtui.core.quant_session import apply_quant_config, held_out_keys
 
 from swtui_testing import tiny_llama_writers
@@ -151,7 +152,7 @@ def test_held_out_set_includes_the_carriers_of_a_super_weights_channel():
     """The demo's case: W11[507, 1229] is a super weight, W11[507, 1487] carries the rest of the same
     channel and is harmless alone; both are part of the super weight. A canceller, a harmless weight
     of another row and a harmless carrier of a channel no super weight carries stay quantized."""
-    from swtui.core.groups import HARMLESS, INCONCLUSIVE, SUPER
+    from swtui.core.verdicts import BELOW as HARMLESS, INCONCLUSIVE, SUPER
 
     def sw(key, verdict, role, is_super=False):
         return SimpleNamespace(key=key, row=key[1], verdict=verdict, role=role, is_super=is_super)

@@ -14,18 +14,25 @@ from swtui_testing import (HEAVY_CHANNEL, POSTNORM_PLANT_ARGS, tiny_llama_writer
                            tiny_postnorm_gemma)
 
 
-def _ppl_with_zeroed(factory, *keys) -> float:
+def _ppl_with_zeroed(factory, *keys, windows: int) -> float:
     """The oracle for the impact figures: perplexity of a fresh build of the planted model with
-    `keys` zeroed by a direct tensor write (no ledger, no hooks), measured on its own."""
+    `keys` zeroed by a direct tensor write (no ledger, no hooks), measured on its own on the first
+    `windows` windows of the verdicts' corpus (those the arm was measured on)."""
     import torch
 
-    from swtui.core import metrics
+    from swtui_testing import verdict_perplexity
 
     s = factory()
     with torch.no_grad():
         for layer, row, col in keys:
             s.adapter.site(layer).down.weight[row, col] = 0.0
-    return metrics.perplexity(s, variants=("current",))["current"]
+    return verdict_perplexity(s, windows)
+
+
+def _windows(x) -> int:
+    """How many windows a candidate's (or a claim JSON's) treatment was measured on."""
+    ev = x if isinstance(x, dict) else x.evidence
+    return ev["treatment"]["windows"]
 
 
 def _old_rule(probe) -> list[int]:
@@ -48,7 +55,9 @@ def test_post_ffn_norm_super_weight_is_found_and_judged():
     (cand,) = d.candidates
     assert cand.key == (plant.layer, plant.row, plant.col)
     # the planted model's own figures, measured here: pruning the weight nearly doubles perplexity
-    base, pruned = _ppl_with_zeroed(tiny_postnorm_gemma), _ppl_with_zeroed(tiny_postnorm_gemma, cand.key)
+    n = _windows(cand)
+    base, pruned = (_ppl_with_zeroed(tiny_postnorm_gemma, windows=n),
+                    _ppl_with_zeroed(tiny_postnorm_gemma, cand.key, windows=n))
     assert (cand.ppl_base, cand.ppl_pruned) == (pytest.approx(base, rel=1e-4), pytest.approx(pruned, rel=1e-4))
     assert pruned / base > 1.7
     assert cand.verdict == SUPER
@@ -80,14 +89,16 @@ def test_two_layers_writing_one_channel_are_a_super_weight_group():
     s = factory()
     d = detect(s, DetectOptions())
     assert {c.key for c in d.candidates} == {(1, 5, 17), (3, 5, 40)}
-    base = _ppl_with_zeroed(factory)
     for c in d.candidates:  # each alone: the other writer keeps the channel, perplexity barely moves …
-        alone = _ppl_with_zeroed(factory, c.key)
+        base = _ppl_with_zeroed(factory, windows=_windows(c))
+        alone = _ppl_with_zeroed(factory, c.key, windows=_windows(c))
         assert c.ppl_pruned == pytest.approx(alone, rel=1e-4) and abs(alone / base - 1) < 0.02
         assert c.is_super is False
         assert c.verdict == GROUP  # … but a member of the group that carries the activation
     (group,) = d.groups
-    together = _ppl_with_zeroed(factory, (1, 5, 17), (3, 5, 40))
+    n = _windows(group.evidence["together"])
+    base = _ppl_with_zeroed(factory, windows=n)
+    together = _ppl_with_zeroed(factory, (1, 5, 17), (3, 5, 40), windows=n)
     # (the group is judged as a batch row corrected in float32: equal to 1e-3 at a perplexity of 2e4)
     assert group.ppl_pruned_together == pytest.approx(together, rel=1e-3) and together / base > 20
     assert group.verdict == GROUP
@@ -108,8 +119,9 @@ def test_an_activation_no_weight_carries_is_reported_as_such():
     # bias, no post-FFN norm). The head needs that activation: perplexity rises many times. (Within
     # 5%: the other layers' small writes on channel 5, zeroed too where the ablation covers every
     # layer, move it by about 1%.)
-    base = _ppl_with_zeroed(factory)
-    zeroed = _ppl_with_zeroed(factory, *[(1, 5, c) for c in range(s.adapter.site(1).in_features)])
+    n = _windows(group.evidence["all_tokens"])
+    base = _ppl_with_zeroed(factory, windows=n)
+    zeroed = _ppl_with_zeroed(factory, *[(1, 5, c) for c in range(s.adapter.site(1).in_features)], windows=n)
     assert group.ppl_write_zeroed == pytest.approx(zeroed, rel=0.05) and zeroed / base > 10
     assert group.verdict == ACTIVATION
     assert {c.verdict for c in d.candidates} == {ACTIVATION}
@@ -125,7 +137,9 @@ def test_no_plant_means_no_candidate_and_harmless_stays_harmless():
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)
 def test_every_family_is_judged_with_the_defaults(arch):
-    s = tiny_needing_its_sa(arch)
+    # a head that leans on the planted activation hard enough for the effect to be clear on WikiText:
+    # at the old sharpening (20) the gemma3 plant costs ×1.58 [1.35, 1.85] there, inconclusive
+    s = tiny_needing_its_sa(arch, sharpen=40.0)
     d = detect(s, DetectOptions())
     first = d.candidates[0]
     assert first.key == (Plant().layer, Plant().row, Plant().col)

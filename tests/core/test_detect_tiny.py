@@ -100,7 +100,7 @@ def test_writers_of_one_channel_are_judged_together():
     (group,) = [g for g in d.groups if g.channel == 5]
     assert {tuple(m) for m in group.members} == writers and group.first_layer == 1
     assert group.sa_before > 1000 and group.sa_remaining < 0.1  # the writers carry the activation
-    assert group.verdict == "harmless" and group.ppl_pruned_together is None  # impact not measured
+    assert group.verdict == "below threshold" and group.ppl_pruned_together is None  # impact not measured
     assert s.ledger.count == 0
 
 
@@ -129,7 +129,9 @@ def test_a_candidate_spiking_on_some_prompts_only():
     hand = tiny_llama_triggered(",")
     with torch.no_grad():
         hand.adapter.site(1).down.weight[5, 17] = 0.0
-    pruned = metrics.perplexity(hand, variants=("current",))["current"]
+    from swtui_testing import verdict_perplexity
+
+    pruned = verdict_perplexity(hand, cand.evidence["treatment"]["windows"])
     assert cand.ppl_pruned == pytest.approx(pruned, rel=1e-4)  # batched A/B vs a solo run
     assert abs(pruned / cand.ppl_base - 1) < 0.05  # an activation on a few commas barely matters
     assert cand.verdict == HARMLESS and cand.is_super is False

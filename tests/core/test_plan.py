@@ -64,10 +64,10 @@ def _claim(n_controls: int = 0) -> Claim:
 
 
 def _early_fluke(windows: int = 64) -> list[float]:
-    """An effect that looks like ×1.8 on the first four windows and is ×1.02 overall."""
-    head = [0.50, 0.70, 0.55, 0.65]
+    """An effect that looks like ×1.8 on the first eight windows and is ×1.05 overall."""
+    head = [0.35, 0.85, 0.40, 0.80, 0.45, 0.75, 0.50, 0.70]
     g = torch.Generator().manual_seed(1)
-    rest = (torch.randn(windows - 4, generator=g, dtype=torch.float64) * 0.05).tolist()
+    rest = (torch.randn(windows - 8, generator=g, dtype=torch.float64) * 0.05).tolist()
     return head + rest
 
 
@@ -80,8 +80,8 @@ def test_error_spending_keeps_an_early_fluke_from_deciding():
     full = _Synthetic(d, 64, Schedule((64,), 1)).run([_claim()])[0]
     assert full.outcome == Outcome.BELOW
     assert seq.outcome == full.outcome and seq.treatment.looks > 1
-    # the fluke itself: at 95% and one look of four windows, it clears the threshold
-    naive = window_ratio([torch.zeros(63)] * 4, d["t"][:4], level=0.95)
+    # the fluke itself: at 95% and one look of eight windows, it clears the threshold
+    naive = window_ratio([torch.zeros(63)] * 8, d["t"][:8], level=0.95)
     assert naive.lo >= 1.5
 
 
@@ -92,7 +92,7 @@ def test_a_clear_effect_stops_at_the_first_look_and_controls_below_stop_too():
     r = _Synthetic(diffs, 64, Schedule.for_budget(64, decisions=3)).run([_claim(5)])[0]
     assert r.outcome == Outcome.CLEARS
     assert r.treatment.looks == 1 and all(c.looks == 1 for c in r.controls)
-    assert r.treatment.ratio.tokens == 4 * 63
+    assert r.treatment.ratio.tokens == 8 * 63
 
 
 def test_a_treatment_must_exceed_its_worst_control():
@@ -116,9 +116,9 @@ def test_below_threshold_marks_a_small_real_effect():
 
 def test_the_level_spends_the_error_over_looks_and_decisions():
     s = Schedule.for_budget(64, decisions=6)
-    assert s.looks == (4, 8, 16, 32, 64)
-    assert s.level == pytest.approx(1 - 0.05 / 30)
-    assert "Bonferroni" in s.method() and "5 looks × 6 decisions" in s.method()
+    assert s.looks == (8, 16, 32, 64)
+    assert s.level == pytest.approx(1 - 0.05 / 24)
+    assert "Bonferroni" in s.method() and "4 looks × 6 decisions" in s.method()
 
 
 # -- shared prefixes -----------------------------------------------------------------------------

@@ -167,6 +167,45 @@ def test_rows_are_cached_by_hash_version_and_options(tmp_path, cache, monkeypatc
     assert census.run_census(census.discover([str(moved)]), fast)[0]["cached"] is False
 
 
+def test_the_cache_key_records_the_resolved_placement_and_library_versions(tmp_path, cache, monkeypatch):
+    """The key holds the device and dtype the options resolve to (never "auto") and the torch,
+    transformers and swtui versions; the row carries the same record."""
+    import torch
+    import transformers
+
+    import swtui
+    from swtui.core import census
+    from swtui.core.census import CensusOptions, cache_key, options_record
+    from swtui.core.detect import DetectOptions
+    from swtui.core.loading import LoadOptions, resolve_device, resolve_dtype
+
+    device = resolve_device("auto")
+    dtype = str(resolve_dtype("auto", device)).removeprefix("torch.")
+    detect = DetectOptions(**FAST, impact=False, channels=False)
+    auto, explicit = LoadOptions(device="auto", dtype="auto"), LoadOptions(device=device, dtype=dtype)
+    assert cache_key("f", options_record(auto, detect)) == cache_key("f", options_record(explicit, detect))
+    other = "float16" if dtype != "float16" else "float32"
+    assert cache_key("f", options_record(LoadOptions(device=device, dtype=other), detect)) != \
+        cache_key("f", options_record(auto, detect))
+    # another torch (or transformers) is another key
+    real = census.library_versions()
+    assert real == {"swtui": swtui.__version__, "torch": torch.__version__, "transformers": transformers.__version__}
+    before = cache_key("f", options_record(auto, detect))
+    monkeypatch.setattr(census, "library_versions", lambda: {**real, "torch": real["torch"] + ".other"})
+    assert cache_key("f", options_record(auto, detect)) != before
+    monkeypatch.setattr(census, "library_versions", lambda: {**real, "transformers": "0.0.1"})
+    assert cache_key("f", options_record(auto, detect)) != before
+    monkeypatch.setattr(census, "library_versions", lambda: real)
+    # the row records what its key holds, measured and from the cache alike
+    write_tiny(tmp_path, "a")
+    targets = census.discover([str(tmp_path / "tiny-a")])
+    first, again = (census.run_census(targets, CensusOptions(auto, detect))[0] for _ in range(2))
+    want = {"device": device, "dtype": dtype, **real}
+    assert first["environment"] == want and first["cached"] is False
+    assert again["environment"] == want and again["cached"] is True and again["cache_key"] == first["cache_key"]
+    assert first["dtype"] == dtype and first["device"].startswith(device)  # as loaded: "cuda:0" for "cuda"
+
+
 def test_catalog_keeps_sources_side_by_side():
     from swtui.core import catalog
 

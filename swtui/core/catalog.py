@@ -2,8 +2,10 @@
 
 Used only to label findings and to say whether a census agrees; detection never reads it. Each
 catalog entry holds *findings*, one per source (the paper's Table 2, the reference code's model
-map, a published census, swtui's own finding with its version…), kept side by side where they
-disagree (OLMo-1B's second super weight: layer 1 or 2).
+map, an iterative detector's results, a published census, swtui's own finding with its version…),
+kept side by side where they disagree (OLMo-1B's second super weight: layer 1 or 2). Every source
+names where it comes from; swtui's own earlier finding is *not independent* and never counts
+towards the overall agreement.
 """
 
 from __future__ import annotations
@@ -36,9 +38,14 @@ def entries() -> list[dict]:
     return _data()["models"]
 
 
-def sources() -> dict[str, str]:
-    """Source key -> what it is."""
+def sources() -> dict[str, dict]:
+    """Source key -> {what, where (repository/paper and file), independent}."""
     return _data()["sources"]
+
+
+def independent(source: str) -> bool:
+    """Whether a finding from `source` is evidence from outside swtui (its own earlier finding is not)."""
+    return bool(sources()[source]["independent"])
 
 
 def lookup(model_name: str) -> dict | None:
@@ -54,12 +61,17 @@ def source_label(finding: dict) -> str:
     return finding["source"] + (f" {finding['version']}" if finding.get("version") else "")
 
 
+def _marked(finding: dict) -> str:
+    """The source label, marked when the source is not independent: 'swtui 0.1.0, not independent'."""
+    return source_label(finding) + ("" if independent(finding["source"]) else ", not independent")
+
+
 def published(entry: dict) -> dict[tuple[int, int, int], list[str]]:
     """Every published coordinate of an entry -> the sources that list it."""
     out: dict[tuple[int, int, int], list[str]] = {}
     for f in entry["findings"]:
         for c in f.get("super_weights", []):
-            out.setdefault(tuple(c), []).append(source_label(f))
+            out.setdefault(tuple(c), []).append(_marked(f))
     return out
 
 
@@ -76,36 +88,65 @@ def compare(model_name: str, super_weights, channels) -> dict:
     """What the catalog says about `model_name` and, source by source, whether a finding agrees.
 
     `super_weights`: the (layer, row, col) judged super weights or group members; `channels`: the
-    massive channels judged to matter (channel numbers). Per source: `agrees` "yes" (everything it
-    lists was found), "partly" or "no", `missing` what it lists that was not found, `extra` what
-    was found that it does not list. Overall `agrees`: "yes" / "no" when every source says so,
-    "mixed" otherwise (the sources themselves may disagree); None when the model is not listed.
+    massive channels judged to matter (channel numbers). Per source: `independent` (False for
+    swtui's own earlier finding), `agrees` "yes" (everything it lists was found), "partly" or "no"
+    (None for a source that only `tested` rows it does not call critical), `missing` what it lists
+    that was not found, `extra` what was found that it does not list. Overall `agrees` counts the
+    independent sources only: "yes" / "no" when every one says so, "mixed" otherwise; None when
+    none lists the model (`basis` says which case; `own` is swtui's own earlier finding's verdict).
     """
     entry = lookup(model_name)
     if entry is None:
-        return {"entry": None, "agrees": None, "sources": [], "summary": "not in the catalog"}
+        return {"entry": None, "agrees": None, "basis": "not in the catalog", "independent": 0, "own": None,
+                "sources": [], "summary": "not in the catalog"}
     found = {tuple(c) for c in super_weights}
     rows = {c[:2] for c in found}
     chans = set(channels)
-    per = []
-    for f in entry["findings"]:
-        items = ([("weight", tuple(c), tuple(c) in found) for c in f.get("super_weights", [])]
-                 + [("row", tuple(r), tuple(r) in rows) for r in f.get("rows", [])]
-                 + [("channel", ch, ch in chans) for ch in f.get("channels", [])])
-        hits = sum(ok for _, _, ok in items)
-        listed = {tuple(c) for c in f.get("super_weights", [])}
-        listed_rows = {tuple(r) for r in f.get("rows", [])}
-        # a source that lists only channels or rows does not claim the weights within them are all
-        extra = sorted(c for c in found if c not in listed and c[:2] not in listed_rows) if listed else []
-        agrees = "yes" if items and hits == len(items) else ("partly" if hits else "no")
-        if not items:  # a source that found nothing there agrees when nothing is found
-            agrees = "yes" if not found else "no"
-        per.append({"source": source_label(f), "agrees": agrees, "listed": [[k, list(v) if isinstance(v, tuple) else v]
-                                                                          for k, v, _ in items],
-                    "missing": [[k, list(v) if isinstance(v, tuple) else v] for k, v, ok in items if not ok],
-                    "extra": [list(c) for c in extra], "published": f.get("published"), "note": f.get("note")})
-    verdicts = {p["agrees"] for p in per}
-    overall = "yes" if verdicts == {"yes"} else ("no" if verdicts == {"no"} else "mixed")
-    summary = "; ".join(f"{p['source']}: {p['agrees']}" + (f" (+{len(p['extra'])} unlisted)" if p["extra"] else "")
-                        for p in per)
-    return {"entry": entry["name"], "agrees": overall, "sources": per, "summary": summary}
+    per = [_source_verdict(f, found, rows, chans) for f in entry["findings"]]
+    judged = [p for p in per if p["independent"] and p["agrees"] is not None]
+    verdicts = {p["agrees"] for p in judged}
+    overall = None if not judged else "yes" if verdicts == {"yes"} else "no" if verdicts == {"no"} else "mixed"
+    own = [p for p in per if not p["independent"]]
+    if judged:
+        basis = f"{len(judged)} independent source{'s' if len(judged) > 1 else ''}"
+    elif own:
+        basis = "only swtui's own earlier finding (not independent)"
+    else:
+        basis = "no independent source lists a super weight here"
+    theirs = [f"{p['source']}: {p['agrees'] or 'tested rows only, none called critical'}"
+              + (f" (+{len(p['extra'])} unlisted)" if p["extra"] else "") for p in per if p["independent"]]
+    mine = [f"{p['source']} {p['agrees']}" for p in own]
+    if judged:
+        summary = "; ".join(theirs + [f"{m} (not independent)" for m in mine])
+    elif own:
+        summary = "; ".join([f"{basis}: {', '.join(mine)}"] + theirs)
+    else:
+        summary = "; ".join([basis] + theirs)
+    return {"entry": entry["name"], "agrees": overall, "basis": basis, "independent": len(judged),
+            "own": own[0]["agrees"] if own else None, "sources": per, "summary": summary}
+
+
+def _source_verdict(f: dict, found: set, rows: set, chans: set) -> dict:
+    """One source's view: what it lists, whether each was found, what was found beyond it."""
+    def plain(kind, v, *_):
+        return [kind, list(v) if isinstance(v, tuple) else v]
+
+    items = ([("weight", tuple(c), tuple(c) in found) for c in f.get("super_weights", [])]
+             + [("row", tuple(r), tuple(r) in rows) for r in f.get("rows", [])]
+             + [("channel", ch, ch in chans) for ch in f.get("channels", [])])
+    tested = [{"row": list(r), "found": tuple(r) in rows} for r in f.get("tested_rows", [])]
+    hits = sum(ok for _, _, ok in items)
+    listed = {tuple(c) for c in f.get("super_weights", [])}
+    listed_rows = {tuple(r) for r in f.get("rows", [])}
+    # a source that lists only channels or rows does not claim the weights within them are all
+    extra = sorted(c for c in found if c not in listed and c[:2] not in listed_rows) if listed else []
+    if items:
+        agrees = "yes" if hits == len(items) else ("partly" if hits else "no")
+    elif tested:  # it tested rows and calls none critical: nothing it claims to compare with
+        agrees = None
+    else:  # a source that found nothing there agrees when nothing is found
+        agrees = "yes" if not found else "no"
+    return {"source": source_label(f), "independent": independent(f["source"]), "agrees": agrees,
+            "listed": [plain(*i) for i in items], "missing": [plain(*i) for i in items if not i[2]],
+            "tested": tested, "extra": [list(c) for c in extra], "published": f.get("published"),
+            "note": f.get("note")}

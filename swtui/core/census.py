@@ -3,9 +3,10 @@ after another with `scan`'s detection, verdicts and intervals, one row per model
 
 Long work done right: each model is freed before the next is loaded (peak memory is the largest
 model, not the sum), a model that fails to load or runs out of memory becomes a row with its
-error and the run goes on, and each finished row is cached under (the weights' content hash,
-swtui's version, the loading and detection options), so an interrupted census resumes where it
-stopped. Errors are not cached: a model that failed is tried again next time.
+error and the run goes on, and each finished row is cached under (the weights' content hash, the
+loading and detection options with the device and dtype they resolve to, the swtui, torch and
+transformers versions), so an interrupted census resumes where it stopped and a row computed
+elsewhere is not reused. Errors are not cached: a model that failed is tried again next time.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
 
 #: progress(model index, stage, fraction or None)
 CensusProgress = Callable[[int, str, "float | None"], None]
-#: bump when a row's form changes: older cached rows are then recomputed
-ROW_VERSION = 1
+#: bump when a row's form changes: older cached rows are then recomputed (2: `environment`)
+ROW_VERSION = 2
 #: the verdicts of a massive channel that matters (what the catalog's channels are compared with)
 MATTERS = (SUPER, GROUP, ACTIVATION)
 
@@ -141,13 +142,33 @@ def content_hash(target: Target, progress=None) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def library_versions() -> dict:
+    """The versions a row's numbers depend on besides the weights and options."""
+    import torch
+    import transformers
+
+    return {"swtui": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def environment(load) -> dict:
+    """Where and with what a row is computed: the device and dtype `load` resolves to (never
+    "auto") and the library versions. Recorded in the cache key and in the row."""
+    from swtui.core.loading import resolve_placement
+
+    device, dtype = resolve_placement(None, load)  # a census target is a path or hub id, never tiny:
+    return {"device": device, "dtype": str(dtype).removeprefix("torch."), **library_versions()}
+
+
 def options_record(load, detect) -> dict:
-    """The options a row depends on, as plain data (the evaluation text by its hash)."""
+    """The options a row depends on, as plain data (the evaluation text by its hash; the device
+    and dtype as resolved, so "auto" and the device it picks are one key)."""
     from swtui.core.snapshot import text_identity
 
     d = asdict(detect)
     d["eval_text"] = text_identity(d.pop("eval_text"))["sha256"]
-    return {"load": asdict(load), "detect": d}
+    env = environment(load)
+    placed = {**asdict(load), "device": env["device"], "dtype": env["dtype"]}
+    return {"load": placed, "detect": d, "environment": env}
 
 
 def cache_key(file_hash: str, options: dict) -> str:
@@ -307,7 +328,8 @@ def _one(i: int, target: Target, opts: CensusOptions, options: dict, progress: C
             return {**row, "catalog": catalog_view(row)}, entry.get("snapshot")
         started = time.perf_counter()
         row, snapshot = scan_one(target, opts.load, opts.detect, stage)
-        row = {**base, **row, "seconds": round(time.perf_counter() - started, 1), "error": None}
+        row = {**base, **row, "environment": options["environment"],
+               "seconds": round(time.perf_counter() - started, 1), "error": None}
         write_cached(key, {"row": row, "snapshot": snapshot})
         return {**row, "catalog": catalog_view(row), "cached": False, "cache_key": key}, snapshot
     except Exception as exc:  # noqa: BLE001 - any failure of one model is its row, never the run's end

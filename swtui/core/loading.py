@@ -101,6 +101,15 @@ def resolve_dtype(dtype: str, device: str):
     return getattr(torch, dtype)
 
 
+def resolve_placement(source: str | None, opts: LoadOptions):
+    """(device, torch dtype) that `load_model(source, opts)` puts the model on: "auto" resolved.
+    tiny:ARCH models are a few hundred kB: `auto` keeps them on the CPU in float32 everywhere, so
+    their figures are the same on a laptop and a GPU box."""
+    tiny = source is not None and source.startswith("tiny:")
+    device = resolve_device("cpu" if tiny and opts.device == "auto" else opts.device)
+    return device, resolve_dtype(opts.dtype, device)
+
+
 def load_model(source: str | None, opts: LoadOptions | None = None,
                progress: ProgressFn | None = None) -> LoadedModel:
     """Load `source` (None = the demo model). Raises SwtuiError subclasses on bad input."""
@@ -110,11 +119,8 @@ def load_model(source: str | None, opts: LoadOptions | None = None,
         raise UserInputError("--device-map only accepts 'auto'")
     if (opts.max_memory or opts.offload_folder) and opts.device_map != "auto":
         raise UserInputError("--max-memory and --offload-folder need --device-map auto")
-    # tiny:ARCH models are a few hundred kB: `auto` keeps them on the CPU in float32 everywhere,
-    # so their figures are the same on a laptop and a GPU box
     tiny = source is not None and source.startswith("tiny:")
-    device = resolve_device("cpu" if tiny and opts.device == "auto" else opts.device)
-    dtype = resolve_dtype(opts.dtype, device)
+    device, dtype = resolve_placement(source, opts)
 
     if source is None:
         from swtui.core.demo import DEMO_NAME, demo_model_path

@@ -128,8 +128,11 @@ def test_census_rows_errors_and_one_model_at_a_time(tmp_path, cache, monkeypatch
         lo, hi = sw["ppl_ratio_ci95"]
         assert 1.5 <= lo <= sw["ppl_ratio"] <= hi and sw["control_ratio_ci95"][1] < 1.5
         assert row["massive_channels"] == [key[1]]
-    assert a["catalog"]["agrees"] is None and b["catalog"]["agrees"] == "mixed"
-    assert [(s["source"], s["agrees"]) for s in b["catalog"]["sources"]] == [("swtui 0", "yes"), ("paper-table-2", "no")]
+    # swtui's own earlier finding agrees but is not independent: the overall verdict is the paper's alone
+    assert a["catalog"]["agrees"] is None and b["catalog"]["agrees"] == "no" and b["catalog"]["own"] == "yes"
+    assert [(s["source"], s["agrees"], s["independent"]) for s in b["catalog"]["sources"]] == [
+        ("swtui 0", "yes", False), ("paper-table-2", "no", True)]
+    assert b["catalog"]["basis"] == "1 independent source"
     assert b["params"] > a["params"]
     # the models (a few hundred kB each) were freed before the next load and at each row's end
     assert alive_at_load == [0, 0, 0, 0]
@@ -164,6 +167,45 @@ def test_rows_are_cached_by_hash_version_and_options(tmp_path, cache, monkeypatc
     assert census.run_census(census.discover([str(moved)]), fast)[0]["cached"] is False
 
 
+def test_the_cache_key_records_the_resolved_placement_and_library_versions(tmp_path, cache, monkeypatch):
+    """The key holds the device and dtype the options resolve to (never "auto") and the torch,
+    transformers and swtui versions; the row carries the same record."""
+    import torch
+    import transformers
+
+    import swtui
+    from swtui.core import census
+    from swtui.core.census import CensusOptions, cache_key, options_record
+    from swtui.core.detect import DetectOptions
+    from swtui.core.loading import LoadOptions, resolve_device, resolve_dtype
+
+    device = resolve_device("auto")
+    dtype = str(resolve_dtype("auto", device)).removeprefix("torch.")
+    detect = DetectOptions(**FAST, impact=False, channels=False)
+    auto, explicit = LoadOptions(device="auto", dtype="auto"), LoadOptions(device=device, dtype=dtype)
+    assert cache_key("f", options_record(auto, detect)) == cache_key("f", options_record(explicit, detect))
+    other = "float16" if dtype != "float16" else "float32"
+    assert cache_key("f", options_record(LoadOptions(device=device, dtype=other), detect)) != \
+        cache_key("f", options_record(auto, detect))
+    # another torch (or transformers) is another key
+    real = census.library_versions()
+    assert real == {"swtui": swtui.__version__, "torch": torch.__version__, "transformers": transformers.__version__}
+    before = cache_key("f", options_record(auto, detect))
+    monkeypatch.setattr(census, "library_versions", lambda: {**real, "torch": real["torch"] + ".other"})
+    assert cache_key("f", options_record(auto, detect)) != before
+    monkeypatch.setattr(census, "library_versions", lambda: {**real, "transformers": "0.0.1"})
+    assert cache_key("f", options_record(auto, detect)) != before
+    monkeypatch.setattr(census, "library_versions", lambda: real)
+    # the row records what its key holds, measured and from the cache alike
+    write_tiny(tmp_path, "a")
+    targets = census.discover([str(tmp_path / "tiny-a")])
+    first, again = (census.run_census(targets, CensusOptions(auto, detect))[0] for _ in range(2))
+    want = {"device": device, "dtype": dtype, **real}
+    assert first["environment"] == want and first["cached"] is False
+    assert again["environment"] == want and again["cached"] is True and again["cache_key"] == first["cache_key"]
+    assert first["dtype"] == dtype and first["device"].startswith(device)  # as loaded: "cuda:0" for "cuda"
+
+
 def test_catalog_keeps_sources_side_by_side():
     from swtui.core import catalog
 
@@ -177,13 +219,17 @@ def test_catalog_keeps_sources_side_by_side():
     # a finding agrees with one side and not the other
     cmp = catalog.compare("OLMo-1B-0724-hf", [(1, 1764, 1710), (2, 1764, 8041)], [])
     assert cmp["agrees"] == "mixed"
-    assert {s["source"]: s["agrees"] for s in cmp["sources"]} == {"paper-table-2": "partly", "official-code": "yes"}
+    assert {s["source"]: s["agrees"] for s in cmp["sources"]} == {"paper-table-2": "partly", "official-code": "yes",
+                                                                   "iterative-detector": "partly"}
+    # the demo's only catalog finding is swtui's own: no independent verdict, said plainly
     demo = catalog.compare("SmolLM2-135M-Instruct.Q4_1", [(11, 507, 1229)], [507])
-    assert demo["agrees"] == "yes" and demo["sources"][0]["source"] == "swtui 0.1.0"
+    assert demo["agrees"] is None and demo["own"] == "yes" and demo["sources"][0]["source"] == "swtui 0.1.0"
+    assert demo["summary"] == "only swtui's own earlier finding (not independent): swtui 0.1.0 yes"
     extra = catalog.compare("SmolLM2-135M-Instruct", [(11, 507, 1229), (3, 1, 2)], [507])
     assert extra["sources"][0]["extra"] == [[3, 1, 2]]
-    assert catalog.compare("SmolLM2-135M-Instruct", [], [])["agrees"] == "no"
-    assert catalog.compare("gemma-3-270m-q4_k_m", [(3, 163, 9)], [163, 400])["agrees"] == "yes"
+    assert catalog.compare("SmolLM2-135M-Instruct", [], [])["own"] == "no"
+    gemma = catalog.compare("gemma-3-270m-q4_k_m", [(3, 163, 9)], [163, 400])
+    assert gemma["agrees"] is None and gemma["own"] == "yes"
     assert catalog.compare("some-unlisted-model", [(1, 2, 3)], [])["agrees"] is None
 
 
@@ -241,7 +287,7 @@ def test_census_of_the_real_models(tmp_path, cache):
     assert [(s["layer"], s["row"], s["col"], s["verdict"]) for s in demo["super_weights"]] == \
         [(11, 507, 1229, "super weight")]
     assert demo["super_weights"][0]["ppl_ratio_ci95"][0] >= 1.5
-    assert demo["massive_channels"] == [507] and demo["catalog"]["agrees"] == "yes"
+    assert demo["massive_channels"] == [507] and demo["catalog"]["own"] == "yes" and demo["catalog"]["agrees"] is None
     for name, key in (("tiny-a", (1, 5, 17)), ("tiny-b", (2, 9, 30))):
         (sw,) = rows[str(folder / name)]["super_weights"]
         assert (sw["layer"], sw["row"], sw["col"], sw["verdict"]) == (*key, "super weight")
@@ -252,4 +298,4 @@ def test_census_of_the_real_models(tmp_path, cache):
     verdicts = {c["channel"]: c["verdict"] for c in g["channels"] if c["massive"]}
     assert verdicts.get(163) == verdicts.get(400) == "super weight group"
     assert not [s for s in g["super_weights"] if s["verdict"] == "super weight"]
-    assert g["catalog"]["agrees"] == "yes"
+    assert g["catalog"]["own"] == "yes" and g["catalog"]["agrees"] is None

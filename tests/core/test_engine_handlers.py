@@ -180,7 +180,7 @@ def test_prune_findings_prunes_every_super_weight_and_group_member_then_restores
     events = serve(engine, ev.PruneFindings())
     assert isinstance(last(events, ev.Failed), ev.Failed) and s.ledger.count == 0  # nothing judged yet
     a, b, other = s.name_super_weight(*SW), s.name_super_weight(2, 3, 4), s.name_super_weight(0, 1, 2)
-    a.verdict, b.verdict, other.verdict = Verdict.SUPER, Verdict.GROUP, Verdict.HARMLESS
+    a.verdict, b.verdict, other.verdict = Verdict.SUPER, Verdict.GROUP, Verdict.BELOW
     before = s.current_hash()
     events = serve(engine, ev.PruneFindings())
     assert {k for k, e in s.ledger.edits.items() if e.op == "prune"} == {SW, (2, 3, 4)}  # not the harmless one

@@ -67,7 +67,7 @@ def test_scan_finds_the_planted_expert_weight_and_its_super_expert(arch):
 
     s = session(arch)
     h0 = s.current_hash()
-    d = detect(s, DetectOptions(eval_tokens=400))
+    d = detect(s, DetectOptions(eval_tokens=1008))
     report = json.loads(json.dumps(scan_report(s, d)))  # the `scan --json` form
     assert s.current_hash() == h0  # detection's temporary pruning is undone
     layer1 = report["layers"][1]

@@ -48,15 +48,21 @@ class StatusBar(Static):
             out.append(("name", " │ loading model…", ""))
         return out
 
+    #: the notice's least room: the model's details give way to it down to this
+    NOTICE_ROOM = 50
+
     def render(self) -> Text:
         width = self.size.width or 200
         parts = self.parts()
-        if self.notice is not None:  # the notice takes the model's details' place, after the stage
+        if self.notice is not None:  # after the stage, where the eye is
             message, severity = self.notice
-            parts = [p for p in parts if p[0] in ("badge", "stage", "mode", "edits")]
             parts.insert(2, ("notice", f"│ {message} ", f"status--{severity}"))
+
+        def needed(ps) -> int:
+            return sum(min(len(x), self.NOTICE_ROOM) if n == "notice" else len(x) for n, x, _ in ps)
+
         for name in DROP:
-            if sum(len(text) for _, text, _ in parts) <= width:
+            if needed(parts) <= width:
                 break
             parts = [p for p in parts if p[0] != name]
         t = Text(no_wrap=True, overflow="crop")

@@ -130,7 +130,7 @@ class MainScreen(Screen):
 
     def on_resize(self) -> None:
         # a tall terminal gives the middle row room for the candidate's evidence and the layer's
-        self.set_class(self.size.height >= 30, "-tall")
+        self.set_class(self.size.height >= 32, "-tall")  # 1 + 9 + 14 + 6 + 1 rows: the chart and the comparison keep their least
 
     def _select_layer(self, layer: int) -> None:
         chart = self.query_one(LayerSpikeChart)

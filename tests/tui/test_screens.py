@@ -52,29 +52,6 @@ def test_main_screen_after_a_prune(snap_compare, size):
     assert snap_compare(app(), terminal_size=size, run_before=pruned)
 
 
-async def comparison(pilot):
-    await quiet(pilot)
-    await pilot.press("C")
-    await until(pilot, lambda: type(pilot.app.screen).__name__ == "CompareScreen"
-                and pilot.app.screen.status != "measuring…")
-    pilot.app.clear_notifications()
-    await pilot.pause()
-
-
-@pytest.mark.parametrize("size", SMALL, ids=size_id)
-def test_comparison(snap_compare, size):
-    assert snap_compare(app(), terminal_size=size, run_before=comparison)
-
-
-def test_help_screen(snap_compare):
-    async def help_(pilot):
-        await quiet(pilot)
-        await pilot.press("f1")
-        await pilot.pause()
-
-    assert snap_compare(app(), terminal_size=(110, 34), run_before=help_)
-
-
 @pytest.mark.parametrize("size", SMALL, ids=size_id)
 def test_groups_screen(snap_compare, size):
     async def groups(pilot):

@@ -8,6 +8,7 @@ import collections
 import os
 
 from textual.app import App
+from textual.notifications import Notify
 
 from swtui.core import protocol as ev
 from swtui.core.defaults import GEN_PROMPT
@@ -101,6 +102,16 @@ class SwtuiApp(App):
             self.theme = DEFAULT_THEME if DEFAULT_THEME in self._theme_names else self._theme_names[0]
         for p in problems:
             self.notify(p, severity="warning")
+
+    # -- notices: the main screen draws the last one in its status line (no toast over its figures) --
+    def on_notify(self, message: Notify) -> None:
+        n = message.notification
+        text = f"{n.title}: {n.message}" if n.title else n.message
+        self.main.show_notice(text, n.severity, n.timeout)
+
+    def clear_notifications(self) -> None:
+        super().clear_notifications()
+        self.main.show_notice(None)
 
     def on_main_screen_ready(self, message: MainScreen.Ready) -> None:
         self.engine.start()

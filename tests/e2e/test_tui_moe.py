@@ -18,7 +18,7 @@ async def test_experts_of_the_selected_layer_and_naming_an_experts_spike():
         main = app.main
         assert SW in [r.key for r in main.rows]
         table = app.query_one(SuperWeightTable)
-        assert table.get_row_at(0)[0] == "1·e2"  # the table writes the expert with the layer
+        assert table.cell_text(main.rows[0].key, "layer") == "1·e2"  # the table writes the expert with the layer
         main._select_layer(1)
         assert main.layer_stats[1].expert == 2  # the chart's layer: the max over its experts
         await pilot.pause()

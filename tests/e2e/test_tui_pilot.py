@@ -191,10 +191,8 @@ async def test_open_snapshot_with_hash_mismatch_asks_first():
 
 # -- a, n, e on the real engine: the effect shown, and the status bar idle again after each --------
 def _cell(app, key, column: str) -> str:
-    from swtui.tui.widgets.sw_table import COLUMNS
-
     table = app.query_one(SuperWeightTable)
-    return str(table.get_cell(",".join(map(str, key)), table.ordered_columns[COLUMNS.index(column)].key))
+    return table.cell_text(key, column)  # shown or given up at this width
 
 
 async def _idle_again(pilot, app, what: str) -> None:

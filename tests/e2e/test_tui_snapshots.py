@@ -5,6 +5,8 @@ raises perplexity (×0 ≈ 1.2e4 against 356 unedited) and super-weight-aware W4
 tiny Llama's perplexity fell when pruned; with its head damped, SW-aware W4 lost to naive). Every
 other dialog and state is in tests/tui/test_screens.py, from recorded events."""
 
+import pytest
+
 from swtui.tui.app import SwtuiApp
 from tui_helpers import settle
 from swtui_testing import tiny_needing_its_sa
@@ -36,8 +38,9 @@ async def _scale_sweep(pilot):
     await pilot.pause(0.1)
 
 
-def test_compare_screen(snap_compare):
-    assert snap_compare(make_app(), terminal_size=(120, 32), run_before=_compare)
+@pytest.mark.parametrize("size", [(80, 24), (110, 34)], ids="{0[0]}x{0[1]}".format)
+def test_compare_screen(snap_compare, size):
+    assert snap_compare(make_app(), terminal_size=size, run_before=_compare)
 
 
 def test_scale_sweep_chart(snap_compare):

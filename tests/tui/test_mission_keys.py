@@ -29,11 +29,7 @@ def make_app(**kw) -> SwtuiApp:
 
 
 def cell(app, key, column: str) -> str:
-    table = app.query_one(SuperWeightTable)
-    from swtui.tui.widgets.sw_table import COLUMNS
-
-    value = table.get_cell(",".join(map(str, key)), table.ordered_columns[COLUMNS.index(column)].key)
-    return str(value)
+    return app.query_one(SuperWeightTable).cell_text(key, column)  # shown or given up at this width
 
 
 def generation(app, variant: str) -> str:
@@ -56,6 +52,8 @@ async def test_load_shows_the_demo_model_its_chart_and_its_super_weight():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
+        app.clear_notifications()  # a notice takes the model's details' place while it shows
+        await pilot.pause()
         status = str(app.query_one(StatusBar).render())
         assert "SmolLM2" in status and "30 layers" in status
         assert "Q4_1 source" in status  # the source's own grid, beside the model's name

@@ -37,30 +37,29 @@ async def pruned(pilot) -> None:
     await quiet(pilot)
 
 
-def test_main_screen_after_detection(snap_compare):
-    assert snap_compare(app(), terminal_size=(110, 34), run_before=quiet)
+SIZES = [(80, 24), (110, 34), (160, 48)]
+SMALL = [(80, 24), (110, 34)]
+size_id = "{0[0]}x{0[1]}".format
 
 
-def test_main_screen_80x24(snap_compare):
-    assert snap_compare(app(), terminal_size=(80, 24), run_before=quiet)
+@pytest.mark.parametrize("size", SIZES, ids=size_id)
+def test_main_screen_after_detection(snap_compare, size):
+    assert snap_compare(app(), terminal_size=size, run_before=quiet)
 
 
-def test_help_screen(snap_compare):
-    async def help_(pilot):
-        await quiet(pilot)
-        await pilot.press("f1")
-        await pilot.pause()
-
-    assert snap_compare(app(), terminal_size=(110, 34), run_before=help_)
+@pytest.mark.parametrize("size", SIZES, ids=size_id)
+def test_main_screen_after_a_prune(snap_compare, size):
+    assert snap_compare(app(), terminal_size=size, run_before=pruned)
 
 
-def test_groups_screen(snap_compare):
+@pytest.mark.parametrize("size", SMALL, ids=size_id)
+def test_groups_screen(snap_compare, size):
     async def groups(pilot):
         await quiet(pilot)
         await pilot.press("w")
         await pilot.pause()
 
-    assert snap_compare(app(), terminal_size=(110, 34), run_before=groups)
+    assert snap_compare(app(), terminal_size=size, run_before=groups)
 
 
 def test_quant_form_with_an_error(snap_compare):

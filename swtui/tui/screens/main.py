@@ -53,6 +53,7 @@ class MainScreen(Screen):
                           ev.Exported: self._on_exported, ev.Failed: self._on_failed,
                           **self.comparisons.handlers}
         self._gates: tuple = ()  # what the action registry's needs depend on, when last drawn
+        self._notice_timer = None
 
     @property
     def loaded(self) -> bool:
@@ -117,6 +118,19 @@ class MainScreen(Screen):
         if rows and not old:  # the first super weights known: show their layer
             self._select_layer(rows[0].layer)
         self.query_one(SuperWeightTable).show(rows)
+        self._show_candidate()
+
+    def _show_candidate(self) -> None:
+        """The detail pane shows the table's selected candidate's evidence."""
+        self.query_one(LayerDetail).candidate = self.selected_row()
+
+    def on_data_table_row_highlighted(self, message) -> None:
+        if isinstance(message.data_table, SuperWeightTable):
+            self._show_candidate()
+
+    def on_resize(self) -> None:
+        # a tall terminal gives the middle row room for the candidate's evidence and the layer's
+        self.set_class(self.size.height >= 32, "-tall")  # 1 + 9 + 14 + 6 + 1 rows: the chart and the comparison keep their least
 
     def _select_layer(self, layer: int) -> None:
         chart = self.query_one(LayerSpikeChart)
@@ -130,6 +144,18 @@ class MainScreen(Screen):
 
     def on_layer_spike_chart_layer_selected(self, message: LayerSpikeChart.LayerSelected) -> None:
         self._show_layer(message.layer)
+
+    def show_notice(self, text: str | None, severity: str = "information", timeout: float = 5.0) -> None:
+        """The status line's notice (the app's notifications), gone after `timeout` seconds."""
+        if not self.is_mounted:
+            return
+        status = self.query_one(StatusBar)
+        status.notice = None if text is None else (text, severity)
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+            self._notice_timer = None
+        if text is not None:
+            self._notice_timer = self.set_timer(timeout, lambda: self.show_notice(None))
 
     # -- events -> state ----------------------------------------------------------------------------
     def handle(self, event: ev.Event) -> None:

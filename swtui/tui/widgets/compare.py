@@ -3,13 +3,13 @@ stopword table (mass baseline vs current, the tokens that moved most)."""
 
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from swtui.core.protocol import StopwordReport
+from swtui.tui.evidence_text import sig
 
 
 class GenerationDiff(Static):
@@ -27,7 +27,14 @@ class GenerationDiff(Static):
 
 
 class StopwordTable(Static):
-    """Stopword mass and perplexity, base vs now, and the tokens whose probability moved most."""
+    """Stopword mass and perplexity, base vs now, and the tokens whose probability moved most.
+
+    Its figures keep a fixed number of significant digits (`evidence_text.sig`): 3 where the
+    pane is wide enough for them, else 2; the token column takes what is left (a token may be
+    shortened, a figure never is)."""
+
+    HEADER = ("token", "base", "now", "×")
+    MIN_TOKEN = 5  # the token column's narrowest
 
     def on_mount(self) -> None:
         self.report: StopwordReport | None = None
@@ -42,26 +49,57 @@ class StopwordTable(Static):
         self.perplexity = perplexity
         self._draw()
 
-    def _draw(self) -> None:
+    def on_resize(self) -> None:
+        self._draw()
+
+    def figures(self) -> list[tuple[str, float, float, float | None]]:
+        """The rows: (label, base, now, now/base)."""
         report = self.report
+        rows = []
         mass = report.mass if report else {}
-        table = Table(box=None, expand=True, pad_edge=False, show_edge=False)
-        table.add_column("token")
-        table.add_column("base", justify="right")
-        table.add_column("now", justify="right")
-        table.add_column("×", justify="right")
         b, c = mass.get("base"), mass.get("current")
         if b is not None and c is not None:
-            table.add_row(Text("mass", style="bold"), f"{b:.3f}", f"{c:.3f}", f"{c / b:.2f}" if b else "—")
+            rows.append(("mass", b, c, c / b if b else None))
         ppl = self.perplexity
         if ppl.get("base") and ppl.get("current"):
-            table.add_row(Text("ppl", style="bold"), f"{ppl['base']:.2f}", f"{ppl['current']:.2f}",
-                          f"{ppl['current'] / ppl['base']:.2f}")
+            rows.append(("ppl", ppl["base"], ppl["current"], ppl["current"] / ppl["base"]))
         movers = sorted((report.top_stopwords + report.top_other) if report else (),
                         key=lambda r: -abs(r.current - r.base))[:6]
-        for r in movers:
-            table.add_row(repr(r.token), f"{r.base:.3f}", f"{r.current:.3f}", f"{r.ratio:.2f}")
-        self.update(table)
+        rows += [(repr(r.token), r.base, r.current, r.ratio) for r in movers]
+        return rows
+
+    def layout(self, width: int, height: int | None = None) -> tuple[list[list[str]], list[int]]:
+        """The cells as text and the columns' widths for `width` columns (of the rows that
+        `height` lines show under the header)."""
+        figures = self.figures()[:None if height is None else max(0, height - 1)]
+        for digits in (3, 2):
+            rows = [[label, sig(base, digits), sig(now, digits), sig(ratio, digits)]
+                    for label, base, now, ratio in figures]
+            widths = [max(len(row[i]) for row in rows + [list(self.HEADER)]) for i in range(4)]
+            numbers = sum(widths[1:]) + 3  # a space before each figure
+            if numbers + self.MIN_TOKEN <= width:
+                break
+        widths[0] = max(self.MIN_TOKEN, min(widths[0], width - numbers))
+        return rows, widths
+
+    def _draw(self) -> None:
+        if not self.is_mounted:
+            return
+        rows, widths = self.layout(self.size.width or 40, self.size.height or None)
+        pad = max(0, (self.size.width or 40) - sum(widths) - 3)  # the slack goes to the token column
+        t = Text(no_wrap=True)
+
+        def line(cells: list[str], style: str = "", label_style: str = "") -> None:
+            label = cells[0] if len(cells[0]) <= widths[0] else cells[0][:widths[0] - 1] + "…"
+            t.append(f"{label:<{widths[0] + pad}}", style=label_style or style)
+            for cell, w in zip(cells[1:], widths[1:]):
+                t.append(f" {cell:>{w}}", style=style)
+
+        line(list(self.HEADER), style="bold")
+        for i, cells in enumerate(rows):
+            t.append("\n")
+            line(cells, label_style="bold" if cells[0] in ("mass", "ppl") and i < 2 else "")
+        self.update(t)
 
 
 class ComparisonPanel(Vertical):

@@ -1,4 +1,10 @@
-"""LayerDetail: the selected layer's spike coordinates and the weight where they meet."""
+"""LayerDetail: the selected candidate's evidence, then the selected layer's spike coordinates
+and the weight where they meet (as many lines as the pane has: the candidate's first).
+
+The candidate's evidence is shown whole at any size, each line written for the pane's width
+(`evidence_text`): the verdict and the state, the ratio pruned with its 95% interval, the
+control(s) (their spread, and the worst one with its interval), the ratio with the super
+activation restored, and the tokens the ratios were measured on."""
 
 from __future__ import annotations
 
@@ -6,15 +12,84 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from swtui.core.verdicts import Verdict
 from swtui.fmt import compact
+from swtui.tui.evidence_text import fit_words, ratio_text, spread
+
+LABEL = 9  # the width of an evidence line's label ("pruned", "control", …)
+
+
+def control_ratios(r) -> list:
+    """The ratios of a candidate's controls: the evidence's (several), or its one control."""
+    evidence = getattr(r, "evidence", None)
+    controls = [getattr(c, "ratio", None) for c in (getattr(evidence, "controls", None) or ())]
+    controls = [c for c in controls if c is not None]
+    return controls or ([r.control] if r.control is not None else [])
+
+
+#: what an evidence line is, for `fit_height`: the evidence itself is kept at any height; the
+#: state (the table marks it on the row) and the ratio with the SA restored give way first
+KEEP, STATE, EXTRA = 0, 1, 2
+
+
+def fit_height(lines: list[tuple[str, str, int]], height: int) -> list[tuple[str, str, int]]:
+    """`lines` without the least needed ones (EXTRA, then STATE) while they overflow `height`."""
+    for drop in (EXTRA, STATE):
+        if len(lines) > height:
+            lines = [line for line in lines if line[2] != drop]
+    return lines
+
+
+def evidence_lines(r, width: int) -> list[tuple[str, str, int]]:
+    """The candidate's evidence as (text, style, kind) lines of at most `width` columns."""
+    v = Verdict.of(r.verdict)
+    layer = str(r.layer) if r.expert is None else f"{r.layer}·e{r.expert}"
+    head = f"{layer}[{r.row},{r.col}] " + ("not judged" if v is None else str(v))
+    if v is not None and len(head) > width:
+        head = f"{layer}[{r.row},{r.col}] {v.short}"
+    lines = [(fit_words(head, width), "bold", KEEP), (fit_words(f"now {r.state}", width), "dim", STATE)]
+
+    def ratio(label: str, value, style: str = "", kind: int = KEEP) -> None:
+        if value is not None:
+            lines.append((f"{label:<{LABEL}}" + ratio_text(value, width - LABEL), style, kind))
+
+    if r.ratio is None and r.measuring:
+        lines.append((f"{'pruned':<{LABEL}}measuring", "italic", KEEP))
+    ratio("pruned", r.ratio, "bold")
+    controls = control_ratios(r)
+    if len(controls) > 1:
+        worst = max(controls, key=lambda c: c.value)
+        lines.append((fit_words(f"{'controls':<{LABEL}}{len(controls)}: {spread(controls)}", width), "", KEEP))
+        ratio("worst", worst, "dim")
+    else:
+        ratio("control", controls[0] if controls else None, "dim")
+    ratio("SA back", r.sa_ratio, "dim", EXTRA)
+    tokens = next((x.tokens for x in (r.ratio, *controls) if x is not None), None)
+    if tokens:
+        lines.append((fit_words(f"{'tokens':<{LABEL}}{tokens} (95% intervals)", width), "dim", KEEP))
+    return lines
 
 
 class LayerDetail(Static):
     stats = reactive(None, always_update=True)  # a protocol.LayerRow
     tokens: reactive[list] = reactive(list)
     threshold: reactive[float] = reactive(0.0)
+    candidate = reactive(None, always_update=True)  # the table's selected protocol.SuperWeightRow
 
     def render(self) -> Text:
+        width, height = self.size.width, self.size.height
+        lines = fit_height(evidence_lines(self.candidate, width), height) if self.candidate is not None else []
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for i, (text, style, _) in enumerate(lines):
+            t.append(("\n" if i else "") + text, style=style)
+        layer = self._layer()
+        if not lines or len(lines) + 1 + len(layer.plain.splitlines()) <= height:
+            if lines:
+                t.append("\n\n")
+            t.append_text(layer)
+        return t
+
+    def _layer(self) -> Text:
         s = self.stats
         if not s:
             return Text("select a layer: ←/→ or h/l, enter, or click a bar", style="dim")

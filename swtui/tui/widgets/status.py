@@ -1,4 +1,10 @@
-"""StatusBar: model, device, dtype, size, quantization mode, edit count, inference state."""
+"""StatusBar: model, device, dtype, size, quantization mode, edit count, inference state, and the
+last notice (the main screen shows its notifications here, not as toasts over its figures).
+
+The line is written for its width: the stage is always whole (it is what the user waits on), then
+the notice (shortened at a word, never inside a number), and the rest gives way in `DROP` order:
+the decoration first, the model's details next, its name last.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +12,68 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from swtui.tui.evidence_text import fit_words
+
+#: what the line gives up first, first to last (`parts` names its segments so)
+DROP = ("badge", "layers", "size", "dtype", "device", "source", "edits", "name", "mode")
+
 
 class StatusBar(Static):
+    COMPONENT_CLASSES = {"status--warning", "status--error", "status--information"}
+
     info = reactive(None, always_update=True)  # protocol.ModelInfo once loaded
     quant_mode: reactive[str] = reactive("full precision")
     edits: reactive[int] = reactive(0)
     busy: reactive[str] = reactive("starting")
+    notice: reactive[tuple[str, str] | None] = reactive(None)  # (text, severity) of the last notification
 
-    def render(self) -> Text:
+    def parts(self) -> list[tuple[str, str, str]]:
+        """The line's segments as (name, text, style), in their order."""
         info = self.info
-        t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(" swtui ", style="bold reverse")
         state = self.busy or "idle"
-        t.append(f" {'◐' if self.busy else '●'} {state[:28]:<12}", style="bold" if self.busy else "")
-        t.append(f"│ {self.quant_mode} · {self.edits} edit{'s' if self.edits != 1 else ''} │")
+        out = [("badge", " swtui ", "bold reverse"),
+               ("stage", f" {'◐' if self.busy else '●'} {state} ", "bold" if self.busy else ""),
+               ("mode", f"│ {self.quant_mode}", ""),
+               ("edits", f" · {self.edits} edit{'s' if self.edits != 1 else ''}", "")]
         if info:
             params = info.params
             size = f"{params / 1e9:.2f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
-            t.append(f" {info.name}", style="bold")
+            out.append(("name", f" │ {info.name}", "bold"))
             sq = info.source_quant
             if sq.quantized:  # every weight already sits on the source's grid: said beside the name
-                t.append(f" · {sq.down_type} source", style="bold")
-            t.append(f" · {info.device} · {info.dtype} · {size} · {info.layers} layers")
+                out.append(("source", f" · {sq.down_type} source", "bold"))
+            out += [("device", f" · {info.device}", ""), ("dtype", f" · {info.dtype}", ""),
+                    ("size", f" · {size}", ""), ("layers", f" · {info.layers} layers", "")]
         else:
-            t.append(" loading model…")
+            out.append(("name", " │ loading model…", ""))
+        return out
+
+    #: the notice's least room: the model's details give way to it down to this
+    NOTICE_ROOM = 50
+
+    def render(self) -> Text:
+        width = self.size.width or 200
+        parts = self.parts()
+        if self.notice is not None:  # after the stage, where the eye is
+            message, severity = self.notice
+            parts.insert(2, ("notice", f"│ {message} ", f"status--{severity}"))
+
+        def needed(ps) -> int:
+            return sum(min(len(x), self.NOTICE_ROOM) if n == "notice" else len(x) for n, x, _ in ps)
+
+        for name in DROP:
+            if needed(parts) <= width:
+                break
+            parts = [p for p in parts if p[0] != name]
+        t = Text(no_wrap=True, overflow="crop")
+        for name, text, style in parts:
+            others = sum(len(x) for n, x, _ in parts if n != name)
+            if name == "notice" and others + len(text) > width:
+                text = "│ " + fit_words(text[2:].strip(), max(width - others - 3, 1)) + " "
+            elif name == "stage" and len(text) > width:
+                text = " " + fit_words(text.strip(), width - 1)
+            if style.startswith("status--"):
+                t.append(text, style=self.get_component_rich_style(style, partial=True))
+            else:
+                t.append(text, style=style)
         return t

@@ -28,7 +28,8 @@ def test_detects_the_super_weight(demo, detection):
     assert first.key == SW
     assert demo.adapter.coord_label(*SW) == "model.layers.11.mlp.down_proj.weight[507, 1229]"
     # the interval, not only the point, clears the threshold; its control weight does nothing
-    assert first.verdict == "super weight" and first.ratio.lo >= 3 and first.control.hi < 1.1
+    assert first.verdict == "super weight" and first.ratio.lo >= 3 and first.control.hi < 1.5  # the worst of 5 controls
+    assert first.control.hi < first.ratio.lo and len(first.evidence["controls"]) == 5
     assert first.ratio.tokens == detection.impact.eval_tokens > 700
     assert first.sa_ratio.hi < 1.05  # restoring its super activation recovers
     # the output spike is at layer 11, and channel 507 stays the residual max for most later layers

@@ -1,5 +1,5 @@
 """Re-make snapshots/browser-demo.png: `swtui serve` on the demo model in headless Chromium, the
-super weight pruned once detection has judged it (the README's "In a browser" picture).
+super weight pruned once detection has judged it (the picture in the README and docs/browser.md).
 
     python tests/capture_browser_demo.py [OUT.png]
 

@@ -207,7 +207,7 @@ def ref_groups(rows: int, cols: int, group: str, block):
 
 
 def ref_rtn(w, bits, group, block=None, clip_z=None, held=None):
-    """README "Quantization": per group, clip to ±(z·std|W| + mean|W|) (statistics over the whole
+    """docs/quantization.md: per group, clip to ±(z·std|W| + mean|W|) (statistics over the whole
     group, held-out weights included), held-out weights set to 0, asymmetric round to nearest with
     Δ = (max − min)/(2^N − 1) (a constant group comes back as is), held-out weights written back."""
     import torch

@@ -173,7 +173,7 @@ def test_export_writes_a_snapshot_and_needs_no_refresh(engine, tmp_path):
 
 
 def test_prune_findings_prunes_every_super_weight_and_group_member_then_restores_them(engine):
-    """The walk-through's new request (README "Development"): P prunes every finding at once."""
+    """The walk-through's new request (docs/ARCHITECTURE.md): P prunes every finding at once."""
     from swtui.core.verdicts import Verdict
 
     _, _, s = engine

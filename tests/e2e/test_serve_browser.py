@@ -125,7 +125,6 @@ def test_serve_drives_the_inspector_in_chromium_and_ctrl_c_ends_every_process(tm
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("Playwright is not installed (pip install -e '.[test]')")
-    import psutil
 
     port, marker = _free_port(), uuid.uuid4().hex
     # the browser uses another name for the server than the address it binds, as through an SSH tunnel

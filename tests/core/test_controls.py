@@ -19,7 +19,7 @@ from swtui.core.detect import DetectOptions, adopt, detect
 from swtui.core.groups import GROUP, residual_channel_max
 from swtui.core.quant_session import apply_quant_config, held_out_keys
 
-from swtui_testing import tiny_llama_writers
+from support.builders import tiny_llama_writers
 
 MEMBERS = {(1, 5, 17), (3, 5, 40)}
 

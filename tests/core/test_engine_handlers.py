@@ -8,7 +8,8 @@ import pytest
 
 from swtui.core import protocol as ev
 
-from swtui_testing import idle_worker, tiny_session
+from support.engine import idle_worker
+from support.builders import tiny_session
 
 SW = (1, 5, 17)  # tiny:llama's planted super weight
 EVAL_TEXT = "A short text to score, so that each refresh takes a moment on the tiny model."

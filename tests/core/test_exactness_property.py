@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from swtui.core.errors import SwtuiError
 from swtui.core.quant_session import apply_quant_config, parse_config
-from swtui_testing import ref_rtn, tiny_session
+from support.oracle import ref_rtn
+from support.builders import tiny_session
 
 KEYS = [(1, 5, 17), (2, 3, 4), (0, 63, 127), (1, 5, 3)]  # two on one row of layer 1; (1, 5, 17) is planted
 PROMPT = "Hi there!"

@@ -5,14 +5,13 @@ raises perplexity (×0 ≈ 1.2e4 against 356 unedited) and super-weight-aware W4
 tiny Llama's perplexity fell when pruned; with its head damped, SW-aware W4 lost to naive). Every
 other dialog and state is in tests/tui/test_screens.py, from recorded events."""
 
-from swtui.tui.app import SwtuiApp
-from tui_helpers import settle
-from swtui_testing import tiny_needing_its_sa
+from support.apps import tiny_app
+from support.pilot import settle
 
 
 def make_app():
     # a model that is identical on every run (CPU, float32), on which pruning the super weight hurts
-    return SwtuiApp(session=tiny_needing_its_sa("qwen2"), max_new_tokens=6, theme="swtui-dark")
+    return tiny_app("qwen2", max_new_tokens=6, theme="swtui-dark")
 
 
 async def _after_detection(pilot):

@@ -32,8 +32,10 @@ run: setup
 # own (tests/tui/conftest.py, told by SWTUI_TUI_SUITE that it must: it fails rather than skip, and
 # every test it collected must have run; its output follows the main run's), and everything else
 # (core, CLI, and the TUI end to end on the real engine in tests/e2e). A pytest process that ran
-# no test (exit 5, e.g. PYTEST_ARGS="-k typo") fails the target.
+# no test (exit 5, e.g. PYTEST_ARGS="-k typo") fails the target. The linter runs first (its rules are
+# [tool.ruff] in pyproject.toml); a finding fails the target before any test starts.
 test: setup
+	$(BIN)/ruff check .
 	@SWTUI_TUI_SUITE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/tui $(PYTEST_ARGS) > .tui-tests.log 2>&1 & tui=$$!; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/tui $(PYTEST_ARGS); rc=$$?; \
 	wait $$tui; tui_rc=$$?; echo "-- tests/tui, torch-free in its own process:"; cat .tui-tests.log; \

@@ -17,7 +17,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT + "/tests"]  # swtui_testing, tui_helpers
+sys.path[:0] = [ROOT + "/tests"]  # the tests' support package (support.pilot)
 
 
 async def main(samples: int = 40, phase: str = "generating") -> dict:
@@ -29,7 +29,7 @@ async def main(samples: int = 40, phase: str = "generating") -> dict:
     from textual import events
 
     from swtui.tui.widgets.chart import LayerSpikeChart
-    from tui_helpers import settle, wait_for
+    from support.pilot import settle, wait_for
 
     session = Session(load_model(None, LoadOptions(device=os.environ.get("SWTUI_BENCH_DEVICE", "auto"))))
     app = SwtuiApp(session=session, max_new_tokens=400, detect_on_load=phase == "detecting")

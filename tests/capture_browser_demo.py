@@ -1,5 +1,5 @@
 """Re-make snapshots/browser-demo.png: `swtui serve` on the demo model in headless Chromium, the
-super weight pruned once detection has judged it (the README's "In a browser" picture).
+super weight pruned once detection has judged it (the picture in the README and docs/browser.md).
 
     python tests/capture_browser_demo.py [OUT.png]
 
@@ -14,8 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent / "e2e"))
-from test_serve_browser import CATCH_TERMINAL, CHROMIUM_ARGS, READ_SCREEN, _chromium, _free_port  # noqa: E402
+from support.browser import CATCH_TERMINAL, CHROMIUM_ARGS, READ_SCREEN, chromium, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,13 +40,13 @@ def super_weight_row(screen: str) -> str:
 def main(out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "swtui", "serve", "--port", str(port)], cwd=ROOT,
                               stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         time.sleep(2)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.add_init_script(CATCH_TERMINAL)
             page.goto(f"http://localhost:{port}/")

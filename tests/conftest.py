@@ -1,10 +1,8 @@
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from swtui_testing import tiny_session  # noqa: E402
+from support.builders import tiny_session  # tests/ is on the path: pythonpath in pyproject.toml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

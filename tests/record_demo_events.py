@@ -4,7 +4,7 @@
 
 The engine loads SmolLM2-135M-Instruct (CPU, float32), detects, and then serves one request after
 another; for each it records the request and every event the engine emitted until it was idle
-again, all as plain data (`protocol.to_data`). `tests/tui/fake_engine.py` replays them. Re-record
+again, all as plain data (`protocol.to_data`). `tests/support/fake_engine.py` replays them. Re-record
 when the protocol or the engine's event sequences change (the fake refuses a recording whose
 messages no longer parse), then update the snapshots drawn from it:
 `.venv/bin/python -m pytest tests/tui --snapshot-update` (and read the diff: the figures come
@@ -27,8 +27,7 @@ QUANT = dict(method="rtn", bits=3, group="block", block=4096)
 
 
 def main() -> int:
-    sys.path.insert(0, str(HERE))
-    from swtui_testing import CPU
+    from support.builders import CPU  # tests/ is this script's own folder, first on sys.path
 
     from swtui.core import protocol as ev
     from swtui.core import wire

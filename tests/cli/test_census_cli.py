@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from swtui_testing import write_tiny
+from support.builders import write_tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 

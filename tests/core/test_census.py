@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from swtui.core.errors import UserInputError
-from swtui_testing import write_tiny
+from support.builders import write_tiny
 
 #: the fastest options whose verdicts are still decided (320 tokens is 19 blocks after BOS: inconclusive)
 FAST = dict(eval_tokens=400)

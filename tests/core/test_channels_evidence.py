@@ -16,7 +16,7 @@ from swtui.core.evidence import HURTS, INCONCLUSIVE, NO_EFFECT, Ratio, paired_ra
 from swtui.core.verdicts import ACTIVATION, BELOW, SUPER
 from swtui.core.probe import LayerStats, ProbeResult
 
-from swtui_testing import tiny_llama_writers
+from support.builders import tiny_llama_writers
 
 #: tiny models judge on this many tokens of the bundled text (seconds, and intervals still narrow)
 TOKENS = 1024
@@ -197,7 +197,7 @@ def test_a_post_norm_channel_every_layer_writes_without_a_spiking_writer():
     import transformers as tf
 
     from swtui.core.tiny import byte_tokenizer, damp_head, set_norm_gain
-    from swtui_testing import _session
+    from support.builders import session_of
 
     tok = byte_tokenizer()
     v = len(tok)
@@ -211,7 +211,7 @@ def test_a_post_norm_channel_every_layer_writes_without_a_spiking_writer():
         gains[40] = 60.0
         set_norm_gain(layer.post_feedforward_layernorm, gains)
     damp_head(model, 40, 10.0)
-    s = _session(model, tok, "tiny:gemma3", "tiny-gemma3-written-everywhere")
+    s = session_of(model, tok, "tiny:gemma3", "tiny-gemma3-written-everywhere")
     d = detect(s, DetectOptions())  # the default budget: at 1024 tokens the positions arm is undecided
     assert d.spike_layers() == []
     (m,) = [m for m in d.channels if m.channel == 40]

@@ -23,7 +23,8 @@ import pytest
 
 from swtui.core import wire
 
-from swtui_testing import CPU, Collector
+from support.builders import CPU
+from support.engine import Collector
 
 RECORDING = Path(__file__).resolve().parents[1] / "tui" / "recordings" / "demo.json"
 EVAL_TEXT = "A short text to score, so that each refresh takes a moment on the tiny model."

@@ -20,7 +20,7 @@ from swtui.core.groups import residual_channel_max
 from swtui.core.verdicts import GROUP
 from swtui.core.quant_session import apply_quant_config, held_out_keys
 
-from swtui_testing import tiny_llama_writers
+from support.builders import tiny_llama_writers
 
 MEMBERS = {(1, 5, 17), (3, 5, 40)}
 

@@ -118,7 +118,7 @@ def test_restore_super_activation_recovers(demo):
 
 
 def test_scale_curve(demo, short_eval):
-    """Scaling the real super weight (README: the full text's sweep): pruning hurts a lot, halving
+    """Scaling the real super weight (docs/findings.md: the full text's sweep): pruning hurts a lot, halving
     it some (on a short text; `swtui scale-sweep` and tests/core/test_variants.py cover the sweep)."""
     text = open(short_eval).read()
     rows = {}
@@ -156,7 +156,7 @@ def test_nonsw_control_is_mild(demo):
 
 def short_text() -> str:
     """The first ~300 tokens of the bundled text: enough for the ratios these tests check (the
-    README's figures come from the whole text, through the commands)."""
+    docs/findings.md's figures come from the whole text, through the commands)."""
     return metrics.eval_text()[:1400]
 
 

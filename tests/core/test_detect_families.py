@@ -10,8 +10,8 @@ from swtui.core.detect import DetectOptions, detect
 from swtui.core.verdicts import ACTIVATION, BELOW, GROUP, SUPER
 from swtui.core.tiny import TINY_ARCHS, Plant
 
-from swtui_testing import (HEAVY_CHANNEL, POSTNORM_PLANT_ARGS, tiny_llama_writers, tiny_needing_its_sa,
-                           tiny_postnorm_gemma)
+from support.builders import (HEAVY_CHANNEL, POSTNORM_PLANT_ARGS, tiny_llama_writers, tiny_needing_its_sa,
+                              tiny_postnorm_gemma)
 
 
 def _ppl_with_zeroed(factory, *keys, windows: int) -> float:
@@ -20,7 +20,7 @@ def _ppl_with_zeroed(factory, *keys, windows: int) -> float:
     `windows` windows of the verdicts' corpus (those the arm was measured on)."""
     import torch
 
-    from swtui_testing import verdict_perplexity
+    from support.oracle import verdict_perplexity
 
     s = factory()
     with torch.no_grad():
@@ -128,7 +128,7 @@ def test_an_activation_no_weight_carries_is_reported_as_such():
 
 
 def test_no_plant_means_no_candidate_and_harmless_stays_harmless():
-    from swtui_testing import tiny_session
+    from support.builders import tiny_session
 
     d = detect(tiny_session("llama"), DetectOptions(impact_threshold=1e9))
     assert [c.verdict for c in d.candidates] == [BELOW]

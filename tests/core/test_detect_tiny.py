@@ -5,7 +5,7 @@ import pytest
 from swtui.core.detect import DetectOptions, detect
 from swtui.core.tiny import TINY_ARCHS, Plant
 
-from swtui_testing import tiny_session
+from support.builders import tiny_session
 
 P = Plant()
 
@@ -91,7 +91,7 @@ def test_candidates_are_confirmed_across_prompts():
 def test_writers_of_one_channel_are_judged_together():
     """Two layers write channel 5 (a second plant at layer 2, same row): one group, pruned together."""
     from swtui.core.detect import DetectOptions, detect
-    from swtui_testing import tiny_llama_with_plants
+    from support.builders import tiny_llama_with_plants
 
     s = tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=2, row=5, col=40, value=7.0, gain=20.0))
     d = detect(s, DetectOptions(impact=False))
@@ -111,10 +111,9 @@ def test_a_candidate_spiking_on_some_prompts_only():
     pruning the weight barely moves perplexity and the candidate is judged harmless."""
     import torch
 
-    from swtui.core import metrics
     from swtui.core.detect import DetectOptions, confirmation_prompts, detect
     from swtui.core.verdicts import BELOW as HARMLESS
-    from swtui_testing import tiny_llama_triggered
+    from support.builders import tiny_llama_triggered
 
     s = tiny_llama_triggered(",")
     opts = DetectOptions(prompt="Hello, world", max_rounds=1)
@@ -129,7 +128,7 @@ def test_a_candidate_spiking_on_some_prompts_only():
     hand = tiny_llama_triggered(",")
     with torch.no_grad():
         hand.adapter.site(1).down.weight[5, 17] = 0.0
-    from swtui_testing import verdict_perplexity
+    from support.oracle import verdict_perplexity
 
     pruned = verdict_perplexity(hand, cand.evidence["treatment"]["windows"])
     assert cand.ppl_pruned == pytest.approx(pruned, rel=1e-4)  # batched A/B vs a solo run

@@ -8,7 +8,8 @@ from swtui.core import protocol as ev
 from swtui.core import wire
 from swtui.core.protocol import CANCELLABLE, SUPERSEDES
 
-from swtui_testing import idle_worker, tiny_session
+from support.engine import idle_worker
+from support.builders import tiny_session
 
 SW = (1, 5, 17)
 

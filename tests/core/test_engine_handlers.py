@@ -8,7 +8,8 @@ import pytest
 
 from swtui.core import protocol as ev
 
-from swtui_testing import idle_worker, tiny_session
+from support.engine import idle_worker
+from support.builders import tiny_session
 
 SW = (1, 5, 17)  # tiny:llama's planted super weight
 EVAL_TEXT = "A short text to score, so that each refresh takes a moment on the tiny model."
@@ -173,7 +174,7 @@ def test_export_writes_a_snapshot_and_needs_no_refresh(engine, tmp_path):
 
 
 def test_prune_findings_prunes_every_super_weight_and_group_member_then_restores_them(engine):
-    """The walk-through's new request (README "Development"): P prunes every finding at once."""
+    """The walk-through's new request (docs/ARCHITECTURE.md): P prunes every finding at once."""
     from swtui.core.verdicts import Verdict
 
     _, _, s = engine

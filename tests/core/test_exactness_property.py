@@ -1,5 +1,5 @@
 """Property: the model computes with a function of (pristine, final edit set, final quant config,
-SA restores), and that function is the one README "Semantics of edits" / "Quantization" describe.
+SA restores), and that function is the one docs/method.md ("Semantics of edits") and docs/quantization.md describe.
 
 Random sequences of prune / scale / restore / SA toggle / RTN (every grouping, with and without
 keep-SW and clipping, activation quantization) / bitsandbytes int8·nf4 / full precision /
@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from swtui.core.errors import SwtuiError
 from swtui.core.quant_session import apply_quant_config, parse_config
-from swtui_testing import ref_rtn, tiny_session
+from support.oracle import ref_rtn
+from support.builders import tiny_session
 
 KEYS = [(1, 5, 17), (2, 3, 4), (0, 63, 127), (1, 5, 3)]  # two on one row of layer 1; (1, 5, 17) is planted
 PROMPT = "Hi there!"
@@ -336,7 +337,7 @@ def test_bitsandbytes_part_of_the_oracle_ran():
 
 
 def test_reference_rtn_matches_hand_computed_values():
-    """The oracle's RTN against numbers worked out by hand (README's conventions)."""
+    """The oracle's RTN against numbers worked out by hand (docs/quantization.md's conventions)."""
     w = torch.tensor([[0.0, 1.0, 2.0, 3.3]])  # 2 bits: Δ = 3.3/3 = 1.1
     torch.testing.assert_close(ref_rtn(w, 2, "tensor"), torch.tensor([[0.0, 1.1, 2.2, 3.3]]))
     w = torch.arange(10.0).reshape(2, 5)  # blocks of 4 of the flat tensor, the last of 2: each exact at its ends

@@ -14,7 +14,8 @@ from swtui.core import protocol as ev
 from swtui.core.hooks import count_hooks
 from swtui.core.engine import Engine
 
-from swtui_testing import Collector, idle_worker, tiny_session
+from support.engine import Collector, idle_worker
+from support.builders import tiny_session
 
 
 def test_out_of_memory_during_generation_is_reported_and_state_kept():

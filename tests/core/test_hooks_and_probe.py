@@ -6,7 +6,7 @@ import torch
 from swtui.core import metrics
 from swtui.core.hooks import count_hooks
 from swtui.core.probe import probe_down_proj
-from swtui_testing import tiny_session
+from support.builders import tiny_session
 
 
 def _logits(session, text="Apple Inc. is a worldwide tech company."):

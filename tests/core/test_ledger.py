@@ -8,7 +8,7 @@ import torch
 from swtui.core.errors import Cancelled, QuantizationError, UserInputError
 from swtui.core.edits import weights_hash
 from swtui.core.quant_session import WeightQuantizer, apply_quant_config, parse_config
-from swtui_testing import tiny_session
+from support.builders import tiny_session
 
 W4 = {"method": "rtn", "bits": 4, "group": "tensor"}
 

@@ -8,7 +8,7 @@ import torch
 
 from swtui.core.errors import QuantizationError, SwtuiError, UserInputError
 from swtui.core.tiny import MOE_ARCHS, Plant
-from swtui_testing import tiny_session
+from support.builders import offloaded_session, saved_tiny, tiny_session
 
 PLANT = Plant()
 SW = (PLANT.layer, PLANT.row, PLANT.col, PLANT.expert)  # (1, 5, 17, 2)
@@ -179,25 +179,13 @@ def test_what_fused_experts_refuse_leaves_the_state_unchanged():
 
 @pytest.fixture(scope="module")
 def mixtral_dir(tmp_path_factory):
-    from swtui.core.tiny import build_tiny
-
-    d = tmp_path_factory.mktemp("mixtral-tiny")
-    model, tok = build_tiny("mixtral")
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
+    return saved_tiny(tmp_path_factory.mktemp("mixtral-tiny"), "mixtral")
 
 
 def test_an_offloaded_expert_weight_is_edited_for_real(mixtral_dir, tmp_path):
-    from swtui.core.loading import LoadOptions, load_model
     from swtui.core.probe import probe_down_proj
-    from swtui.core.session import Session
-    from swtui.core.tiny import build_tiny
 
-    size = sum(p.numel() * 4 for p in build_tiny("mixtral")[0].parameters())
-    opts = LoadOptions(device="cpu", dtype="float32", device_map="auto", max_memory={"cpu": size // 3},
-                       offload_folder=str(tmp_path / "offload"))
-    s = Session(load_model(str(mixtral_dir), opts))
+    s = offloaded_session(mixtral_dir, "mixtral", tmp_path / "offload")
     site = s.adapter.site(1)
     assert site.is_moe and site.weight.device.type == "meta"  # layer 1's experts really are offloaded
     h0 = s.current_hash()

@@ -5,28 +5,20 @@ import torch
 
 from swtui.core import metrics
 from swtui.core.errors import QuantizationError
-from swtui.core.loading import LoadOptions, load_model
 from swtui.core.quant_session import apply_quant_config
-from swtui.core.session import Session
-from swtui.core.tiny import build_tiny
+
+from support.builders import offloaded_session, saved_tiny, tiny_bytes
 
 SW = (1, 5, 17)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("llama-tiny")
-    model, tok = build_tiny("llama")
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
+    return saved_tiny(tmp_path_factory.mktemp("llama-tiny"), "llama")
 
 
 def _offloaded(model_dir, tmp_path):
-    size = sum(p.numel() * 4 for p in build_tiny("llama")[0].parameters())
-    opts = LoadOptions(device="cpu", dtype="float32", device_map="auto", max_memory={"cpu": size // 3},
-                       offload_folder=str(tmp_path / "offload"))
-    s = Session(load_model(str(model_dir), opts))
+    s = offloaded_session(model_dir, "llama", tmp_path / "offload")
     assert s.adapter.site(1).down.weight.device.type == "meta"  # layer 1 really is offloaded
     return s
 
@@ -83,7 +75,7 @@ def test_scan_with_forced_offload_finds_the_planted_weight(model_dir, tmp_path, 
 
     from swtui.cli import main
 
-    size = sum(p.numel() * 4 for p in build_tiny("llama")[0].parameters())
+    size = tiny_bytes("llama")
     assert main(["scan", str(model_dir), "--device", "cpu", "--device-map", "auto", "--max-memory",
                  f"cpu={size // 3}", "--offload-folder", str(tmp_path / "off"), "--json"]) == 0
     offloaded = json.loads(capsys.readouterr().out)

@@ -11,7 +11,7 @@ from swtui.core.corpus import Corpus, Window
 from swtui.core.evidence import t_quantile, window_ratio
 from swtui.core.plan import Arm, Claim, ClaimKind, Edit, Outcome, Schedule
 
-from swtui_testing import tiny_session
+from support.builders import tiny_session
 
 
 # -- the statistics ----------------------------------------------------------------------------

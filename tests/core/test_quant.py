@@ -7,7 +7,7 @@ from swtui.core.errors import QuantizationError
 from swtui.core.quant import fake_quant_activation, rtn
 from swtui.core.quant_session import apply_quant_config, parse_config
 
-from swtui_testing import tiny_session
+from support.builders import tiny_session
 
 
 def test_rtn_hand_computed_2bit():

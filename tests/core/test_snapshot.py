@@ -9,7 +9,7 @@ from swtui.core import snapshot as snap
 from swtui.core.errors import SnapshotError
 from swtui.core.snapshot import HashMismatch, apply_snapshot, build_snapshot, load_snapshot, write_snapshot
 
-from swtui_testing import tiny_session
+from support.builders import tiny_session
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from swtui.core.snapshot import (NOT_SAVED, SCHEMA_VERSION, StateMismatch, apply
                                  load_snapshot, validate, write_snapshot)
 from swtui.core.errors import SnapshotError
 
-from swtui_testing import Collector, tiny_session
+from support.engine import Collector
+from support.builders import tiny_session
 
 SW = (1, 5, 17)
 PROMPT, TOKENS = "The capital", 4
@@ -239,7 +240,7 @@ def test_the_engine_exports_what_it_reopens(tmp_path):
     the previous state."""
     from swtui.core.engine import Engine
 
-    from swtui_testing import idle_worker
+    from support.engine import idle_worker
 
     w, out = idle_worker(tiny_session("llama"), tokens=TOKENS)
     try:

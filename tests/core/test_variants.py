@@ -10,7 +10,7 @@ from swtui.core.quant_session import apply_quant_config
 from swtui.core.sweeps import quant_sweep, scale_sweep
 from swtui.core.variants import Variant, check_variants, compare, measure
 
-from swtui_testing import tiny_needing_its_sa
+from support.builders import tiny_needing_its_sa
 
 SW = (1, 5, 17)
 NAIVE = {"method": "rtn", "bits": 4, "group": "tensor", "block": None}
@@ -107,7 +107,8 @@ def _hand_quantized(s, bits, block, clip_z, held):
 
     import torch
 
-    from swtui_testing import _session, ref_rtn
+    from support.builders import session_of
+    from support.oracle import ref_rtn
 
     model = copy.deepcopy(s.model)
     with torch.no_grad():
@@ -119,7 +120,7 @@ def _hand_quantized(s, bits, block, clip_z, held):
                         if key[0] == i and rel == "mlp.down_proj":
                             mask[key[1], key[2]] = True
                     mod.weight.copy_(ref_rtn(mod.weight, bits, "block" if block else "tensor", block, clip_z, mask))
-    return _session(model, s.tokenizer, "tiny:llama", "hand-quantized")
+    return session_of(model, s.tokenizer, "tiny:llama", "hand-quantized")
 
 
 def test_every_quant_sweep_row_is_a_direct_quantize_and_measure(s):

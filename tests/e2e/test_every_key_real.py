@@ -3,10 +3,10 @@ bindings (action registry + BINDINGS) pressed once, then a short seeded random w
 the app is alive, its screen stack sane, and the status idle once the engine is; `q` exits 0. The
 long version, widgets' own keys included, runs on the fake engine (tests/tui/test_every_key.py)."""
 
-from swtui.tui.app import SwtuiApp
 
-from swtui_testing import CPU
-from tui_helpers import KeyLog, every_key_on_every_screen, random_walk, settle
+from support.apps import loading_app
+from support.keys import KeyLog, every_key_on_every_screen, random_walk
+from support.pilot import settle
 
 SEED = 22  # issue 22
 WALK = 12  # the fake-engine suite walks 320 keys; this one proves the real engine under the same keys
@@ -14,7 +14,7 @@ WALK = 12  # the fake-engine suite walks 320 keys; this one proves the real engi
 
 async def test_every_key_then_a_random_walk_on_tiny_llama(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # x writes its snapshots into ./snapshots
-    app = SwtuiApp("tiny:llama", load_options=CPU, max_new_tokens=4)
+    app = loading_app("tiny:llama", max_new_tokens=4)
     log = KeyLog()
     async with app.run_test(size=(110, 34)) as pilot:
         await settle(pilot, app)

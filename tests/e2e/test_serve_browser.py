@@ -8,7 +8,6 @@ Without Chromium or Playwright the test skips, saying so, except under CI=true, 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,38 +17,11 @@ import uuid
 
 import pytest
 
-#: what Chromium needs as root in a closed network: no sandbox, no GPU, and none of its own
-#: background connections (refused here, and they hold the page up)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-#: xterm.js paints on a canvas, so the screen's text is not in the DOM. textual.js keeps its xterm
-#: Terminal on a local object and sets that object's `fitAddon` right after `terminal`: a setter on
-#: Object.prototype catches the object once, and the test reads the screen from xterm's buffer.
-CATCH_TERMINAL = """
-Object.defineProperty(Object.prototype, "fitAddon", {configurable: true, set(value) {
-  window.__textualTerminal = this;
-  Object.defineProperty(this, "fitAddon", {value, writable: true, configurable: true, enumerable: true});
-}});
-"""
-READ_SCREEN = """() => {
-  const term = window.__textualTerminal && window.__textualTerminal.terminal;
-  if (!term) return null;
-  const lines = [];
-  for (let y = 0; y < term.rows; y++) lines.push(term.buffer.active.getLine(y).translateToString(true));
-  return lines.join("\\n");
-}"""
+from support.browser import CATCH_TERMINAL, CHROMIUM_ARGS, READ_SCREEN, chromium, free_port
 
 #: the planted tiny Llama: a spike at layer 1, its candidate W[5, 17] listed in the table
 MODEL = "tiny:llama"
 CANDIDATE = "1      5    17"
-
-
-def _chromium() -> str | None:
-    for name in (os.environ.get("SWTUI_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and (path := shutil.which(name)):
-            return path
-    return None
 
 
 def _missing(what: str) -> None:
@@ -57,12 +29,6 @@ def _missing(what: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_listening(port: int, server: subprocess.Popen, log, timeout: float = 20) -> None:
@@ -118,16 +84,15 @@ def _marked(marker: str) -> list:
 
 
 def test_serve_drives_the_inspector_in_chromium_and_ctrl_c_ends_every_process(tmp_path):
-    chromium = _chromium()
-    if chromium is None:
+    browser_path = chromium()
+    if browser_path is None:
         _missing("no Chromium found (chromium, chromium-browser, google-chrome or $SWTUI_CHROMIUM)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("Playwright is not installed (pip install -e '.[test]')")
-    import psutil
 
-    port, marker = _free_port(), uuid.uuid4().hex
+    port, marker = free_port(), uuid.uuid4().hex
     # the browser uses another name for the server than the address it binds, as through an SSH tunnel
     origin = f"http://localhost:{port}"
     log = tmp_path / "server.log"  # a file, not a pipe: the server must never block on its output
@@ -138,7 +103,7 @@ def test_serve_drives_the_inspector_in_chromium_and_ctrl_c_ends_every_process(tm
     try:
         _wait_listening(port, server, log)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             requested: list[str] = []
             page.on("request", lambda request: requested.append(request.url))

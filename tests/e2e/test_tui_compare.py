@@ -13,14 +13,11 @@ from swtui.tui.screens.quant_form import QuantForm
 from swtui.tui.screens.sweep import SweepScreen
 from swtui.tui.widgets.sweep_chart import SweepChart
 
-from swtui_testing import CPU, tiny_needing_its_sa
-from tui_helpers import settle
+from support.apps import tiny_app
+from support.builders import CPU
+from support.pilot import settle
 
 DEFAULT_VARIANTS = paper_pair(4)  # tiny:llama is a float model: the paper's W4
-
-
-def _app(**kw):
-    return SwtuiApp(session=tiny_needing_its_sa("llama"), max_new_tokens=4, **kw)
 
 
 def _text(widget) -> str:
@@ -28,7 +25,7 @@ def _text(widget) -> str:
 
 
 async def test_compare_shows_the_baseline_and_each_variant_with_its_own_figures():
-    app = _app()
+    app = tiny_app()
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
         await pilot.press("C")
@@ -53,7 +50,7 @@ async def test_compare_shows_the_baseline_and_each_variant_with_its_own_figures(
 
 
 async def test_the_form_rejects_bad_input_and_adds_a_variant():
-    app = _app(detect_on_load=False)
+    app = tiny_app(detect_on_load=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
         await pilot.press("F")
@@ -80,7 +77,7 @@ async def test_the_form_rejects_bad_input_and_adds_a_variant():
 
 
 async def test_the_form_can_replace_the_current_quantization():
-    app = _app(detect_on_load=False)
+    app = tiny_app(detect_on_load=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
         await pilot.press("F")
@@ -97,7 +94,7 @@ async def test_the_form_can_replace_the_current_quantization():
 
 
 async def test_presets_are_added_as_variants_from_the_quant_dialog():
-    app = _app(detect_on_load=False)
+    app = tiny_app(detect_on_load=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
         await pilot.press("Q", "down", "down", "a")
@@ -107,7 +104,7 @@ async def test_presets_are_added_as_variants_from_the_quant_dialog():
 
 
 async def test_scale_sweep_is_drawn_row_by_row():
-    app = _app()
+    app = tiny_app()
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
         await pilot.press("S")
@@ -125,7 +122,7 @@ async def test_scale_sweep_is_drawn_row_by_row():
 
 async def test_export_records_the_variants_and_reopening_brings_them_back(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    app = _app()
+    app = tiny_app()
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
         await pilot.press("C")
@@ -148,7 +145,7 @@ async def test_esc_drops_a_comparison_still_waiting_for_the_model():
     screen and the comparison never runs (a running one stops: see test_variants)."""
     import threading
 
-    app = _app(detect_on_load=False)
+    app = tiny_app(detect_on_load=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
         before = app.engine.session.current_hash()

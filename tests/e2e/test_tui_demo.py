@@ -6,7 +6,7 @@ from swtui.core import protocol as ev
 from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.chart import LayerSpikeChart
 from swtui.tui.widgets.sw_table import SuperWeightTable
-from tui_helpers import settle
+from support.pilot import settle
 
 pytestmark = pytest.mark.demo
 

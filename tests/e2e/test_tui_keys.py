@@ -3,21 +3,16 @@ activation: z (the activation ablation) and B (the block-size sweep). The missio
 tests/tui/test_mission_keys.py."""
 
 from swtui.core import protocol as ev
-from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.sweep import SweepScreen
 from swtui.tui.widgets.status import StatusBar
 from swtui.tui.widgets.sweep_chart import SweepChart
 
-from swtui_testing import tiny_needing_its_sa
-from tui_helpers import settle
-
-
-def _app(**kw):
-    return SwtuiApp(session=tiny_needing_its_sa("llama"), max_new_tokens=4, **kw)
+from support.apps import tiny_app
+from support.pilot import settle
 
 
 async def test_z_zeroes_the_selected_layers_write_and_again_undoes_it():
-    app = _app()
+    app = tiny_app()
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
         status = app.query_one(StatusBar)
@@ -33,7 +28,7 @@ async def test_z_zeroes_the_selected_layers_write_and_again_undoes_it():
 
 
 async def test_B_draws_naive_and_sw_aware_bars_by_block_size():
-    app = _app()
+    app = tiny_app()
     async with app.run_test(size=(110, 40)) as pilot:
         await settle(pilot, app)
         await pilot.press("B")

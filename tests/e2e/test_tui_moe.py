@@ -5,8 +5,8 @@ from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.detail import LayerDetail
 from swtui.tui.widgets.sw_table import SuperWeightTable
 
-from swtui_testing import CPU
-from tui_helpers import settle
+from support.builders import CPU
+from support.pilot import settle
 
 SW = (1, 5, 17, 2)  # tiny.Plant: layer 1, row 5, col 17, expert 2
 

@@ -6,21 +6,21 @@ from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.chart import LayerSpikeChart
 from swtui.tui.widgets.detail import LayerDetail
 from swtui.tui.widgets.sw_table import SuperWeightTable
-from tui_helpers import settle, wait_for
-from swtui_testing import CPU
+from support.apps import loading_app, tiny_app
+from support.pilot import settle, wait_for
+from support.builders import CPU
 
 SW = (1, 5, 17)
 
 
 def make_app(**kw):
-    return SwtuiApp("tiny:llama", load_options=CPU, max_new_tokens=kw.pop("max_new_tokens", 6), **kw)
+    return loading_app("tiny:llama", **kw)
 
 
 async def test_detect_select_name_prune_restore():
-    from swtui_testing import tiny_needing_its_sa
 
     # a head that needs the planted super activation: pruning it changes the generation
-    app = SwtuiApp(session=tiny_needing_its_sa("llama"), max_new_tokens=6)
+    app = tiny_app("llama", max_new_tokens=6)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot, app)
         session = app.engine.session
@@ -171,7 +171,7 @@ async def test_export_key_writes_a_snapshot(tmp_path, monkeypatch):
 
 
 async def test_open_snapshot_with_hash_mismatch_asks_first():
-    from swtui_testing import tiny_session
+    from support.builders import tiny_session
     from swtui.core.snapshot import build_snapshot
 
     s = tiny_session("llama")

@@ -14,8 +14,8 @@ from swtui.core import protocol as ev
 from swtui.core.tiny import Plant
 from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.sw_table import SuperWeightTable
-from swtui_testing import CPU, tiny_llama_with_plants
-from tui_helpers import settle, wait_for
+from support.builders import CPU, tiny_llama_with_plants
+from support.pilot import settle, wait_for
 
 
 def two_plant_session():
@@ -133,7 +133,7 @@ async def test_writers_of_one_channel_reach_the_ui_as_a_group():
 
     from swtui.tui.screens.groups import GroupsScreen
     from swtui.tui.widgets.sw_table import SuperWeightTable
-    from swtui_testing import tiny_llama_writers
+    from support.builders import tiny_llama_writers
 
     s = tiny_llama_writers((1, (17,), 1.0), (3, (40,), 1.0), shift=0.05)
     app = SwtuiApp(session=s, max_new_tokens=4)

@@ -7,14 +7,13 @@ other dialog and state is in tests/tui/test_screens.py, from recorded events."""
 
 import pytest
 
-from swtui.tui.app import SwtuiApp
-from tui_helpers import settle
-from swtui_testing import tiny_needing_its_sa
+from support.apps import tiny_app
+from support.pilot import settle
 
 
 def make_app():
     # a model that is identical on every run (CPU, float32), on which pruning the super weight hurts
-    return SwtuiApp(session=tiny_needing_its_sa("qwen2"), max_new_tokens=6, theme="swtui-dark")
+    return tiny_app("qwen2", max_new_tokens=6, theme="swtui-dark")
 
 
 async def _after_detection(pilot):

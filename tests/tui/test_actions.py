@@ -8,7 +8,7 @@ from swtui.tui.actions import ACTIONS, help_rows, palette
 from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.main import MainScreen
 
-from fake_engine import FakeEngine, load_recording
+from support.fake_engine import FakeEngine, load_recording
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: keys the README names that are not bindings of the registry (Textual's own navigation)

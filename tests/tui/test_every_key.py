@@ -4,7 +4,7 @@ then a seeded random walk over whatever screen is on top. After every key the ap
 
 The keys are collected, not listed: the action registry, each screen class's BINDINGS and what is
 bound live once a screen is open (footer included) — a new binding or screen is covered (a screen
-without a route in tui_helpers.ROUTES fails `test_every_screen_has_a_route`). The screen → owner
+without a route in support.keys.ROUTES fails `test_every_screen_has_a_route`). The screen → owner
 messages (compare's run again, export, cancel on leaving) are checked by their effect on the engine.
 """
 
@@ -14,19 +14,14 @@ from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.ask import AskDialog
 from swtui.tui.screens.main import MainScreen
 
-from fake_engine import FakeEngine
-from tui_helpers import (KeyLog, every_key_on_every_screen, press, random_walk, unrouted_screens,
-                         wait_for)
+from support.apps import fake_app
+from support.keys import KeyLog, every_key_on_every_screen, press, random_walk, unrouted_screens
+from support.pilot import started
 
 SIZE = (110, 34)  # the issue's terminal; the walk runs at 80×24, the smallest layout we keep usable
 WALK_SIZE = (80, 24)
 SEED = 22  # issue 22
 WALK = 320
-
-
-async def started(pilot, app) -> None:
-    await wait_for(pilot, lambda: app.main.is_mounted and app.main.loaded and not app.main.busy, timeout=20)
-    await pilot.pause()
 
 
 def test_every_screen_has_a_route():
@@ -73,7 +68,7 @@ def expectations(app):
 
 
 async def test_every_binding_on_every_screen_in_sequence(capsys):
-    app = SwtuiApp(engine=FakeEngine)
+    app = fake_app()
     log = KeyLog()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
@@ -100,7 +95,7 @@ async def quit_and_check(pilot, app, log) -> None:
 
 
 async def test_a_seeded_random_walk_over_every_screen(capsys):
-    app = SwtuiApp(engine=FakeEngine)
+    app = fake_app()
     log = KeyLog()
     async with app.run_test(size=WALK_SIZE) as pilot:
         await started(pilot, app)

@@ -17,15 +17,12 @@ from swtui.tui.widgets.compare import GenerationDiff
 from swtui.tui.widgets.status import StatusBar
 from swtui.tui.widgets.sw_table import SuperWeightTable
 
-from fake_engine import FakeEngine
-from tui_helpers import wait_for
+from support.fake_engine import FakeEngine
+from support.apps import fake_app
+from support.pilot import started, wait_for
 
 SW = (11, 507, 1229)
 SIZE = (110, 34)
-
-
-def make_app(**kw) -> SwtuiApp:
-    return SwtuiApp(engine=FakeEngine, **kw)
 
 
 def cell(app, key, column: str) -> str:
@@ -42,14 +39,8 @@ def recorded_texts(app, request_type: str, index: int = 0) -> dict:
     return done[-1]["texts"]
 
 
-async def started(pilot, app) -> None:
-    """The recorded load (and detection, where recorded) drawn: loaded and idle."""
-    await wait_for(pilot, lambda: app.main.is_mounted and app.main.loaded and not app.main.busy, timeout=20)
-    await pilot.pause()
-
-
 async def test_load_shows_the_demo_model_its_chart_and_its_super_weight():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         app.clear_notifications()  # a notice takes the model's details' place while it shows
@@ -63,7 +54,7 @@ async def test_load_shows_the_demo_model_its_chart_and_its_super_weight():
 
 
 async def test_d_detects_and_names_the_super_weight():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         app.query_one(LayerSpikeChart).selected = 0
@@ -74,7 +65,7 @@ async def test_d_detects_and_names_the_super_weight():
 
 
 async def test_click_and_h_select_a_layer_and_n_names_its_spike():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         step = app.engine.step_of("NameSpike")["request"]
@@ -96,7 +87,7 @@ async def test_click_and_h_select_a_layer_and_n_names_its_spike():
 
 
 async def test_p_prunes_and_the_generations_differ_then_p_puts_it_back():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("p")
@@ -113,7 +104,7 @@ async def test_p_prunes_and_the_generations_differ_then_p_puts_it_back():
 
 
 async def test_s_scales_after_refusing_a_bad_factor():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("s")
@@ -130,7 +121,7 @@ async def test_s_scales_after_refusing_a_bad_factor():
 
 
 async def test_a_restores_the_super_activation_and_R_restores_all():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         status = app.query_one(StatusBar)
@@ -147,7 +138,7 @@ async def test_a_restores_the_super_activation_and_R_restores_all():
 
 
 async def test_g_regenerates():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         app.query_one("#gen-current", GenerationDiff).show("")
@@ -158,7 +149,7 @@ async def test_g_regenerates():
 
 
 async def test_e_edits_the_prompt_and_the_generation_follows():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("e")
@@ -172,7 +163,7 @@ async def test_e_edits_the_prompt_and_the_generation_follows():
 
 
 async def test_Q_applies_a_quantization_preset():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("Q")
@@ -185,7 +176,7 @@ async def test_Q_applies_a_quantization_preset():
 
 
 async def test_x_exports_a_snapshot():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("x")
@@ -196,7 +187,7 @@ async def test_x_exports_a_snapshot():
 
 
 async def test_L_and_v_change_the_chart():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         chart = app.query_one(LayerSpikeChart)
@@ -210,7 +201,7 @@ async def test_L_and_v_change_the_chart():
 
 
 async def test_t_changes_the_theme():
-    app = make_app(theme="no-such-theme")
+    app = fake_app(theme="no-such-theme")
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         before = app.theme
@@ -225,7 +216,7 @@ async def test_t_changes_the_theme():
 
 
 async def test_esc_cancels_a_generation_in_flight():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         app.engine.hold()
@@ -244,7 +235,7 @@ async def test_esc_cancels_a_generation_in_flight():
 async def test_question_mark_opens_help_and_ctrl_p_the_palette():
     from textual.command import CommandPalette
 
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("question_mark")
@@ -262,7 +253,7 @@ async def test_question_mark_opens_help_and_ctrl_p_the_palette():
 
 
 async def test_q_quits_and_stops_the_engine():
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("q")
@@ -295,7 +286,7 @@ async def test_the_form_lists_what_keep_sw_holds_out_and_warns_about_the_source_
 
     from swtui.tui.screens.quant_form import QuantForm
 
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("F")
@@ -316,7 +307,7 @@ async def test_the_form_writes_a_fused_expert_key_it_holds_out():
 
     from swtui.tui.screens.quant_form import QuantForm
 
-    app = make_app()
+    app = fake_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         app.push_screen(QuantForm(held_out=((11, 507, 1229), (1, 940, 711, 68))))

@@ -6,8 +6,8 @@ from swtui.core import protocol as ev
 from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.ask import AskDialog
 
-from fake_engine import FakeEngine, load_recording
-from tui_helpers import wait_for
+from support.fake_engine import FakeEngine, load_recording
+from support.pilot import wait_for
 
 SW = (11, 507, 1229)
 

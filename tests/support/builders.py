@@ -1,9 +1,7 @@
-"""Helpers shared by the tests (imported as a module, not through conftest)."""
+"""Models the tests build: tiny planted sessions on the CPU in float32, and tiny models saved as
+real Hugging Face folders (also forced to offload)."""
 
-import collections
 import os
-import threading
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -48,7 +46,8 @@ def tiny_llama_with_plants(*plants, layers: int = 8):
                                device="cpu", dtype="float32"))
 
 
-def _session(model, tok, source: str, name: str):
+def session_of(model, tok, source: str, name: str):
+    """A session on a model the test built itself (CPU, float32)."""
     from swtui.core.loading import LoadedModel
     from swtui.core.session import Session
 
@@ -62,7 +61,7 @@ def tiny_needing_its_sa(arch: str, sharpen: float = 20.0):
 
     model, tok = build_tiny(arch, Plant())
     damp_head(model, Plant().row, sharpen)
-    return _session(model, tok, f"tiny:{arch}", f"tiny-{arch}-needs-sa")
+    return session_of(model, tok, f"tiny:{arch}", f"tiny-{arch}-needs-sa")
 
 
 #: the realistic post-FFN-norm model: its plant and the channel the norms favour in every layer
@@ -102,7 +101,7 @@ def tiny_postnorm_gemma(layers: int = 8):
             gains[plant.row] = 150.0
         set_norm_gain(layer.post_feedforward_layernorm, gains)
     damp_head(model, plant.row, 10.0, ignore=(HEAVY_CHANNEL,))
-    return _session(model, tok, "tiny:gemma3", "tiny-gemma3-postnorm")
+    return session_of(model, tok, "tiny:gemma3", "tiny-gemma3-postnorm")
 
 
 def tiny_llama_writers(*writers, layers: int = 8, sharpen: float = 20.0, shift: float = 0.0):
@@ -132,7 +131,7 @@ def tiny_llama_writers(*writers, layers: int = 8, sharpen: float = 20.0, shift: 
             for name in ("gate_proj", "up_proj"):
                 getattr(mlp, name).weight[list(cols)] = getattr(mlp, name).weight[cols[0]].clone()
     damp_head(model, 5, sharpen)
-    return _session(model, tok, "tiny:llama", "tiny-llama-writers")
+    return session_of(model, tok, "tiny:llama", "tiny-llama-writers")
 
 
 def tiny_llama_triggered(trigger: str = ",", sharpen: float = 20.0, layers: int = 8):
@@ -163,7 +162,7 @@ def tiny_llama_triggered(trigger: str = ",", sharpen: float = 20.0, layers: int 
                   model.model.layers[1].self_attn.o_proj.weight):
             w -= u[:, None] * (u[None, :] @ w)
     damp_head(model, 5, sharpen)
-    return _session(model, tok, "tiny:llama", "tiny-llama-triggered")
+    return session_of(model, tok, "tiny:llama", "tiny-llama-triggered")
 
 
 def write_tiny(folder, which: str):
@@ -185,102 +184,31 @@ def write_tiny(folder, which: str):
     return path
 
 
-# -- an independent reference for the quantization oracles ------------------------------------------
-def ref_groups(rows: int, cols: int, group: str, block):
-    """The flat indices of each group of a [rows, cols] weight, stacked by length: [[G, n], ...]."""
-    import torch
-
-    idx = torch.arange(rows * cols).reshape(rows, cols)
-    if group == "tensor":
-        groups = [idx.reshape(-1)]
-    elif group == "channel":
-        groups = list(idx)
-    elif group == "block":  # 1-D blocks of the flattened tensor; the last one takes the remainder
-        groups = list(idx.reshape(-1).split(block))
-    else:  # T×T tiles
-        groups = [idx[r:r + block, c:c + block].reshape(-1) for r in range(0, rows, block)
-                  for c in range(0, cols, block)]
-    by_len = {}
-    for g in groups:
-        by_len.setdefault(len(g), []).append(g)
-    return [torch.stack(gs) for gs in by_len.values()]
 
 
-def ref_rtn(w, bits, group, block=None, clip_z=None, held=None):
-    """README "Quantization": per group, clip to ±(z·std|W| + mean|W|) (statistics over the whole
-    group, held-out weights included), held-out weights set to 0, asymmetric round to nearest with
-    Δ = (max − min)/(2^N − 1) (a constant group comes back as is), held-out weights written back."""
-    import torch
+def saved_tiny(folder, arch: str = "llama"):
+    """The standard planted tiny model of `arch`, saved as a Hugging Face folder in `folder`."""
+    from swtui.core.tiny import build_tiny
 
-    x = w.detach().float().reshape(-1)
-    held = torch.zeros_like(x, dtype=torch.bool) if held is None else held.reshape(-1)
-    out = torch.empty_like(x)
-    levels = 2 ** bits - 1
-    for g in ref_groups(*w.shape, group, block):
-        v = x[g]
-        if clip_z is not None:
-            a = v.abs()
-            thr = clip_z * a.std(dim=1, keepdim=True, unbiased=False) + a.mean(dim=1, keepdim=True)
-            v = torch.minimum(torch.maximum(v, -thr), thr)
-        v = torch.where(held[g], torch.zeros_like(v), v)
-        lo = v.min(dim=1, keepdim=True).values
-        step_ = (v.max(dim=1, keepdim=True).values - lo) / levels
-        step_ = torch.where(step_ > 0, step_, torch.ones_like(step_))
-        out[g] = torch.round((v - lo) / step_) * step_ + lo
-    return torch.where(held, x, out).reshape(w.shape).to(w.dtype)
+    model, tok = build_tiny(arch)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
 
 
-# -- the engine, driven from a test ---------------------------------------------------------------
-class Collector:
-    """An engine's `emit`: keeps every event; `wait_for` blocks until one matches."""
+def tiny_bytes(arch: str = "llama") -> int:
+    """The float32 size of the standard tiny model of `arch` (what an offload budget is cut from)."""
+    from swtui.core.tiny import build_tiny
 
-    def __init__(self):
-        self.events = []
-        self.cond = threading.Condition()
-
-    def __call__(self, event):
-        with self.cond:
-            self.events.append(event)
-            self.cond.notify_all()
-
-    def wait_for(self, pred, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not any(pred(e) for e in self.events):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = collections.Counter(type(e).__name__ for e in self.events)
-                    raise AssertionError(f"no such event; got {dict(seen)}")
-                self.cond.wait(left)
-        return [e for e in self.events if pred(e)][-1]
+    return sum(p.numel() * 4 for p in build_tiny(arch)[0].parameters())
 
 
-def idle_worker(session, **kw):
-    """A started engine on `session`, past its load-time refresh; returns (engine, collector)."""
-    from swtui.core import protocol as ev
-    from swtui.core.engine import Engine
+def offloaded_session(model_dir, arch: str, offload_folder):
+    """The tiny model saved in `model_dir` loaded with accelerate's `device_map="auto"` under a CPU
+    budget of a third of its float32 size, so that its later layers are offloaded to disk."""
+    from swtui.core.loading import LoadOptions, load_model
+    from swtui.core.session import Session
 
-    out = Collector()
-    w = Engine(out, None, session=session, detect_on_load=False, max_new_tokens=kw.pop("tokens", 8), **kw)
-    w.start()
-    out.wait_for(lambda e: isinstance(e, ev.Measured))
-    # the refresh's last events (its state, Busy(False)) follow Measured: idle means they are out
-    assert w.wait_idle(timeout=60), "the engine did not settle after its first refresh"
-    return w, out
-
-
-
-
-def verdict_perplexity(session, windows: int) -> float:
-    """The oracle's perplexity on the first `windows` windows of the verdicts' corpus (what an arm
-    that stopped after those windows was measured on), by an ordinary forward per window."""
-    from swtui.core.corpus import build
-    from swtui.core.detect import EVAL_BUDGET
-    from swtui.core.evidence import perplexity_of
-    from swtui.core.metrics import window_losses
-
-    import torch
-
-    corpus = build(session.tokenizer, context_length=session.context_length).first(EVAL_BUDGET)
-    losses = [window_losses(session, w.ids, 1)[0] for w in corpus.windows[:windows]]
-    return perplexity_of(torch.cat(losses))
+    opts = LoadOptions(device="cpu", dtype="float32", device_map="auto", max_memory={"cpu": tiny_bytes(arch) // 3},
+                       offload_folder=str(offload_folder))
+    return Session(load_model(str(model_dir), opts))

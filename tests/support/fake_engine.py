@@ -21,7 +21,7 @@ from pathlib import Path
 from swtui.core import protocol as ev
 from swtui.core import wire
 
-RECORDINGS = Path(__file__).resolve().parent / "recordings"
+RECORDINGS = Path(__file__).resolve().parents[1] / "tui" / "recordings"
 
 
 def load_recording(name: str = "demo") -> list[dict]:

@@ -1,42 +1,11 @@
-import asyncio
+"""Every key on every screen (tests/tui/test_every_key.py, tests/e2e/test_every_key_real.py): how
+each screen is reached, which keys it declares, and walks that press them all."""
+
+import importlib
+import inspect
+import pkgutil
+import random
 import time
-
-
-async def settle(pilot, app, timeout: float = 120.0) -> None:
-    """Wait until the inference thread is idle with nothing queued, and the UI caught up."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while time.monotonic() < deadline:
-        await pilot.pause(0.05)
-        w = app.engine
-        if w.idle:
-            quiet += 1
-            if quiet >= 4:
-                await pilot.pause(0.05)
-                return
-        else:
-            quiet = 0
-    raise AssertionError(f"the inference thread did not settle in {timeout}s (busy with {app.main.busy!r})")
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-def run(coro):
-    return asyncio.get_event_loop().run_until_complete(coro)
-
-
-# -- every key on every screen (tests/tui/test_every_key.py, tests/e2e/test_every_key_real.py) ------------
-import importlib  # noqa: E402
-import inspect  # noqa: E402
-import pkgutil  # noqa: E402
-import random  # noqa: E402
 
 #: how each screen is reached from the main screen; a screen class without a route fails
 #: `unrouted_screens`, so a new screen cannot escape the every-key tests

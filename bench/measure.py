@@ -234,39 +234,36 @@ def m_startup():
 
 
 def m_detect():
-    """Detection's cost on the demo model: probe rounds + confirmation, then the impact checks, as
-    the app runs them (scenarios batched where the A/B path batches), and the impact checks once
-    more with one scenario per pass, for the ratio."""
-    from swtui.core import scenarios
+    """Detection's cost on the demo model, as the app runs it (the evaluation plan: sequential looks,
+    shared prefixes, arms as rows of batched forwards), and the same detection with every arm on the
+    whole budget and no prefix (each arm on the whole corpus, as before the plan): seconds, forwards,
+    tokens per look and per arm (`plan.cost`), and when the first claim was decided."""
+    import swtui.core.arms as arms
     from swtui.core.detect import DetectOptions, detect
     from swtui.core.session import Session
 
     s = Session(load())
-    out = {"batchable": s.batchable, "batch_rows": scenarios.BATCH_ROWS}
-    default_rows = scenarios.BATCH_ROWS
-    for label, rows in (("app", default_rows), ("one_per_pass", 1)):
-        scenarios.BATCH_ROWS = rows
-        runs = {"n": 0}
-        real = scenarios.scenario_runs
+    out = {"batchable": s.batchable, "batch_rows": arms.ROWS}
+    plain_init = arms.PlanRunner.__init__
 
-        def counted(session, scs, real=real, runs=runs):
-            runs["n"] += len(scs)
-            return real(session, scs)
+    def without_prefix(self, *args, **kw):
+        plain_init(self, *args, **{**kw, "prefix": False})
 
-        scenarios.scenario_runs = counted
-        import swtui.core.groups as groups
-        groups.scenario_runs = counted
+    for label, opts, init in (("app", DetectOptions(), plain_init),
+                              ("full_budget_no_prefix", DetectOptions(sequential=False), without_prefix)):
+        arms.PlanRunner.__init__ = init
         marks = {}
         sync()
         t0 = time.perf_counter()
-        d = detect(s, DetectOptions(), lambda stage, frac: marks.setdefault(stage.split(" (")[0], time.perf_counter()))
+        d = detect(s, opts, lambda stage, frac: marks.setdefault(stage.split(" (")[0], time.perf_counter()))
         sync()
         total = time.perf_counter() - t0
         impact_at = marks.get("measuring impact", t0 + total)
+        cost = d.impact.cost or {}
         out[label] = {"total_s": total, "probe_rounds_s": impact_at - t0, "impact_s": t0 + total - impact_at,
-                      "rounds": len(d.rounds), "candidates": len(d.candidates), "perplexity_runs": runs["n"]}
-        scenarios.scenario_runs = groups.scenario_runs = real
-    scenarios.BATCH_ROWS = default_rows
+                      "rounds": len(d.rounds), "candidates": len(d.candidates), "cost": cost,
+                      "claims": len(d.impact.claims), "verdicts": {f"{c.key}": c.verdict for c in d.candidates}}
+    arms.PlanRunner.__init__ = plain_init
     return out
 
 

@@ -78,7 +78,8 @@ def main(runs: int = 3, quit_tries: int = 20, device: str = "auto") -> dict:
     for _ in range(quit_tries - runs):  # q while detection runs (the model is mid-forward)
         quits.append(one_run("ProbeDone", device)["quit_s"])
     quits.sort()
-    return {"runs": runs, "first_chart_s": med("ProbeDone"), "first_verdict_s": med("FirstVerdict"),
+    return {"runs": runs, "first_chart_s": med("ProbeDone"), "first_provisional_s": med("FirstProvisional"),
+            "first_verdict_s": med("FirstVerdict"),
             "detection_done_s": med("DetectionDone"),
             "first_token_s": med("TokenStreamed"), "loaded_s": med("Loaded"),
             "quit_p50_s": statistics.median(quits), "quit_p95_s": quits[max(0, round(0.95 * len(quits)) - 1)],

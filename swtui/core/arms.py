@@ -71,7 +71,7 @@ class PlanRunner:
         self.positions: list[dict] = [{} for _ in range(n)]  # per window: {massive channel: bool [T]}
         self.prefix_layers: set[int] = set()
         self.use_prefix = prefix  # False: every arm computes every layer (the exactness tests' reference)
-        self.losses: dict[str, dict] = {}  # arm name -> {window: per-token losses} measured so far
+        self.losses: dict = {}  # arm's Edit -> {window: per-token losses} measured so far
         self.source = Positions()
         self.cost = Cost()
         self._ids: list = [None] * n
@@ -90,29 +90,26 @@ class PlanRunner:
                 if layer > 0 and self.use_prefix:
                     self.prefix_layers.add(layer)
         looks = self.schedule.looks
-        planned = sum(len(r.claim.arms) for r in results) * looks[-1] or 1
+        planned = sum(len(r.claim.arms) * looks[min(len(looks), r.claim.max_looks or len(looks)) - 1]
+                      for r in results) or 1
         done_windows = 0
+        told: set[str] = set()  # claims whose provisional effect was reported
         try:
             while True:
                 pending = [r for r in results if not r.done]
                 if not pending:
                     break
-                lead = pending[0]
-                look = min(a.looks for a in _active(lead))
-                batch = [a for a in _active(lead) if a.looks == look]
-                room = -(-len(batch) // self.rows) * self.rows  # whole forwards' worth of rows
-                for r in pending[1:]:  # fill the last forward with other claims' arms at the same look
-                    for a in _active(r):
-                        if len(batch) < room and a.looks == look:
-                            batch.append(a)
+                batch, look = self._next(pending)
                 lo = looks[look - 1] if look > 0 else 0
                 hi = looks[look]
                 self._measure(batch, range(lo, hi), look, cancel)
                 done_windows += (hi - lo) * len(batch)
                 for r in pending:
-                    last = any(a.looks >= len(looks) for a in _active(r))
+                    cap = min(len(looks), r.claim.max_looks or len(looks))
+                    last = any(a.looks >= cap for a in _active(r))
                     self._update(r, last)
-                    if r.done and on_claim:
+                    if on_claim and (r.done or (r.provisional is not None and r.claim.name not in told)):
+                        told.add(r.claim.name)
                         on_claim(r)
                 if progress:
                     progress(min(1.0, done_windows / planned))
@@ -120,17 +117,44 @@ class PlanRunner:
             self.cost.seconds += time.perf_counter() - t0
         return results
 
+    def _next(self, pending: list[ClaimResult]) -> tuple[list[ArmResult], int]:
+        """The arms of the next forwards and their look: the lead claim's arms at its earliest look
+        (the treatment alone first: its provisional effect streams before the controls are measured,
+        and a treatment below the threshold needs none), the forwards' last rows filled with other
+        arms at the same look, the lead's own controls first."""
+        lead = pending[0]
+        look = min(a.looks for a in _active(lead))
+        if lead.treatment.looks == look and not lead.treatment.done:  # its controls may not be needed
+            batch = [lead.treatment]
+        else:
+            batch = [a for a in _active(lead) if a.looks == look]
+        looks = self.schedule.looks
+        per_arm = looks[look] - (looks[look - 1] if look > 0 else 0)  # rows per arm: its windows of this look
+        room = -(-len(batch) * per_arm // self.rows) * self.rows  # whole forwards' worth of rows
+        for a in [a for r in pending for a in _active(r)]:  # the lead's own controls first
+            if (len(batch) + 1) * per_arm <= room and a.looks == look and all(a is not b for b in batch):
+                batch.append(a)
+        return batch, look
+
     def _update(self, result: ClaimResult, last_look: bool) -> None:
         from swtui.core.evidence import window_ratio
 
         for a in [result.treatment] + result.controls:
-            if a.done or a.arm.name not in self.losses:
+            if a.done or not a.looks:
                 continue
-            got = [loss for _, loss in sorted(self.losses[a.arm.name].items())]
+            got = self.arm_losses(a)
             a.windows = len(got)
             a.ratio = window_ratio(self.base[:len(got)], got, level=self.schedule.level)
             a.lag1 = self._neighbours([float((x - b).mean()) for x, b in zip(got, self.base)])
         decide_arms(result, self.threshold, last_look)
+
+    def arm_losses(self, a: ArmResult) -> list:
+        """The per-token losses of `a`'s windows so far (the windows of its looks, in order; an arm
+        with the same edit in another claim is measured once for both)."""
+        if not a.looks:
+            return []
+        measured = self.losses.get(a.arm.edit, {})
+        return [measured[w] for w in range(self.schedule.looks[a.looks - 1])]
 
     def _neighbours(self, diffs: list[float]) -> float | None:
         """The correlation of the mean differences of neighbouring windows of one document: near 0,
@@ -153,17 +177,19 @@ class PlanRunner:
         self._baseline(windows, cancel)
         session = self.session
         together = session.batchable and session.ledger.quantizer is None
-        arms = sorted((a.arm for a in batch), key=lambda arm: -arm.edit.first_layer())  # shared prefixes together
+        unique = {a.arm.edit: a.arm for a in batch}  # one measurement per edit, whichever claims share it
+        arms = sorted(unique.values(), key=lambda arm: -arm.edit.first_layer())  # shared prefixes together
+        todo = lambda arm: [w for w in windows if w not in self.losses.get(arm.edit, {})]  # noqa: E731
         if together:
-            pairs = [(arm, w) for arm in arms for w in windows]
+            pairs = [(arm, w) for arm in arms for w in todo(arm)]
             chunks = [pairs[i:i + self.rows] for i in range(0, len(pairs), self.rows)]
         else:  # one arm per forward (its edits go through the ledger), its windows as the rows
-            chunks = [[(arm, w) for w in windows[i:i + self.rows]] for arm in arms
-                      for i in range(0, len(windows), self.rows)]
+            chunks = [[(arm, w) for w in ws[i:i + self.rows]] for arm in arms for ws in [todo(arm)]
+                      for i in range(0, len(ws), self.rows)]
         for chunk in chunks:
             check_cancel(cancel, "detection cancelled")
             for (arm, w), loss in zip(chunk, self._forward(chunk, together)):
-                self.losses.setdefault(arm.name, {})[w] = loss
+                self.losses.setdefault(arm.edit, {})[w] = loss
                 self.cost.tokens[arm.name] = self.cost.tokens.get(arm.name, 0) + loss.numel()
                 self.cost.per_look[look] = self.cost.per_look.get(look, 0) + loss.numel()
         for a in batch:

@@ -32,6 +32,15 @@ SHORT = "builtin:short"
 _HEADING = re.compile(r"^ = [^=].* = $")
 
 
+def bos_id(tokenizer) -> int | None:
+    """The BOS id when the tokenizer puts one in front of a text, else None."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    ids = tokenizer("a", add_special_tokens=True).input_ids
+    return bos if ids and ids[0] == bos else None
+
+
 @dataclass(frozen=True)
 class Window:
     """One evaluation window: [1, T] input ids (CPU), the document it comes from, and where."""
@@ -116,7 +125,6 @@ def build(tokenizer, text: str | None = None, name: str | None = None, window: i
     "held_out" (the rest) or "all"."""
     import torch
 
-    from swtui.core.metrics import bos_id
 
     if text is None:
         name, text = source_text(None)

@@ -39,6 +39,7 @@ def channel_json(g) -> dict:
         "members": [list(k) for k in g.members], "carriers": [list(k) for k in g.carriers],
         "activation": {"before": g.sa_before, "after_carriers_pruned": g.sa_after, "remaining": g.sa_remaining},
         "ablations": {**fields("pruned_together", g.pruned_together),
+                      "pruned_together_note": getattr(g, "together_note", None),
                       **fields("pruned_together_control", g.together_control),
                       **fields("pruned_sa_restored", g.sa_restored),
                       **fields("positions_zeroed", getattr(g, "positions_zeroed", None)),

@@ -4,13 +4,15 @@ the verdicts their outcomes give.
 The claims (each a treatment beside `controls.K` controls matched on what the claim is about):
 
 - **weight**: the candidate pruned alone, beside the weights nearest to it in |x·w|;
-- **carriers together** (a channel with several carrier weights): pruned together, beside sets
-  made the same way (the j-th control of every carrier);
+- **carriers together** (a channel with several carrier weights, none of them a super weight
+  alone): pruned together, beside sets made the same way (the j-th control of every carrier);
+  measured after the weights' claims, and only where no carrier alone cleared;
 - **massive positions** (a massive channel): its MLP writes zeroed, at every layer, at the token
   positions where it is massive in each window (the massive-activation literature's ablation),
   beside the channels nearest in write energy zeroed at the same positions;
 - **every token** (a massive channel): the same at every token — a separate, labelled arm: a
-  channel's ordinary role as an outlier feature shows here too, so it decides no verdict;
+  channel's ordinary role as an outlier feature shows here too, so it decides no verdict and is
+  measured at the first two looks only (descriptive: its interval beside its controls').
 - then, where pruning hurts, the same with the super activation restored (descriptive).
 
 Verdicts (`swtui.core.verdicts`), from the outcomes (`plan.Outcome`):
@@ -82,7 +84,8 @@ def channel_claims(group, energy, exclude, n_layers: int) -> list[Claim]:
                        f"ch{c}'s MLP writes zeroed at every token, all layers", e),
                    tuple(Arm(f"zero ch{k.subject[0]} at every token", Edit(zero_writes=every(k.subject[0])),
                              f"ch{k.subject[0]} zeroed at every token", k.magnitude) for k in controls),
-                   matched_on="MLP write energy on the probe", priority=-3.0, subject=(c,))
+                   matched_on="MLP write energy on the probe", priority=-3.0, decides=False, subject=(c,),
+                   max_looks=2)
     return [positions, tokens]
 
 
@@ -130,28 +133,27 @@ def judge(session, candidates, prompt: str, impact_threshold: float | None, corp
     weight = {}
     for c in candidates:
         c.ppl_pruned = c.ppl_sa_restored = c.ratio = c.control = c.sa_ratio = c.evidence = None
-        c.verdict, c.is_super = None, None
+        c.verdict, c.is_super, c.provisional = None, None, None
         c.role = role.get((c.layer, c.row))
         weight[c.key] = weight_claim(session, c, peaks, study_rows, all_keys)
         c.contribution = weight[c.key].treatment.magnitude
         c.control_key = weight[c.key].controls[0].edit.prune[0] if weight[c.key].controls else None
     claims = list(weight.values())
-    by_channel: dict = {}
+    group_claims = []  # measured after the weights: needed only where no carrier alone is a super weight
     if together:
         energy = write_energy(session, prompt) if any(g.massive for g in groups) else None
         for g in groups:
             gc = group_claim(g, weight)
             if gc is not None:
-                claims.append(gc)
+                group_claims.append(gc)
             if g.massive is not None:
                 claims.extend(channel_claims(g, energy, set(massive) | study_rows, n_layers))
-    for claim in claims:
-        by_channel.setdefault(claim.name, claim)
     if runner is None:
         from swtui.core.corpus import build
 
         corpus = corpus or build(session.tokenizer, context_length=session.context_length)
-        n, m = len(corpus.windows), len(claims) + extra_decisions
+        # every claim that may decide counts, a group claim that turns out not to be needed too
+        n, m = len(corpus.windows), sum(c.decides for c in claims + group_claims) + extra_decisions
         schedule = Schedule.for_budget(n, m) if sequential else Schedule((n,), m)
         runner = PlanRunner(session, corpus, impact_threshold, schedule, massive)
     impact.schedule, impact.corpus, impact.runner = runner.schedule, runner.corpus.to_json(), runner
@@ -159,14 +161,24 @@ def judge(session, candidates, prompt: str, impact_threshold: float | None, corp
     results: dict[str, ClaimResult] = {}
 
     def decided(r: ClaimResult) -> None:
-        results[r.claim.name] = r
-        if r.claim.kind == ClaimKind.WEIGHT:
-            cand = by_key[r.claim.subject]
+        if r.claim.kind != ClaimKind.WEIGHT:
+            results[r.claim.name] = r
+            return
+        cand = by_key[r.claim.subject]
+        if r.done:
+            results[r.claim.name] = r
             _fill_candidate(cand, r, runner)
-            if measured:
-                measured(cand)
+        else:  # its treatment decided, its controls still measured: shown marked provisional
+            cand.ratio, cand.provisional = r.treatment.ratio, (SUPER if r.provisional == Effect.HURTS else BELOW)
+        if measured:
+            measured(cand)
 
-    runner.run(claims, decided, cancel, (lambda f: progress(0.8 * f)) if progress else None)
+    runner.run(claims, decided, cancel, (lambda f: progress(0.7 * f)) if progress else None)
+    supers = {k for k, r in results.items() if r.claim.kind == ClaimKind.WEIGHT and r.outcome == Outcome.CLEARS}
+    needed = [gc for gc in group_claims if not any(f"w:{_label(k)}" in supers for k in gc.treatment.edit.prune)]
+    if needed:
+        runner.run(needed, decided, cancel, (lambda f: progress(0.7 + 0.1 * f)) if progress else None)
+    claims += needed
     base = perplexity_of(_cat(runner.base))
     impact.ppl_base = base
     impact.eval_tokens = sum(b.numel() for b in runner.base if b is not None)
@@ -209,8 +221,8 @@ def arm_perplexity(runner, arm_result) -> float | None:
     """An arm's own perplexity on the windows it was measured on (ratio × the baseline's there)."""
     from swtui.core.evidence import perplexity_of
 
-    got = runner.losses.get(arm_result.arm.name) if arm_result is not None else None
-    return perplexity_of(_cat(list(got.values()))) if got else None
+    got = runner.arm_losses(arm_result) if arm_result is not None else None
+    return perplexity_of(_cat(got)) if got else None
 
 
 def _fill_candidate(c, r: ClaimResult, runner, sa: ClaimResult | None = None) -> None:
@@ -226,6 +238,7 @@ def _fill_candidate(c, r: ClaimResult, runner, sa: ClaimResult | None = None) ->
     if sa is not None and sa.treatment.ratio is not None:
         c.sa_ratio = sa.treatment.ratio
         c.ppl_sa_restored = arm_perplexity(runner, sa.treatment)
+    c.provisional = None
     c.is_super = r.outcome == Outcome.CLEARS
     c.verdict = SUPER if c.is_super else BELOW if r.outcome == Outcome.BELOW else INCONCLUSIVE
     c.small_effect = r.small_effect
@@ -241,6 +254,8 @@ def _fill_group(g, candidates, results: dict, base: float, runner) -> None:
     sa = results.get(f"gsa:{g.channel}") if len(carriers) > 1 else \
         (results.get(f"sa:{_label(carriers[0].key)}") if carriers else None)
     g.ppl_base = base
+    g.together_note = "not measured: a carrier alone is a super weight" \
+        if together is None and len(carriers) > 1 and any(m.is_super for m in carriers) else None
     g.pruned_together = together.treatment.ratio if together else None
     g.together_control = together.worst_control.ratio if together and together.worst_control else None
     g.write_zeroed = tokens.treatment.ratio if tokens else None

@@ -44,15 +44,6 @@ def stopword_list() -> list[str]:
 
 
 # -- perplexity ------------------------------------------------------------------------------
-def bos_id(tokenizer) -> int | None:
-    """The BOS id when the tokenizer puts one in front of a text, else None."""
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is None:
-        return None
-    ids = tokenizer("a", add_special_tokens=True).input_ids
-    return bos if ids and ids[0] == bos else None
-
-
 def perplexity(session: Session, text: str | None = None, variants=VARIANTS, window: int = 512,
                runs: list | None = None) -> dict[str, float]:
     """exp(mean next-token NLL) over `text` in non-overlapping windows, per variant (see `token_losses`)."""
@@ -80,6 +71,8 @@ def _windows(session: Session, text: str | None, window: int, max_tokens: int | 
 
     if text is None:
         return measurement_windows(session, max_tokens)
+    from swtui.core.corpus import bos_id
+
     ids = session.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
     bos = bos_id(session.tokenizer)
     if max_tokens is not None:  # a token budget: the first tokens of the text, `max_tokens` targets

@@ -121,6 +121,7 @@ class SuperWeightRow:
     contribution: float | None = None  # |x·w| on the probe, what its controls are matched on
     small_effect: bool | None = None  # below threshold, but the interval excludes 1
     evidence: EvidenceRow | None = None  # its claim: every control with its magnitude, looks, tokens
+    provisional: Verdict | None = None  # its treatment decided, its controls still measured (not a verdict yet)
 
     @property
     def key(self) -> tuple[int, ...]:

@@ -7,10 +7,11 @@ max |out| for an expert), each with its own magnitude. An **arm** is one edit on
 current state (`Edit`), measured as per-token losses paired with the baseline's on the same
 corpus windows (`swtui.core.corpus`).
 
-Arms are measured in **looks** (`Schedule`: 8, 16, 32, … windows) and stop as soon as their
+Arms are measured in **looks** (`Schedule`: 4, 8, 16, 32, … windows) and stop as soon as their
 interval decides: a treatment when its interval clears the threshold or lies below it, a control
 when it lies below the threshold, clears it, or lies below a treatment that cleared; the controls
-of a treatment that lies below are not needed and stop. Borderline arms use the whole budget.
+of a treatment that lies below are not needed and stop. Borderline arms use the whole budget. A
+descriptive claim (`decides=False`, e.g. writes zeroed at every token) may stop after `max_looks`.
 The error is spent up front (Bonferroni): with K looks and m deciding claims, every interval is
 drawn at level 1 − α/(K·m), so the stated family-wise 1 − α holds for the whole procedure —
 every look of every decision — whichever look an arm stops at.
@@ -33,8 +34,10 @@ from swtui.core.evidence import WINDOW_METHOD, Ratio
 
 #: the family-wise error the plan keeps over every look of every decision
 ALPHA = 0.05
-#: windows measured by each look (cumulative); the last look takes every window of the budget
-LOOKS = (8, 16, 32, 64)
+#: windows measured by each look (cumulative); the last look takes every window of the budget. The
+#: first look is small: a control of a clear treatment (ratios near 1, windows that agree) is bounded
+#: beneath it by four windows, half the forwards of eight
+LOOKS = (4, 8, 16, 32, 64)
 
 
 class ClaimKind(str, Enum):
@@ -118,6 +121,7 @@ class Claim:
     priority: float = 0.0  # larger first: the strongest claim's verdict streams first
     decides: bool = True
     subject: tuple = ()  # the weight key, (channel,), (layer, expert): what the claim is about
+    max_looks: int | None = None  # a descriptive claim stops after this many looks (None: the schedule's)
 
     @property
     def arms(self) -> tuple[Arm, ...]:
@@ -198,6 +202,14 @@ class ClaimResult:
     @property
     def done(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def provisional(self) -> Effect | None:
+        """The treatment's effect once it is decided while some control is still measured (what the
+        table shows, marked provisional, until the claim's outcome is known); None otherwise."""
+        if self.done or not self.treatment.done:
+            return None
+        return effect_of(self.treatment.ratio, self.threshold)
 
     def effect(self) -> Effect:
         return effect_of(self.treatment.ratio, self.threshold)

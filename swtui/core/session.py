@@ -62,6 +62,7 @@ class SuperWeight:
     super_expert: dict | None = None  # its expert judged by the super-experts rule (`swtui.core.experts`)
     contribution: float | None = None  # what its controls are matched on: |x·w| on the probe (|w| in fused experts)
     small_effect: bool | None = None  # below threshold, but its interval excludes 1
+    provisional: str | None = None  # while its controls are measured: the verdict its treatment points to
     evidence: dict | None = None  # its claim as measured (plan.ClaimResult.to_json): every control, looks, tokens
 
     @property
@@ -219,7 +220,8 @@ class Session:
                 measuring=busy, label=sw.label, source=sw.source, verdict=sw.verdict, is_super=sw.is_super,
                 ppl_base=sw.ppl_base, ppl_pruned=sw.ppl_pruned, zscore=sw.zscore, share=sw.share,
                 prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total,
-                ratio=None if busy else sw.ratio, control=None if busy else sw.control,
+                ratio=None if busy and not sw.provisional else sw.ratio, control=None if busy else sw.control,
+                provisional=Verdict.of(sw.provisional) if busy else None,
                 control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role,
                 expert=sw.expert, contribution=sw.contribution, small_effect=sw.small_effect,
                 evidence=None if busy else evidence_row(sw.evidence)))

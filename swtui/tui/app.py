@@ -126,9 +126,11 @@ class SwtuiApp(App):
         self.events_seen.append(event)
         if self._trace_path and type(event).__name__ not in self._traced:
             self._trace(type(event).__name__)
-        if self._trace_path and "FirstVerdict" not in self._traced and isinstance(event, ev.StateChanged) \
-                and any(r.ratio is not None for r in event.super_weights):
-            self._trace("FirstVerdict")  # a candidate's interval and control are on screen
+        if self._trace_path and isinstance(event, ev.StateChanged):
+            if "FirstProvisional" not in self._traced and any(r.ratio is not None for r in event.super_weights):
+                self._trace("FirstProvisional")  # a candidate's interval is on screen, its verdict marked "?"
+            if "FirstVerdict" not in self._traced and any(r.verdict is not None for r in event.super_weights):
+                self._trace("FirstVerdict")  # a candidate's verdict, its controls measured
         if isinstance(event, ev.Failed) and self.main.model is None:
             # nothing to inspect: the same contract as the headless commands
             self.load_error = f"swtui: {event.title.lower()}: {event.message}"

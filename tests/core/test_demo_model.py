@@ -28,9 +28,10 @@ def test_detects_the_super_weight(demo, detection):
     assert first.key == SW
     assert demo.adapter.coord_label(*SW) == "model.layers.11.mlp.down_proj.weight[507, 1229]"
     # the interval, not only the point, clears the threshold; its control weight does nothing
-    assert first.verdict == "super weight" and first.ratio.lo >= 3 and first.control.hi < 1.5  # the worst of 5 controls
+    assert first.verdict == "super weight" and first.ratio.lo >= 1.5 and first.control.hi < 1.5  # the worst of 5 controls
     assert first.control.hi < first.ratio.lo and len(first.evidence["controls"]) == 5
-    assert first.ratio.tokens == detection.impact.eval_tokens > 700
+    # decided at a look of the plan: its tokens are whole windows, at most the baseline's
+    assert first.ratio.tokens % 63 == 0 and 252 <= first.ratio.tokens <= detection.impact.eval_tokens
     assert first.sa_ratio.hi < 1.05  # restoring its super activation recovers
     # the output spike is at layer 11, and channel 507 stays the residual max for most later layers
     stats = detection.probe.layers[11]
@@ -38,8 +39,8 @@ def test_detects_the_super_weight(demo, detection):
     assert first.first_layer == 11 and first.persist_layers >= 0.6 * (30 - 11)
     later = [s.resid_channel for s in detection.probe.layers[11:]]
     assert later.count(507) / len(later) > 0.6
-    # the other candidates are reported, and called harmless, not super weights
-    assert all(c.verdict == "harmless" and c.ratio.hi < 1.5 for c in detection.candidates[1:])
+    # the other candidates are reported, below the threshold, not super weights
+    assert all(c.verdict == "below threshold" and c.ratio.hi < 1.5 for c in detection.candidates[1:])
     assert [c.key for c in detection.super_weights] == [SW]
 
 
@@ -50,13 +51,13 @@ def test_scan_report_gives_verdicts_with_evidence(demo, detection):
     from swtui.cli.scan import scan_report
 
     report = json.loads(json.dumps(scan_report(demo, detection), default=float))
-    assert report["impact_threshold"] == 1.5 and report["eval_tokens"] > 700
+    assert report["impact_threshold"] == 1.5 and report["eval_tokens"] >= 252
     by_key = {(c["layer"], c["row"], c["col"]): c for c in report["candidates"]}
     sw = by_key[SW]
     assert sw["verdict"] == "super weight" and sw["ppl_ratio_ci95"][0] >= 1.5 and sw["control_ratio_ci95"][1] < 1.5
     assert sw["role"] == "carrier" and sw["sa_ratio_ci95"][1] < 1.05
     (late,) = [c for c in report["candidates"] if c["layer"] == 28]
-    assert late["row"] == 507 and late["verdict"] == "harmless" and late["role"] == "canceller"
+    assert late["row"] == 507 and late["verdict"] == "below threshold" and late["role"] == "canceller"
     assert late["ppl_ratio_ci95"][1] < 1.5 and late["share"] > 0.9
     assert (late["prompts_spiking"], late["prompts_total"]) == (4, 4)
     assert late["z_in"] >= 2.5 and late["z_out"] >= 2.5 and late["norm_gain"] is None
@@ -70,8 +71,11 @@ def test_scan_report_gives_verdicts_with_evidence(demo, detection):
     # layers 28–29 then drive it negative, so |h| there is still ~44% of the peak
     assert ch["verdict"] == "super weight" and ch["activation"]["remaining"] < 0.5
     ab = ch["ablations"]
-    assert ab["write_zeroed_ci95"][0] > 10 and ab["control_ci95"][1] < 1.5 and ab["control_channel"] != 507
-    assert ab["pruned_together_ci95"][0] > 100
+    # zeroed where it is massive, the channel costs far more than energy-matched channels zeroed there
+    assert ab["positions_zeroed_ci95"][0] > 3 and ab["control_ci95"][1] < ab["positions_zeroed_ci95"][0]
+    assert ab["control_channel"] != 507 and ab["write_zeroed_ci95"][0] > 10  # every token: descriptive
+    # its carrier alone is a super weight, so the carriers are not pruned together (the plan skips it)
+    assert ab["pruned_together_ci95"] is None and "alone is a super weight" in ab["pruned_together_note"]
     assert "z(out) ≥ 2.5" in report["rule"] and report["in_threshold"] > 0
 
 

@@ -39,7 +39,9 @@ def test_every_window_starts_with_bos():
 
     model, _ = build_tiny("llama")
     tok = _bos_tokenizer()
-    assert metrics.bos_id(tok) == tok.bos_token_id
+    from swtui.core.corpus import bos_id
+
+    assert bos_id(tok) == tok.bos_token_id
     s = _session(model, tok)
     text = "The quick brown fox jumps over the lazy dog. " * 3
     assert metrics._plain_head(model) is True  # checked once, before we count windows

@@ -9,7 +9,7 @@ import torch
 from swtui.core.arms import PlanRunner
 from swtui.core.corpus import Corpus, Window
 from swtui.core.evidence import t_quantile, window_ratio
-from swtui.core.plan import Arm, Claim, ClaimKind, Edit, Outcome, Schedule
+from swtui.core.plan import Arm, Claim, ClaimKind, Edit, Effect, Outcome, Schedule
 
 from support.builders import tiny_session
 
@@ -54,13 +54,13 @@ class _Synthetic(PlanRunner):
             self.base[w] = self.fixed[w]
         for a in batch:
             for w in windows:
-                self.losses.setdefault(a.arm.name, {})[w] = self.fixed[w] + self.diffs[a.arm.name][w]
+                self.losses.setdefault(a.arm.edit, {})[w] = self.fixed[w] + self.diffs[a.arm.name][w]
             a.looks = look + 1
 
 
 def _claim(n_controls: int = 0) -> Claim:
-    arm = lambda name: Arm(name, Edit(prune=((0, 0, 0),)), name)  # noqa: E731
-    return Claim("c", ClaimKind.WEIGHT, arm("t"), tuple(arm(f"k{i}") for i in range(n_controls)))
+    arm = lambda name, i: Arm(name, Edit(prune=((0, 0, i),)), name)  # noqa: E731
+    return Claim("c", ClaimKind.WEIGHT, arm("t", 0), tuple(arm(f"k{i}", i + 1) for i in range(n_controls)))
 
 
 def _early_fluke(windows: int = 64) -> list[float]:
@@ -92,7 +92,7 @@ def test_a_clear_effect_stops_at_the_first_look_and_controls_below_stop_too():
     r = _Synthetic(diffs, 64, Schedule.for_budget(64, decisions=3)).run([_claim(5)])[0]
     assert r.outcome == Outcome.CLEARS
     assert r.treatment.looks == 1 and all(c.looks == 1 for c in r.controls)
-    assert r.treatment.ratio.tokens == 8 * 63
+    assert r.treatment.ratio.tokens == 4 * 63  # the first look: four windows
 
 
 def test_a_treatment_must_exceed_its_worst_control():
@@ -116,9 +116,9 @@ def test_below_threshold_marks_a_small_real_effect():
 
 def test_the_level_spends_the_error_over_looks_and_decisions():
     s = Schedule.for_budget(64, decisions=6)
-    assert s.looks == (8, 16, 32, 64)
-    assert s.level == pytest.approx(1 - 0.05 / 24)
-    assert "Bonferroni" in s.method() and "4 looks × 6 decisions" in s.method()
+    assert s.looks == (4, 8, 16, 32, 64)
+    assert s.level == pytest.approx(1 - 0.05 / 30)
+    assert "Bonferroni" in s.method() and "5 looks × 6 decisions" in s.method()
 
 
 # -- shared prefixes -----------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_an_arm_run_from_the_baselines_prefix_equals_a_full_forward_bit_for_bit(
     s = tiny_session(arch)
     layer = s.adapter.n_layers // 2
     arms = [Arm("a", Edit(prune=((layer, 3, 7),)), "a"), Arm("b", Edit(zero_writes=((layer, 4),)), "b")]
-    claims = [Claim("x", ClaimKind.ABLATION, arms[0], (arms[1],))]
+    claims = [Claim("x", ClaimKind.ABLATION, arms[0]), Claim("y", ClaimKind.ABLATION, arms[1])]
     cached = PlanRunner(s, _corpus(s), 1.5, Schedule((6,), 1))
     cached.run(claims)
     assert cached.cost.prefix_layers_skipped > 0
@@ -143,7 +143,7 @@ def test_an_arm_run_from_the_baselines_prefix_equals_a_full_forward_bit_for_bit(
     assert full.cost.prefix_layers_skipped == 0
     for a in arms:
         for w in range(6):
-            assert torch.equal(cached.losses[a.name][w], full.losses[a.name][w]), (arch, a.name, w)
+            assert torch.equal(cached.losses[a.edit][w], full.losses[a.edit][w]), (arch, a.name, w)
 
 
 def test_a_prefix_is_never_used_for_an_arm_that_edits_an_earlier_layer():
@@ -157,5 +157,37 @@ def test_a_prefix_is_never_used_for_an_arm_that_edits_an_earlier_layer():
     solo = PlanRunner(s, _corpus(s, 4), 1.5, Schedule((4,), 1))
     solo.run([Claim("y", ClaimKind.ABLATION, early)])
     for w in range(4):
-        assert torch.allclose(runner.losses["early"][w], solo.losses["early"][w], atol=1e-6)
-    assert not torch.allclose(runner.losses["early"][0], runner.base[0], atol=1e-4)  # the edit did something
+        assert torch.allclose(runner.losses[early.edit][w], solo.losses[early.edit][w], atol=1e-6)
+    assert not torch.allclose(runner.losses[early.edit][0], runner.base[0], atol=1e-4)  # the edit did something
+
+
+# -- what streams first, what is measured once ----------------------------------------------------
+def test_the_lead_treatment_streams_provisionally_before_its_controls_are_measured():
+    big = [torch.full((63,), 1.4 + 0.05 * math.sin(w), dtype=torch.float64) for w in range(64)]
+    none = [torch.full((63,), 0.001 * math.cos(w), dtype=torch.float64) for w in range(64)]
+    runner = _Synthetic({"t": big, **{f"k{i}": none for i in range(5)}}, 64, Schedule.for_budget(64, decisions=1))
+    told = []
+    runner.run([_claim(5)], lambda r: told.append((r.done, r.provisional, [c.looks for c in r.controls])))
+    # the treatment's effect streams with the first forward (one control fills its spare rows)
+    assert told[0][:2] == (False, Effect.HURTS) and sum(told[0][2]) < 5
+    assert told[-1][0] and len(told) == 2
+
+
+def test_an_edit_shared_by_two_claims_is_measured_once():
+    """Two candidates of one column share controls: each shared control is one measurement."""
+    s = tiny_session("llama")
+    shared = Arm("k", Edit(prune=((2, 3, 7),)), "k")
+    a = Claim("a", ClaimKind.WEIGHT, Arm("a", Edit(prune=((2, 5, 17),)), "a"), (shared,))
+    b = Claim("b", ClaimKind.WEIGHT, Arm("b", Edit(prune=((2, 6, 17),)), "b"),
+              (Arm("k again", shared.edit, "k"),))
+    runner = PlanRunner(s, _corpus(s, 4), 1.0001, Schedule((4,), 2))
+    results = runner.run([a, b])
+    assert "k again" not in runner.cost.tokens and runner.cost.tokens["k"] == 4 * 63
+    assert results[0].controls[0].ratio == results[1].controls[0].ratio
+
+
+def test_a_descriptive_claim_stops_after_its_looks():
+    half = [torch.full((63,), 0.4 + 0.2 * math.sin(3 * w), dtype=torch.float64) for w in range(64)]
+    claim = Claim("d", ClaimKind.ALL_TOKENS, Arm("t", Edit(prune=((0, 0, 0),)), "t"), decides=False, max_looks=1)
+    (r,) = _Synthetic({"t": half}, 64, Schedule.for_budget(64, decisions=1)).run([claim])
+    assert r.treatment.looks == 1 and r.treatment.stopped == "budget" and r.outcome is not None

@@ -22,7 +22,7 @@ async def test_experts_of_the_selected_layer_and_naming_an_experts_spike():
         main._select_layer(1)
         assert main.layer_stats[1].expert == 2  # the chart's layer: the max over its experts
         await pilot.pause()
-        detail = str(app.query_one(LayerDetail).render())
+        detail = app.query_one(LayerDetail).layer_text().plain  # below the evidence, where the pane has room
         assert "expert 2 of" in detail and "W_e2[5, 17] = 6" in detail  # the spiking expert's weight
         await pilot.press("E")
         await pilot.pause()

@@ -44,9 +44,11 @@ def evidence_lines(r, width: int) -> list[tuple[str, str, int]]:
     """The candidate's evidence as (text, style, kind) lines of at most `width` columns."""
     v = Verdict.of(r.verdict)
     layer = str(r.layer) if r.expert is None else f"{r.layer}·e{r.expert}"
-    head = f"{layer}[{r.row},{r.col}] " + ("not judged" if v is None else str(v))
-    if v is not None and len(head) > width:
-        head = f"{layer}[{r.row},{r.col}] {v.short}"
+    p = Verdict.of(getattr(r, "provisional", None))
+    said = "not judged" if v is None and p is None else str(v) if v is not None else f"{p}? (provisional)"
+    head = f"{layer}[{r.row},{r.col}] {said}"
+    if len(head) > width and (v or p) is not None:
+        head = f"{layer}[{r.row},{r.col}] " + (v.short if v is not None else f"{p.short}?")
     lines = [(fit_words(head, width), "bold", KEEP), (fit_words(f"now {r.state}", width), "dim", STATE)]
 
     def ratio(label: str, value, style: str = "", kind: int = KEEP) -> None:
@@ -63,6 +65,8 @@ def evidence_lines(r, width: int) -> list[tuple[str, str, int]]:
         ratio("worst", worst, "dim")
     else:
         ratio("control", controls[0] if controls else None, "dim")
+    if p is not None and not controls:
+        lines.append((fit_words(f"{'controls':<{LABEL}}measuring: the verdict waits for them", width), "italic", KEEP))
     ratio("SA back", r.sa_ratio, "dim", EXTRA)
     tokens = next((x.tokens for x in (r.ratio, *controls) if x is not None), None)
     if tokens:
@@ -82,14 +86,15 @@ class LayerDetail(Static):
         t = Text(no_wrap=True, overflow="ellipsis")
         for i, (text, style, _) in enumerate(lines):
             t.append(("\n" if i else "") + text, style=style)
-        layer = self._layer()
+        layer = self.layer_text()
         if not lines or len(lines) + 1 + len(layer.plain.splitlines()) <= height:
             if lines:
                 t.append("\n\n")
             t.append_text(layer)
         return t
 
-    def _layer(self) -> Text:
+    def layer_text(self) -> Text:
+        """The selected layer's spike coordinates and the weight where they meet."""
         s = self.stats
         if not s:
             return Text("select a layer: ←/→ or h/l, enter, or click a bar", style="dim")

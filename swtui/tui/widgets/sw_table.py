@@ -12,6 +12,8 @@ it gives up, in this order, until every cell fits:
 6. the ratio's compact form 4.3×[3.6–5.0], then its value alone ×4.3
 
 Ratios are written by `evidence_text.ratio_text`, in one of its forms: a number is never cut.
+While detection measures a candidate's controls, its verdict column shows the verdict its
+treatment points to with a "?" ("super weight?"): provisional, until the controls are in.
 """
 
 from __future__ import annotations
@@ -96,11 +98,21 @@ def cells(r: SuperWeightRow, form: int = FULL, mark: bool = False) -> dict[str, 
     weight = Text(state_mark(r.state) if mark else "", style="reverse")
     weight.append(f"{layer}[{r.row},{r.col}]")
     return {"layer": weight[:len(weight) - len(f"[{r.row},{r.col}]")], "row": str(r.row), "col": str(r.col),
-            "verdict": Text("—", style="dim") if v is None else Text(v.short, style=EMPHASIS[v.emphasis]),
+            "verdict": verdict_cell(v, Verdict.of(r.provisional)),
             RATIO: impact, "state": state, "control": control, "role": r.role or "—", "value": f"{r.value:.4g}",
             "prompts": "—" if r.prompts_total is None else f"{r.prompts_spiking}/{r.prompts_total}",
             "share": "—" if r.share is None else f"{100 * r.share:.0f}%", "z": fmt(r.zscore, 1),
             "label": r.label or "", WEIGHT: weight}
+
+
+def verdict_cell(v: Verdict | None, provisional: Verdict | None) -> Text:
+    """The verdict, or while its controls are measured the one its treatment points to, marked
+    provisional by a "?" (the detail pane says it in words)."""
+    if v is not None:
+        return Text(v.short, style=EMPHASIS[v.emphasis])
+    if provisional is not None:
+        return Text(f"{provisional.short}?", style=f"italic {EMPHASIS['doubt']}")
+    return Text("—", style="dim")
 
 
 def header(plan: Plan, column: str) -> str:

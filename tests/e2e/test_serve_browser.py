@@ -111,7 +111,7 @@ def test_serve_drives_the_inspector_in_chromium_and_ctrl_c_ends_every_process(tm
             page.goto(origin + "/")
             # the chart: the first probe's bars, the spike layer named in the chart's title
             _wait_screen(page, lambda s: "layer 1: in" in s and "████" in s, "the spike chart")
-            screen = _wait_screen(page, lambda s: "harmless" in _line(s, CANDIDATE) and "idle" in _line(s, " swtui "),
+            screen = _wait_screen(page, lambda s: "below thr" in _line(s, CANDIDATE) and "idle" in _line(s, " swtui "),
                                   "the first detection's verdict and the app idle")
             # the mouse: a click on layer 3's column of the chart selects it (its figures in the title)
             lines = screen.splitlines()

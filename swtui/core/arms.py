@@ -83,7 +83,7 @@ class PlanRunner:
         t0 = time.perf_counter()
         order = sorted(claims, key=lambda c: -c.priority)
         results = [ClaimResult(c, ArmResult(c.treatment), [ArmResult(a) for a in c.controls],
-                               threshold=self.threshold) for c in order]
+                               threshold=self.threshold, level=self.schedule.level) for c in order]
         for c in order:
             for arm in c.arms:
                 layer = arm.edit.first_layer()

@@ -59,9 +59,10 @@ class Ratio:
     tokens: int
 
     def effect(self, threshold: float) -> str:
-        """HURTS (lo ≥ threshold), NO_EFFECT (hi < threshold) or INCONCLUSIVE (also on fewer than
-        MIN_TOKENS tokens, or a ratio that is not finite)."""
-        if self.tokens < MIN_TOKENS or not all(math.isfinite(v) for v in (self.value, self.lo, self.hi)):
+        """HURTS (lo ≥ threshold), NO_EFFECT (hi < threshold) or INCONCLUSIVE (also a ratio that is
+        not finite; each interval method draws [0, ∞] under its own minimum: MIN_TOKENS tokens for
+        the block bootstrap, MIN_WINDOWS windows for the window bootstrap)."""
+        if self.tokens <= 0 or not all(math.isfinite(v) for v in (self.value, self.lo, self.hi)):
             return INCONCLUSIVE
         if self.lo >= threshold:
             return HURTS
@@ -128,6 +129,8 @@ def paired_ratio(base, arm, block: int = BLOCK, resamples: int = RESAMPLES, seed
     if not math.isfinite(mean):  # an arm that overflowed: no interval can be drawn around it
         value = math.exp(mean) if mean == mean else float("nan")
         return Ratio(value, value, value, n)
+    if n < MIN_TOKENS:  # too few blocks for the bootstrap: no interval
+        return Ratio(math.exp(mean), 0.0, math.inf, n)
     blocks = math.ceil(n / block)
     pad = blocks * block - n
     sums = torch.nn.functional.pad(diff, (0, pad)).reshape(blocks, block).sum(dim=1)

@@ -79,7 +79,7 @@ def evidence_row(d: dict | None) -> "ev.EvidenceRow | None":
         return ev.ArmRow(a["name"], a["what"], a.get("magnitude"), r, a.get("looks", 0), a.get("stopped", ""))
 
     return ev.EvidenceRow(d["kind"], d.get("matched_on", ""), d.get("outcome"), bool(d.get("small_effect")),
-                          arm(d["treatment"]), tuple(arm(c) for c in d.get("controls", [])))
+                          arm(d["treatment"]), tuple(arm(c) for c in d.get("controls", [])), d.get("interval_level"))
 
 
 def group_row(g) -> ev.GroupRow:

@@ -82,6 +82,7 @@ class EvidenceRow:
     small_effect: bool
     treatment: ArmRow
     controls: tuple[ArmRow, ...] = ()
+    level: float | None = None  # each interval's coverage; together they hold at 95% (Bonferroni)
 
     @property
     def spread(self) -> ArmRow | None:

@@ -186,6 +186,7 @@ class ClaimResult:
     controls: list[ArmResult] = field(default_factory=list)
     outcome: Outcome | None = None
     threshold: float = 1.5
+    level: float | None = None  # each interval's coverage (the schedule's); simultaneous: 1 − α over all
 
     @property
     def worst_control(self) -> ArmResult | None:
@@ -220,6 +221,7 @@ class ClaimResult:
         worst = self.worst_control
         return {"claim": self.claim.name, "kind": self.claim.kind.value, "matched_on": self.claim.matched_on,
                 "outcome": None if self.outcome is None else self.outcome.value, "small_effect": self.small_effect,
+                "interval_level": self.level,
                 "treatment": self.treatment.to_json(), "controls": [c.to_json() for c in self.controls],
                 **fields("control_spread", worst.ratio if worst else None),
                 "control_spread_arm": worst.arm.name if worst else None}

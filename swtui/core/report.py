@@ -5,6 +5,27 @@ from __future__ import annotations
 from swtui.core.verdicts import Verdict
 
 
+
+def _tokens(s: dict):
+    treatment = (s.get("evidence") or {}).get("treatment") or {}
+    return treatment.get("eval_tokens")
+
+
+def _interval(value, ci, tokens) -> str:
+    if value is None:
+        return "—"
+    lo, hi = ci if ci else (None, None)
+    text = f"×{value:.3g}" + (f" [{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else "")
+    return text + (f", {tokens}" if tokens else "")
+
+
+def _worst_control(s: dict) -> str:
+    controls = (s.get("evidence") or {}).get("controls") or []
+    if not controls:
+        return _interval(s.get("control_ratio"), s.get("control_ratio_ci95"), None)
+    worst = max((c for c in controls if c.get("ratio") is not None), key=lambda c: c["ratio"], default=None)
+    return "—" if worst is None else f"{_interval(worst['ratio'], worst.get('ratio_ci95'), None)} (of {len(controls)})"
+
 def _num(v, digits: int = 2) -> str:
     if v is None:
         return "—"
@@ -52,9 +73,13 @@ def markdown_report(data: dict, has_svg: bool = False) -> str:
             rows.append([f"`layers.{s['layer']}.down_proj[{s['row']}, {s['col']}]`", _num(s.get("value"), 4),
                          _num(s.get("zscore"), 1), _num(s.get("out_act"), 1), _num(s.get("persist_layers")),
                          f"{_num(s.get('ppl_base'))} → {_num(s.get('ppl_pruned'))}" + (f" ({ratio:.2f}×)" if ratio else ""),
-                         verdict, s.get("label") or ""])
+                         _interval(s.get("ppl_ratio"), s.get("ppl_ratio_ci95"), _tokens(s)),
+                         _worst_control(s), verdict, s.get("label") or ""])
         lines += [_table(["weight (row, col)", "value", "z", "super act.", "resid. max layers",
-                          "ppl when pruned", "verdict", "label"], rows), ""]
+                          "ppl when pruned", "ratio [interval], tokens", "worst control", "verdict", "label"], rows), ""]
+        lines += ["Ratios are perplexity pruned / unpruned on the windows each arm was measured on, with "
+                  "the evaluation plan's intervals (95% for all of them together); a weight's controls are the "
+                  "5 weights nearest to it in |x·w|, the worst of them shown.", ""]
     else:
         lines += ["None named.", ""]
     lines += ["## State at export", ""]

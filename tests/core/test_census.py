@@ -13,7 +13,7 @@ from swtui.core.errors import UserInputError
 from support.builders import write_tiny
 
 #: the fastest options whose verdicts are still decided (320 tokens is 19 blocks after BOS: inconclusive)
-FAST = dict(eval_tokens=400)
+FAST = dict(eval_tokens=4 * 63)  # four windows: one look, the fewest the intervals take
 
 
 def options(**detect):

@@ -44,15 +44,15 @@ def test_interval_covers_the_truth_and_narrows_with_tokens():
     covered, widths = 0, {}
     for seed in range(40):
         g = torch.Generator().manual_seed(seed)
-        for n in (256, 4096):
+        for n in (320, 5120):
             base = torch.rand(n, generator=g, dtype=torch.float64) * 5
             arm = base + 0.1 + torch.randn(n, generator=g, dtype=torch.float64)
             r = paired_ratio(base, arm)
             assert r.lo <= r.value <= r.hi
             widths.setdefault(n, []).append(math.log(r.hi / r.lo))
-            covered += n == 4096 and r.lo <= truth <= r.hi
+            covered += n == 5120 and r.lo <= truth <= r.hi
     assert covered >= 34  # ~95% of 40
-    assert sum(widths[4096]) < 0.4 * sum(widths[256])
+    assert sum(widths[5120]) < 0.4 * sum(widths[320])
 
 
 def test_blocks_widen_the_interval_of_correlated_tokens():
@@ -76,8 +76,10 @@ def test_blocks_widen_the_interval_of_correlated_tokens():
 def test_too_few_tokens_carry_no_verdict():
     from swtui.core.evidence import MIN_TOKENS
 
-    assert Ratio(9.0, 8.0, 10.0, MIN_TOKENS - 1).effect(1.5) == INCONCLUSIVE
-    assert Ratio(9.0, 8.0, 10.0, MIN_TOKENS).effect(1.5) == HURTS
+    # under MIN_TOKENS the block bootstrap draws no interval: [0, ∞], so no effect can be claimed
+    base = torch.zeros(MIN_TOKENS, dtype=torch.float64)
+    assert paired_ratio(base[1:], base[1:] + 2.0).effect(1.5) == INCONCLUSIVE
+    assert paired_ratio(base, base + 2.0 + 0.01 * torch.arange(MIN_TOKENS) % 3).effect(1.5) == HURTS
     assert Ratio(float("inf"), float("inf"), float("inf"), 5000).effect(1.5) == INCONCLUSIVE
 
 

@@ -166,3 +166,19 @@ def test_a_perplexity_is_compared_only_on_the_text_it_was_measured_on(tmp_path, 
     same = json.loads(capsys.readouterr().out)
     assert same["matches"] == {"state": True, "weights": True, "generation": True, "perplexity": True,
                                "stopwords": True}
+
+
+def test_the_report_gives_each_ratio_its_interval_tokens_and_worst_control():
+    """report.md of the committed example snapshot: the super weight's row carries its interval, the
+    tokens it was measured on and the worst of its 5 controls, not the ratio alone."""
+    from pathlib import Path
+
+    from swtui.core.report import markdown_report
+
+    (example,) = Path(__file__).resolve().parents[2].glob("snapshots/*/findings.json")
+    data = json.loads(example.read_text())
+    (row,) = [line for line in markdown_report(data).splitlines() if "down_proj[507, 1229]" in line]
+    sw = next(s for s in data["super_weights"] if (s["layer"], s["row"], s["col"]) == (11, 507, 1229))
+    lo, hi = sw["ppl_ratio_ci95"]
+    assert f"[{lo:.3g}, {hi:.3g}], {sw['evidence']['treatment']['eval_tokens']}" in row
+    assert "(of 5)" in row and "**super weight**" in row

@@ -14,7 +14,8 @@ WALK = 12  # the fake-engine suite walks 320 keys; this one proves the real engi
 
 async def test_every_key_then_a_random_walk_on_tiny_llama(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # x writes its snapshots into ./snapshots
-    app = loading_app("tiny:llama", max_new_tokens=4)
+    # a short evaluation text (four windows): every key's work is what is tested here, not the evidence
+    app = loading_app("tiny:llama", max_new_tokens=4, eval_text="The cat sat on the mat. " * 45)
     log = KeyLog()
     async with app.run_test(size=(110, 34)) as pilot:
         await settle(pilot, app)

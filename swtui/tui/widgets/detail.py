@@ -69,8 +69,12 @@ def evidence_lines(r, width: int) -> list[tuple[str, str, int]]:
         lines.append((fit_words(f"{'controls':<{LABEL}}measuring: the verdict waits for them", width), "italic", KEEP))
     ratio("SA back", r.sa_ratio, "dim", EXTRA)
     tokens = next((x.tokens for x in (r.ratio, *controls) if x is not None), None)
+    level = getattr(getattr(r, "evidence", None), "level", None)
     if tokens:
-        lines.append((fit_words(f"{'tokens':<{LABEL}}{tokens} (95% intervals)", width), "dim", KEEP))
+        # the plan's intervals: each at its Bonferroni level, 95% for all of them together
+        head = f"{'tokens':<{LABEL}}{tokens} · "
+        said = [f"CI {100 * level:.1f}% each, 95% jointly", f"CI {100 * level:.1f}%"] if level else ["95% intervals"]
+        lines.append((fit_words(head + next((t for t in said if len(head + t) <= width), said[-1]), width), "dim", KEEP))
     return lines
 
 

@@ -11,7 +11,8 @@ from rich.console import Console
 from swtui.core.errors import UserInputError
 
 err_console = Console(stderr=True)
-out_console = Console()
+# piped or redirected, a table is read later in a file or pager: wide enough not to cut its figures
+out_console = Console() if sys.stdout.isatty() else Console(width=max(160, Console().width))
 
 
 @contextlib.contextmanager

@@ -40,9 +40,9 @@ def ci_text(value, ci) -> str:
 
 
 def super_weight_table(candidates: list[dict], title: str = "super weight candidates") -> Table:
-    base = next((c["ppl_base"] for c in candidates if c.get("ppl_base")), None)
-    if base:
-        title += f" (ppl {fmt(base)} unedited; ratios against it)"
+    if any(c.get("ppl_base") for c in candidates):
+        # each arm stopped at its own look: its ratio is against the unedited model on its own windows
+        title += " (ratios against the unedited model on the same windows; tokens per row)"
     t = Table(title=title, title_justify="left", header_style="bold")
     for col in ("weight", "value", "|x·w|", "|out|", "share", "prompts", "pruned", "controls (worst)", "+SA", "role",
                 "tokens", "verdict"):
@@ -103,9 +103,11 @@ def channel_table(channels: list[dict], title: str = "residual channels: massive
         control = "—" if ab["control_channel"] is None else \
             f"ch{ab['control_channel']}: {ci_text(ab['control'], ab['control_ci95'])}"
         t.add_row(str(g["channel"]), massive, writers, activation,
-                  ci_text(ab["pruned_together"], ab["pruned_together_ci95"]),
+                  ab.get("pruned_together_note") or ci_text(ab["pruned_together"], ab["pruned_together_ci95"]),
                   ci_text(ab["pruned_together_control"], ab["pruned_together_control_ci95"]),
-                  ci_text(ab["positions_zeroed"], ab["positions_zeroed_ci95"]), control,
+                  ci_text(ab["positions_zeroed"], ab["positions_zeroed_ci95"])
+                  + ("" if ab.get("positions_zeroed_share") is None else f" at {100 * ab['positions_zeroed_share']:.0f}%"
+                     " of positions"), control,
                   ci_text(ab["write_zeroed"], ab["write_zeroed_ci95"]),
                   ci_text(ab["write_zeroed_control"], ab["write_zeroed_control_ci95"]), verdict_text(g["verdict"]))
     return t

@@ -43,6 +43,7 @@ def channel_json(g) -> dict:
                       **fields("pruned_together_control", g.together_control),
                       **fields("pruned_sa_restored", g.sa_restored),
                       **fields("positions_zeroed", getattr(g, "positions_zeroed", None)),
+                      "positions_zeroed_share": getattr(g, "positions_share", None),
                       "control_channel": g.control_channel, **fields("control", g.control),
                       **fields("write_zeroed", g.write_zeroed),
                       **fields("write_zeroed_control", getattr(g, "write_control", None)),

@@ -38,6 +38,7 @@ class WriterGroup:
     evidence: dict | None = None  # the claims as measured (plan.ClaimResult.to_json): together, positions, all_tokens
     sa_restored: Ratio | None = None  # the carriers pruned with their super activations restored
     together_control: Ratio | None = None  # the carriers' control weights pruned together
+    positions_share: float | None = None  # the share of token positions the massive-positions arm zeroed
     together_note: str | None = None  # why the carriers were not pruned together (e.g. one alone is a super weight)
 
     @property

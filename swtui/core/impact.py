@@ -260,6 +260,7 @@ def _fill_group(g, candidates, results: dict, base: float, runner) -> None:
     g.together_control = together.worst_control.ratio if together and together.worst_control else None
     g.write_zeroed = tokens.treatment.ratio if tokens else None
     g.positions_zeroed = positions.treatment.ratio if positions else None
+    g.positions_share = positions_share(runner, g.channel, positions.treatment.windows) if positions else None
     g.control = positions.worst_control.ratio if positions and positions.worst_control else None
     g.control_channel = positions.worst_control.arm.edit.zero_at[0][1] if positions and positions.worst_control else None
     g.write_control = tokens.worst_control.ratio if tokens and tokens.worst_control else None
@@ -273,6 +274,15 @@ def _fill_group(g, candidates, results: dict, base: float, runner) -> None:
     for m in carriers:
         if not m.is_super and g.verdict in (GROUP, ACTIVATION):
             m.verdict = g.verdict
+
+
+def positions_share(runner, channel: int, windows: int) -> float | None:
+    """The share of the first `windows` windows' positions where `channel` is massive (in some layer):
+    what the massive-positions arm zeroes. Near 1, that arm is the every-token arm by another name."""
+    marks = [runner.positions[w].get(channel) for w in range(windows)]
+    marks = [m for m in marks if m is not None]
+    total = sum(int(m.numel()) for m in marks)
+    return sum(int(m.sum()) for m in marks) / total if total else None
 
 
 def channel_verdict(g, carriers, together: ClaimResult | None, positions: ClaimResult | None):

@@ -74,6 +74,7 @@ def test_scan_report_gives_verdicts_with_evidence(demo, detection):
     # zeroed where it is massive, the channel costs far more than energy-matched channels zeroed there
     assert ab["positions_zeroed_ci95"][0] > 3 and ab["control_ci95"][1] < ab["positions_zeroed_ci95"][0]
     assert ab["control_channel"] != 507 and ab["write_zeroed_ci95"][0] > 10  # every token: descriptive
+    assert 0 < ab["positions_zeroed_share"] < 0.25  # massive at a few positions (BOS, delimiters), not every token
     # its carrier alone is a super weight, so the carriers are not pruned together (the plan skips it)
     assert ab["pruned_together_ci95"] is None and "alone is a super weight" in ab["pruned_together_note"]
     assert "z(out) ≥ 2.5" in report["rule"] and report["in_threshold"] > 0

@@ -105,9 +105,7 @@ class PlanRunner:
                 self._measure(batch, range(lo, hi), look, cancel)
                 done_windows += (hi - lo) * len(batch)
                 for r in pending:
-                    cap = min(len(looks), r.claim.max_looks or len(looks))
-                    last = any(a.looks >= cap for a in _active(r))
-                    self._update(r, last)
+                    self._update(r, min(len(looks), r.claim.max_looks or len(looks)))
                     if on_claim and (r.done or (r.provisional is not None and r.claim.name not in told)):
                         told.add(r.claim.name)
                         on_claim(r)
@@ -136,7 +134,7 @@ class PlanRunner:
                 batch.append(a)
         return batch, look
 
-    def _update(self, result: ClaimResult, last_look: bool) -> None:
+    def _update(self, result: ClaimResult, looks: int) -> None:
         from swtui.core.evidence import window_ratio
 
         for a in [result.treatment] + result.controls:
@@ -146,7 +144,7 @@ class PlanRunner:
             a.windows = len(got)
             a.ratio = window_ratio(self.base[:len(got)], got, level=self.schedule.level)
             a.lag1 = self._neighbours([float((x - b).mean()) for x, b in zip(got, self.base)])
-        decide_arms(result, self.threshold, last_look)
+        decide_arms(result, self.threshold, looks)
 
     def arm_losses(self, a: ArmResult) -> list:
         """The per-token losses of `a`'s windows so far (the windows of its looks, in order; an arm

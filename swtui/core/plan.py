@@ -227,11 +227,12 @@ class ClaimResult:
                 "control_spread_arm": worst.arm.name if worst else None}
 
 
-def decide_arms(result: ClaimResult, threshold: float, last_look: bool) -> None:
-    """Stop the arms whose interval decides (see the module docstring); at the last look, all."""
+def decide_arms(result: ClaimResult, threshold: float, looks: int) -> None:
+    """Stop the arms whose interval decides (see the module docstring); an arm measured at all
+    `looks` of its claim stops there (an arm not yet measured never stops for the budget)."""
     t = result.treatment
     t_effect = effect_of(t.ratio, threshold)
-    if not t.done and (t_effect != Effect.UNDECIDED or last_look):
+    if not t.done and (t_effect != Effect.UNDECIDED or t.looks >= looks):
         t.stopped = "decided" if t_effect != Effect.UNDECIDED else "budget"
     for c in result.controls:
         if c.done:
@@ -241,9 +242,9 @@ def decide_arms(result: ClaimResult, threshold: float, last_look: bool) -> None:
             continue
         c_effect = effect_of(c.ratio, threshold)
         beneath = t_effect == Effect.HURTS and c.ratio is not None and c.ratio.hi < t.ratio.lo
-        if c_effect != Effect.UNDECIDED or beneath:
+        if c.looks and (c_effect != Effect.UNDECIDED or beneath):
             c.stopped = "decided"
-        elif last_look:
+        elif c.looks >= looks:
             c.stopped = "budget"
     if t.done and all(c.done for c in result.controls):
         result.outcome = outcome(result, threshold)

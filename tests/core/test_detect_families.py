@@ -145,6 +145,16 @@ def test_every_family_is_judged_with_the_defaults(arch):
     assert first.key == (Plant().layer, Plant().row, Plant().col)
     assert first.verdict == SUPER and first.ppl_sa_restored is not None
     assert (first.prompts_spiking, first.prompts_total) == (4, 4)
+    # the sequential plan decides what the whole budget decides (issue 30): the same verdicts. Not
+    # the same magnitudes: an effect of ×250 and more read on the first look's 4 windows can differ
+    # from the 64 windows' beyond both intervals (phi3: ×262 [155, 443] against ×1025 [638, 1648]):
+    # a first-look ratio is a decision; --full-budget measures magnitudes (docs/method.md)
+    full = detect(s, DetectOptions(sequential=False))
+    assert [(c.key, c.verdict) for c in full.candidates] == [(c.key, c.verdict) for c in d.candidates]
+    assert [(g.channel, g.verdict) for g in full.groups] == [(g.channel, g.verdict) for g in d.groups]
+    for seq, whole in zip(d.candidates, full.candidates):
+        assert whole.evidence["treatment"]["windows"] == 64 >= seq.evidence["treatment"]["windows"]
+        assert len([c for c in whole.evidence["controls"] if c["windows"] == 64]) == 5  # every control measured
 
 
 def test_activation_ablation_acts_after_the_post_ffn_norm():

@@ -191,3 +191,12 @@ def test_a_descriptive_claim_stops_after_its_looks():
     claim = Claim("d", ClaimKind.ALL_TOKENS, Arm("t", Edit(prune=((0, 0, 0),)), "t"), decides=False, max_looks=1)
     (r,) = _Synthetic({"t": half}, 64, Schedule.for_budget(64, decisions=1)).run([claim])
     assert r.treatment.looks == 1 and r.treatment.stopped == "budget" and r.outcome is not None
+
+
+def test_one_look_measures_every_control_before_the_verdict():
+    """--full-budget is a schedule of one look: the treatment, measured first, must not close its
+    claim before its controls are measured (the bug a per-claim "last look" made)."""
+    big = [torch.full((63,), 1.4 + 0.05 * math.sin(w), dtype=torch.float64) for w in range(64)]
+    none = [torch.full((63,), 0.001 * math.cos(w), dtype=torch.float64) for w in range(64)]
+    r = _Synthetic({"t": big, **{f"k{i}": none for i in range(5)}}, 64, Schedule((64,), 1)).run([_claim(5)])[0]
+    assert r.outcome == Outcome.CLEARS and all(c.windows == 64 for c in r.controls)

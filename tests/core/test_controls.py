@@ -193,3 +193,22 @@ def test_quant_json_lists_the_held_out_set(judged, monkeypatch, capsys):
     report = json.loads(capsys.readouterr().out)
     assert {tuple(k) for k in report["held_out"]} == MEMBERS and report["restored_exactly"] is True
     assert {d["verdict"] for d in report["held_out_detail"]} == {GROUP}
+
+
+def test_every_deciding_claim_stands_beside_k_controls():
+    """Each weight and channel claim of a detection has `controls.K` controls of its own kind (the
+    plan dropping one would let a treatment clear fewer comparisons than the verdict says)."""
+    from swtui.core.controls import K
+    from swtui.core.detect import DetectOptions, detect
+    from swtui.core.plan import ClaimKind
+
+    from support.builders import tiny_llama_writers
+
+    s = tiny_llama_writers((1, (17,), 4.0), (2, tuple(range(50, 82)), 12.0), shift=0.05)
+    d = detect(s, DetectOptions(eval_tokens=8 * 63, max_rounds=2))
+    kinds = {r.claim.kind for r in d.impact.claims}
+    assert {ClaimKind.WEIGHT, ClaimKind.POSITIONS, ClaimKind.ALL_TOKENS} <= kinds
+    for r in d.impact.claims:
+        if r.claim.kind != ClaimKind.SA_RESTORE:
+            assert len(r.claim.controls) == K, (r.claim.name, len(r.claim.controls))
+    assert all(len(c.evidence["controls"]) == K for c in d.candidates)

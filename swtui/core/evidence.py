@@ -60,8 +60,8 @@ class Ratio:
 
     def effect(self, threshold: float) -> str:
         """HURTS (lo ≥ threshold), NO_EFFECT (hi < threshold) or INCONCLUSIVE (also a ratio that is
-        not finite; each interval method draws [0, ∞] under its own minimum: MIN_TOKENS tokens for
-        the block bootstrap, MIN_WINDOWS windows for the window bootstrap)."""
+        not finite). Verdicts come from window intervals, which are [0, ∞] under MIN_WINDOWS windows;
+        a block-bootstrap ratio (sweeps, comparisons) on fewer than MIN_TOKENS tokens is descriptive."""
         if self.tokens <= 0 or not all(math.isfinite(v) for v in (self.value, self.lo, self.hi)):
             return INCONCLUSIVE
         if self.lo >= threshold:
@@ -129,8 +129,6 @@ def paired_ratio(base, arm, block: int = BLOCK, resamples: int = RESAMPLES, seed
     if not math.isfinite(mean):  # an arm that overflowed: no interval can be drawn around it
         value = math.exp(mean) if mean == mean else float("nan")
         return Ratio(value, value, value, n)
-    if n < MIN_TOKENS:  # too few blocks for the bootstrap: no interval
-        return Ratio(math.exp(mean), 0.0, math.inf, n)
     blocks = math.ceil(n / block)
     pad = blocks * block - n
     sums = torch.nn.functional.pad(diff, (0, pad)).reshape(blocks, block).sum(dim=1)

@@ -74,12 +74,13 @@ def test_blocks_widen_the_interval_of_correlated_tokens():
 
 
 def test_too_few_tokens_carry_no_verdict():
-    from swtui.core.evidence import MIN_TOKENS
+    # under MIN_WINDOWS windows the window bootstrap draws no interval: [0, ∞], so no effect is claimed
+    from swtui.core.evidence import MIN_WINDOWS, window_ratio
 
-    # under MIN_TOKENS the block bootstrap draws no interval: [0, ∞], so no effect can be claimed
-    base = torch.zeros(MIN_TOKENS, dtype=torch.float64)
-    assert paired_ratio(base[1:], base[1:] + 2.0).effect(1.5) == INCONCLUSIVE
-    assert paired_ratio(base, base + 2.0 + 0.01 * torch.arange(MIN_TOKENS) % 3).effect(1.5) == HURTS
+    base = [torch.zeros(63, dtype=torch.float64) for _ in range(MIN_WINDOWS)]
+    arm = [b + 2.0 + 0.01 * i for i, b in enumerate(base)]
+    assert window_ratio(base[1:], arm[1:]).effect(1.5) == INCONCLUSIVE
+    assert window_ratio(base, arm).effect(1.5) == HURTS
     assert Ratio(float("inf"), float("inf"), float("inf"), 5000).effect(1.5) == INCONCLUSIVE
 
 

@@ -174,8 +174,7 @@ def judge(session, candidates, prompt: str, impact_threshold: float | None, corp
             measured(cand)
 
     runner.run(claims, decided, cancel, (lambda f: progress(0.7 * f)) if progress else None)
-    supers = {k for k, r in results.items() if r.claim.kind == ClaimKind.WEIGHT and r.outcome == Outcome.CLEARS}
-    needed = [gc for gc in group_claims if not any(f"w:{_label(k)}" in supers for k in gc.treatment.edit.prune)]
+    needed = [gc for gc in group_claims if not any(by_key[k].is_super for k in gc.treatment.edit.prune)]
     if needed:
         runner.run(needed, decided, cancel, (lambda f: progress(0.7 + 0.1 * f)) if progress else None)
     claims += needed

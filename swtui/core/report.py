@@ -5,7 +5,6 @@ from __future__ import annotations
 from swtui.core.verdicts import Verdict
 
 
-
 def _tokens(s: dict):
     treatment = (s.get("evidence") or {}).get("treatment") or {}
     return treatment.get("eval_tokens")
@@ -25,6 +24,7 @@ def _worst_control(s: dict) -> str:
         return _interval(s.get("control_ratio"), s.get("control_ratio_ci95"), None)
     worst = max((c for c in controls if c.get("ratio") is not None), key=lambda c: c["ratio"], default=None)
     return "—" if worst is None else f"{_interval(worst['ratio'], worst.get('ratio_ci95'), None)} (of {len(controls)})"
+
 
 def _num(v, digits: int = 2) -> str:
     if v is None:

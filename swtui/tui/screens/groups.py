@@ -21,21 +21,25 @@ from swtui.tui.evidence_text import COMPACT, FULL, TIGHT, ratio_text
 
 #: every figure of a channel, in the order the detection reports them (`cells` writes them so)
 COLUMNS = ("channel", "massive", "writers (share of the peak; − cancels)", "activation", "left",
-           "carriers pruned", "their controls", "+SA restored", "write zeroed, all layers", "control channel",
-           "verdict")
+           "carriers pruned", "their controls", "+SA restored", "zeroed where massive", "control channel",
+           "zeroed at every token", "its control", "verdict")
 #: the table's columns, most needed first: a narrow table keeps the first ones (at least `CORE`)
-ORDER = ("channel", "verdict", "carriers pruned", "their controls", "write zeroed, all layers", "control channel",
-         "+SA restored", "left", "activation", "massive", "writers (share of the peak; − cancels)")
+ORDER = ("channel", "verdict", "carriers pruned", "their controls", "zeroed where massive", "control channel",
+         "zeroed at every token", "its control", "+SA restored", "left", "activation", "massive",
+         "writers (share of the peak; − cancels)")
 CORE = 3
 #: the columns written as ratios
-RATIOS = ("carriers pruned", "their controls", "+SA restored", "write zeroed, all layers")
+RATIOS = ("carriers pruned", "their controls", "+SA restored", "zeroed where massive", "zeroed at every token",
+          "its control")
 
 EXPLAIN = (
     "Each row: a residual channel — a massive one (|h| ≥ 100× its layer's median in ≥ 3 layers; peak @layer, "
     "layers) with the MLPs writing it, signed (− cancels the activation), or the row of candidates. "
     "activation = max |residual| on the channel from its first layer on (probe prompt); left = what remains "
-    "with its carriers pruned. Ratios: ppl against the unedited model on the same tokens, with 95% intervals; "
-    "controls: random weights of matched magnitude, a random channel zeroed the same way. README: Detection."
+    "with its carriers pruned (— where a carrier alone is a super weight: not measured). Ratios: ppl against "
+    "the unedited model on the same windows, with the plan's intervals (95% jointly); controls: the worst of 5 "
+    "(weights nearest in |x·w|, taken together; channels nearest in MLP write energy, zeroed the same way). "
+    "The channel zeroed where it is massive decides; at every token it is descriptive. docs/method.md."
 )
 
 
@@ -53,7 +57,9 @@ def cells(g, form: int = FULL, short: bool = False) -> dict[str, str]:
             "left": f"{100 * g.sa_remaining:.0f}%", "carriers pruned": ratio_text(g.pruned_together, form=form),
             "their controls": ratio_text(g.together_control, form=form),
             "+SA restored": ratio_text(g.sa_restored, form=form),
-            "write zeroed, all layers": ratio_text(g.write_zeroed, form=form), "control channel": control,
+            "zeroed where massive": ratio_text(g.positions_zeroed, form=form), "control channel": control,
+            "zeroed at every token": ratio_text(g.write_zeroed, form=form),
+            "its control": ratio_text(g.write_control, form=form),
             "verdict": (v.short if short else str(v)) if v is not None else "—"}
 
 
@@ -78,9 +84,11 @@ def group_lines(g) -> list[str]:
     lines = [f"channel {g.channel} — {c['verdict']}",
              f"massive {c['massive']} · activation {c['activation']} · left {c['left']} with its carriers pruned",
              f"writers {c[COLUMNS[2]]}"]
-    for name in RATIOS:
+    for name in RATIOS[:4]:
         lines.append(f"{name:<26}{c[name]}")
     lines.append(f"{'control channel':<26}{c['control channel']}")
+    for name in RATIOS[4:]:
+        lines.append(f"{name:<26}{c[name]}")
     return lines
 
 

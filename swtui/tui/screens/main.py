@@ -240,9 +240,9 @@ class MainScreen(Screen):
             parts = [f"{len(g.writers) or len(g.members)} writers"]
             if g.pruned_together is not None:
                 parts.append(f"carriers pruned {g.pruned_together.text()}")
-            if g.write_zeroed is not None:
+            if g.positions_zeroed is not None:
                 control = "—" if g.control is None else g.control.text()
-                parts.append(f"writes zeroed {g.write_zeroed.text()} (control {control})")
+                parts.append(f"zeroed where massive {g.positions_zeroed.text()} (worst control {control})")
             kind = "massive channel" if g.massive else "channel"
             self.notify(f"{kind} {g.channel}: {', '.join(parts)} — {g.verdict} (w: details)",
                         title="channels judged", timeout=10)

@@ -72,8 +72,8 @@ def evidence_lines(r, width: int) -> list[tuple[str, str, int]]:
     level = getattr(getattr(r, "evidence", None), "level", None)
     if tokens:
         # the plan's intervals: each at its Bonferroni level, 95% for all of them together
-        head = f"{'tokens':<{LABEL}}{tokens} · "
-        said = [f"CI {100 * level:.1f}% each, 95% jointly", f"CI {100 * level:.1f}%"] if level else ["95% intervals"]
+        head = f"{'tokens':<{LABEL}}{tokens}"
+        said = [f" · CI {100 * level:.1f}% each, 95% jointly", f" · CI {100 * level:.1f}%"] if level else [""]
         lines.append((fit_words(head + next((t for t in said if len(head + t) <= width), said[-1]), width), "dim", KEEP))
     return lines
 

@@ -8,7 +8,6 @@ import collections
 import os
 
 from textual.app import App
-from textual.notifications import Notify
 
 from swtui.core import protocol as ev
 from swtui.core.defaults import GEN_PROMPT
@@ -16,7 +15,7 @@ from swtui.core.engine import Engine
 from swtui.core.quant_config import Variant
 from swtui.tui.actions import bindings
 from swtui.tui.commands import SwtuiCommands
-from swtui.tui.messages import CancelWork, EngineEvent, ExportSnapshot, RunComparison
+from swtui.tui.messages import CancelWork, EngineEvent, ExportSnapshot, Notice, RunComparison
 from swtui.tui.screens.ask import AskDialog
 from swtui.tui.screens.help import HelpScreen
 from swtui.tui.screens.main import MainScreen
@@ -79,6 +78,7 @@ class SwtuiApp(App):
         saved = ((snapshot or {}).get("comparison") or {}).get("variants") or []
         self.main = MainScreen(prompt, [Variant.from_dict(v) for v in saved])
         self.events_seen = EventLog()  # the last events, for tests and debugging
+        self.notices: collections.deque = collections.deque(maxlen=200)  # the last notifications (messages.Notice), drawn or not
         self.load_error: str | None = None  # set when loading failed: the app exits with code 2
         # `make bench` drives the real app in a terminal: it asks for the wall time at which each
         # kind of event was first handled (and so drawn) through this file
@@ -103,15 +103,26 @@ class SwtuiApp(App):
         for p in problems:
             self.notify(p, severity="warning")
 
-    # -- notices: the main screen draws the last one in its status line (no toast over its figures) --
-    def on_notify(self, message: Notify) -> None:
-        n = message.notification
-        text = f"{n.title}: {n.message}" if n.title else n.message
-        self.main.show_notice(text, n.severity, n.timeout)
+    # -- notices: drawn in a line of the screen, never as a toast over its figures ---------------------
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Textual's notify, drawn by the screen on top if it has a notice line (`show_notice`: the
+        main screen's status line, a comparison's or a sweep's notice line), else by the main
+        screen's status line, which a dialog leaves in sight. Thread-safe, as Textual's. The text
+        is shown as written (swtui's notices carry no markup; `[507, 1229]` is an index)."""
+        notice = Notice(message, title, severity, self.NOTIFICATION_TIMEOUT if timeout is None else timeout)
+        self.notices.append(notice)  # deque.append is atomic: safe from the engine's thread too
+        self.post_message(notice)
+
+    def on_notice(self, message: Notice) -> None:
+        shown = getattr(self.screen, "show_notice", None) or self.main.show_notice
+        shown(message.text, message.severity, message.timeout)
 
     def clear_notifications(self) -> None:
         super().clear_notifications()
-        self.main.show_notice(None)
+        for screen in {self.main, self.screen}:
+            if hasattr(screen, "show_notice"):
+                screen.show_notice(None)
 
     def on_main_screen_ready(self, message: MainScreen.Ready) -> None:
         self.engine.start()

@@ -95,3 +95,11 @@ def fit_words(text: str, width: int) -> str:
             break
         out = candidate
     return (out.rstrip(" ,;:·—(") + "…") if out else "…"
+
+
+def printable(text: str) -> str:
+    """Model output made safe to draw: a control character (ESC, BEL, …, other than a newline or a
+    tab) becomes its visible picture (␛), so a generation can neither drive the terminal nor break
+    an exported screen.svg."""
+    return "".join(chr(0x2400 + ord(c)) if ord(c) < 32 and c not in "\n\t" else "␡" if c == "\x7f"
+                   else "�" if 0x80 <= ord(c) < 0xa0 else c for c in text)

@@ -42,3 +42,15 @@ class ExportSnapshot(Message):
 
 class CancelWork(Message):
     """Stop whatever the engine runs (a screen showing a comparison or a sweep is left while it runs)."""
+
+
+class Notice(Message):
+    """A notification, drawn in a line of the screen (`SwtuiApp.notify`): never a toast."""
+
+    def __init__(self, message: str, title: str, severity: str, timeout: float) -> None:
+        super().__init__()
+        self.message, self.title, self.severity, self.timeout = message, title, severity, timeout
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}: {self.message}" if self.title else self.message

@@ -67,10 +67,10 @@ async def test_inapplicable_actions_are_dimmed_say_why_and_do_not_run():
         assert app.main.check_action("detect", ()) is True
         await pilot.press("p")
         await pilot.pause(0.1)
-        assert [n.message for n in app._notifications][-1].startswith("no super weight selected")
+        assert [n.message for n in app.notices][-1].startswith("no super weight selected")
         await pilot.press("w")
         await pilot.pause(0.1)
-        assert [n.message for n in app._notifications][-1] == "no candidates judged yet: run detection (d)"
+        assert [n.message for n in app.notices][-1] == "no candidates judged yet: run detection (d)"
         assert app.engine.submitted == []  # neither reached the engine
         # the palette: dimmed, with the reason as its help
         from swtui.tui.commands import SwtuiCommands

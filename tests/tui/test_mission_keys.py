@@ -61,7 +61,7 @@ async def test_d_detects_and_names_the_super_weight():
         await pilot.press("d")
         await pilot.pause()
         assert app.query_one(LayerSpikeChart).selected == 11  # detection selects the super weight's layer
-        assert any("super weight: layer 11 [507, 1229]" in n.message for n in app._notifications)
+        assert any("super weight: layer 11 [507, 1229]" in n.message for n in app.notices)
 
 
 async def test_click_and_h_select_a_layer_and_n_names_its_spike():
@@ -183,7 +183,7 @@ async def test_x_exports_a_snapshot():
         await pilot.pause()
         request = app.engine.submitted[-1]
         assert isinstance(request, ev.Export) and request.svg.startswith("<svg")  # with the screen drawn
-        assert any(n.title == "Exported" and "snapshots/" in n.message for n in app._notifications)
+        assert any(n.title == "Exported" and "snapshots/" in n.message for n in app.notices)
 
 
 async def test_L_and_v_change_the_chart():
@@ -206,13 +206,13 @@ async def test_t_changes_the_theme():
         await started(pilot, app)
         before = app.theme
         assert before == "swtui-dark"  # the default, after saying so
-        assert any("'no-such-theme' does not exist" in n.message for n in app._notifications)
+        assert any("'no-such-theme' does not exist" in n.message for n in app.notices)
         background = app.screen.styles.background
         await pilot.press("t")
         await pilot.pause()
         assert app.theme != before
         assert app.screen.styles.background != background  # the colours come from the theme
-        assert any(f"theme: {app.theme}" in n.message for n in app._notifications)
+        assert any(f"theme: {app.theme}" in n.message for n in app.notices)
 
 
 async def test_esc_cancels_a_generation_in_flight():
@@ -228,7 +228,7 @@ async def test_esc_cancels_a_generation_in_flight():
         await pilot.pause()
         assert app.engine.cancelled == 1 and app.engine.idle
         assert generation(app, "current") == partial  # what streamed stays; nothing more arrives
-        assert any("cancelled" in n.message for n in app._notifications)
+        assert any("cancelled" in n.message for n in app.notices)
         assert app.query_one(StatusBar).busy == ""
 
 
@@ -278,7 +278,7 @@ async def test_keys_that_need_a_selection_say_so_before_there_is_one(key):
         assert app.screen is app.main  # no dialog opened
         assert app.engine.submitted == []
         assert any(("no super weight selected" in n.message or "no probe yet" in n.message)
-                   for n in app._notifications)
+                   for n in app.notices)
 
 
 async def test_the_form_lists_what_keep_sw_holds_out_and_warns_about_the_source_grid():

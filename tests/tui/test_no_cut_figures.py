@@ -4,7 +4,7 @@ off the rendered screen, no numeric cell ends in "…" or is cut by the table's 
 import pytest
 
 from swtui.tui.widgets.compare import StopwordTable
-from swtui.tui.widgets.sw_table import NUMERIC, SuperWeightTable
+from swtui.tui.widgets.sw_table import NUMERIC, RATIO, SuperWeightTable
 
 from test_screens import app, pruned, quiet
 
@@ -70,3 +70,15 @@ async def test_no_figure_is_cut(size, state):
         assert cells and all(not drawn.endswith("…") and drawn == full for _, drawn, full in cells), cells
         figures = stopword_figures(a.main.query_one(StopwordTable))
         assert figures and all(is_number(f) for f in figures), figures
+
+
+async def test_at_80x24_every_ratio_keeps_its_interval():
+    """80×24 is where the compact form earns its place: the demo's three candidates show their
+    ratios with their intervals (4.3×[3.6–5.0]), not the value alone."""
+    a = app()
+    async with a.run_test(size=(80, 24)) as pilot:
+        await quiet(pilot)
+        await pilot.pause()
+        table = a.main.query_one(SuperWeightTable)
+        ratios = [drawn for column, drawn, _ in table_cells(table) if column == RATIO]
+        assert len(ratios) == 3 and all("×[" in r and r.endswith("]") for r in ratios), ratios

@@ -113,7 +113,7 @@ def test_scale_dialog_with_an_error(snap_compare):
     assert snap_compare(app(), terminal_size=(110, 34), run_before=scale)
 
 
-def test_error_toast(snap_compare):
+def test_an_error_in_the_status_line(snap_compare):
     async def failing(pilot):
         await quiet(pilot)
         pilot.app.engine.submit(ev.NameSpike(99, 0, 0, "out of range"))  # recorded: a real engine error

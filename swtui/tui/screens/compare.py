@@ -16,7 +16,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from swtui.core.protocol import Metrics
+from swtui.tui.evidence_text import printable, sig
 from swtui.tui.messages import CancelWork, ExportSnapshot, RunComparison
+from swtui.tui.widgets.notice import NoticeLine
 
 
 def _column_id(index: int) -> str:
@@ -38,6 +40,7 @@ class CompareScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-status")
+        yield NoticeLine()
         with Horizontal(id="compare-columns"):
             for i, name in enumerate(self.names):
                 with Vertical(id=_column_id(i), classes="compare-column"):
@@ -50,6 +53,10 @@ class CompareScreen(Screen[None]):
     def on_mount(self) -> None:
         self._draw_status()
 
+    def show_notice(self, text: str | None, severity: str = "information", timeout: float = 5.0) -> None:
+        """The app's notifications, on this screen's notice line (no toast over its columns)."""
+        self.query_one(NoticeLine).show(text, severity, timeout)
+
     def _column(self, name: str):
         return self.query_one(f"#{_column_id(self.names.index(name))}")
 
@@ -61,7 +68,7 @@ class CompareScreen(Screen[None]):
 
     def token(self, name: str, text: str) -> None:
         if name in self.names:
-            self._column(name).query_one(".compare-generation", Static).update(Text(text))
+            self._column(name).query_one(".compare-generation", Static).update(Text(printable(text)))
 
     def measured(self, name: str, metrics: Metrics) -> None:
         if name not in self.names:
@@ -69,16 +76,16 @@ class CompareScreen(Screen[None]):
         self.results[name] = metrics
         base = self.results.get("baseline")
         ppl = metrics.perplexity
-        text = Text(f"perplexity {ppl:,.2f}")
+        text = Text(f"perplexity {sig(ppl, 4)}")  # fixed significant digits: 79.43, 3.413G, never wrapped
         ratio = ppl / base.perplexity if base and name != "baseline" else None
         if ratio is not None:
-            text.append(f"  ×{ratio:.3g}", style="bold")
-        text.append(f"\nstopword mass {metrics.stopword_mass:.3f}")
+            text.append(f"  ×{sig(ratio)}", style="bold")
+        text.append(f"\nstopword mass {sig(metrics.stopword_mass)}")
         column = self._column(name)
         box = column.query_one(".compare-metrics", Static)
         box.update(text)
         box.set_class(ratio is not None and ratio >= 1.5, "-hurts")  # coloured by the theme's $error
-        column.query_one(".compare-generation", Static).update(Text(metrics.generation or ""))
+        column.query_one(".compare-generation", Static).update(Text(printable(metrics.generation or "")))
         self._draw_status()
 
     def finished(self, cancelled: bool) -> None:

@@ -64,14 +64,19 @@ def cells(g, form: int = FULL, short: bool = False) -> dict[str, str]:
 
 
 def plan(groups: list, width: int, padding: int = 1) -> tuple[tuple[str, ...], int, bool]:
-    """(columns, ratio form, short verdicts): the most columns, then the widest form, that fit."""
+    """(columns, ratio form, short verdicts): the most columns, then the widest form, that fit
+    (in `ORDER`, the columns without a figure in any row last)."""
     def needed(columns, form, short) -> int:
         rows = [cells(g, form, short) for g in groups]
         return sum(max([cell_len(c)] + [cell_len(r[c]) for r in rows]) + 2 * padding for c in columns)
 
-    options = [(ORDER[:n], FULL, False) for n in range(len(ORDER), CORE, -1)]
-    options += [(ORDER[:CORE + 2], TIGHT, True), (ORDER[:CORE + 1], TIGHT, True), (ORDER[:CORE], TIGHT, True),
-                (ORDER[:CORE], COMPACT, True)]
+    # a column with no figure in any row (not measured: e.g. the carriers pruned together where a
+    # carrier alone is a super weight) gives way before every column that has one
+    drawn = [cells(g) for g in groups]
+    order = tuple(sorted(ORDER, key=lambda c: c != "channel" and c != "verdict" and all(r[c] == "—" for r in drawn)))
+    options = [(order[:n], FULL, False) for n in range(len(order), CORE, -1)]
+    options += [(order[:CORE + 2], TIGHT, True), (order[:CORE + 1], TIGHT, True), (order[:CORE], TIGHT, True),
+                (order[:CORE], COMPACT, True)]
     for columns, form, short in options:
         if needed(columns, form, short) <= width:
             return columns, form, short

@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar
+from textual.widgets import Footer
 
 from swtui.core import protocol as ev
 from swtui.core.verdicts import Verdict
@@ -80,7 +80,6 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        yield ProgressBar(id="progress", show_eta=False)
         yield LayerSpikeChart(id="chart")
         with Horizontal(id="middle"):
             yield LayerDetail(id="detail")
@@ -104,9 +103,10 @@ class MainScreen(Screen):
         self.app.sub_title = model.name if model else ""
 
     def watch_busy(self, busy: str) -> None:
-        self.query_one(StatusBar).busy = busy
+        status = self.query_one(StatusBar)
+        status.busy = busy
         if not busy:
-            self.query_one("#progress", ProgressBar).display = False
+            status.fraction = None
 
     def watch_layer_stats(self, layers: list) -> None:
         chart = self.query_one(LayerSpikeChart)
@@ -131,6 +131,9 @@ class MainScreen(Screen):
     def on_resize(self) -> None:
         # a tall terminal gives the middle row room for the candidate's evidence and the layer's
         self.set_class(self.size.height >= 32, "-tall")  # 1 + 9 + 14 + 6 + 1 rows: the chart and the comparison keep their least
+        # a narrow terminal gives the table the detail pane's spare columns: the pane's lines are
+        # written for its width, the table's ratios keep their compact interval at 80 columns
+        self.set_class(self.size.width < 90, "-narrow")
 
     def _select_layer(self, layer: int) -> None:
         chart = self.query_one(LayerSpikeChart)
@@ -169,13 +172,11 @@ class MainScreen(Screen):
             self.refresh_bindings()
 
     def _on_progress(self, e: ev.Progress) -> None:
-        # a bar only for measurable progress: an indeterminate one would animate (redraw) for as
-        # long as the engine works, which costs CPU and bandwidth over SSH
-        bar = self.query_one("#progress", ProgressBar)
-        bar.display = e.fraction is not None and e.fraction < 1.0
-        if bar.display:
-            bar.update(total=100, progress=e.fraction * 100)
-        self.query_one(StatusBar).busy = e.stage
+        # the status line's percentage and gauge, only for measurable progress (nothing animates
+        # while the engine works: redraws cost CPU and bandwidth over SSH)
+        status = self.query_one(StatusBar)
+        status.busy = e.stage
+        status.fraction = e.fraction if e.fraction is not None and e.fraction < 1.0 else None
 
     def _on_busy(self, e: ev.Busy) -> None:
         self.busy = e.what if e.busy else ""

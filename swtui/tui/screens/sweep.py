@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from swtui.tui.messages import CancelWork, ExportSnapshot
+from swtui.tui.widgets.notice import NoticeLine
 from swtui.tui.widgets.sweep_chart import SweepChart
 
 
@@ -32,12 +33,17 @@ class SweepScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="sweep-title")
+        yield NoticeLine()
         if self.warning:
             yield Static(f"⚠ {self.warning}", id="sweep-warning")
         with VerticalScroll():
             yield SweepChart(id="sweep-chart")
             yield DataTable(id="sweep-table", zebra_stripes=True)
         yield Footer()
+
+    def show_notice(self, text: str | None, severity: str = "information", timeout: float = 5.0) -> None:
+        """The app's notifications, on this screen's notice line (no toast over its figures)."""
+        self.query_one(NoticeLine).show(text, severity, timeout)
 
     def on_mount(self) -> None:
         chart = self.query_one(SweepChart)

@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from swtui.core.protocol import StopwordReport
-from swtui.tui.evidence_text import sig
+from swtui.tui.evidence_text import printable, sig
 
 
 class GenerationDiff(Static):
@@ -17,6 +17,7 @@ class GenerationDiff(Static):
 
     def show(self, text: str, mark_from: int | None = None) -> None:
         t = Text(no_wrap=False)
+        text = printable(text)  # one character for one: mark_from still points where it did
         if mark_from is None:
             t.append(text)
         else:

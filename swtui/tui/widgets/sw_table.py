@@ -39,7 +39,7 @@ NUMERIC = ("layer", "row", "col", RATIO, "control", "value", "prompts", "share",
 #: step 1 of the module's order: the columns given up first, first to last
 DROPPED_FIRST = ("label", "z", "share", "prompts", "value", "role")
 #: a ratio column's header for each form (as wide as the form, or narrower)
-RATIO_HEADERS = {FULL: RATIO, TIGHT: "pruned: ppl× [95%]", COMPACT: "pruned ×[95%]", VALUE: "ppl×"}
+RATIO_HEADERS = {FULL: RATIO, TIGHT: "pruned: ppl× [95%]", COMPACT: "ppl× [95%]", VALUE: "ppl×"}
 
 #: how a verdict's emphasis (`Verdict.emphasis`) is drawn in the table
 EMPHASIS = {"strong": "bold", "muted": "dim", "doubt": "italic"}
@@ -95,7 +95,8 @@ def cells(r: SuperWeightRow, form: int = FULL, mark: bool = False) -> dict[str, 
     state = Text(r.state, style="reverse" if r.state not in ("original", "measuring…") else "dim")
     v = Verdict.of(r.verdict)
     layer = str(r.layer) if r.expert is None else f"{r.layer}·e{r.expert}"  # fused experts: its expert
-    weight = Text(state_mark(r.state) if mark else "", style="reverse")
+    weight = Text()
+    weight.append(state_mark(r.state) if mark else "", style="reverse")  # the mark alone stands out
     weight.append(f"{layer}[{r.row},{r.col}]")
     return {"layer": weight[:len(weight) - len(f"[{r.row},{r.col}]")], "row": str(r.row), "col": str(r.col),
             "verdict": verdict_cell(v, Verdict.of(r.provisional)),

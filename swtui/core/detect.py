@@ -153,6 +153,7 @@ class Detection:
     channels: list = field(default_factory=list)  # channels.MassiveChannel, on the unedited probe
     impact: object = None  # impact.Impact, when candidates were judged
     super_experts: dict | None = None  # fused experts: `experts.judge_super_experts` (None: a dense model)
+    expert_profile: object = None  # fused experts: `expert_profile.ExpertProfile` on calibration text
 
     @property
     def threshold(self) -> float:
@@ -309,6 +310,11 @@ def detect(session: Session, opts: DetectOptions | None = None,
         for key in reversed(zeroed):
             session.ledger.restore(*key)
 
+    if session.adapter.is_moe:  # on the model as it is (remove-and-repeat's zeroing undone)
+        from swtui.core.expert_profile import profile_experts
+
+        progress("profiling experts on calibration text", None)
+        result.expert_profile = profile_experts(session, opts.eval_text, cancel=cancel)
     for cand in writer_candidates(session, result):
         result.candidates.append(cand)
         if listener.found:
@@ -324,11 +330,13 @@ def detect(session: Session, opts: DetectOptions | None = None,
         impact = judge(session, result.candidates, opts.prompt, opts.impact_threshold if opts.impact else None,
                        corpus, cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac),
                        together=opts.together, channels=result.channels if opts.together else (),
-                       extra_decisions=_expert_decisions(session, result), sequential=opts.sequential)
+                       extra_decisions=_expert_decisions(result), sequential=opts.sequential)
         result.groups, result.impact = impact.groups, impact
         runner = impact.runner
-    if session.adapter.is_moe:
-        judge_experts(session, result, progress, cancel, runner)
+    if result.expert_profile is not None:
+        from swtui.core.expert_scan import judge_in_scan
+
+        judge_in_scan(session, result, lambda: evaluation_corpus(session, opts), progress, cancel, runner)
     progress("done", 1.0)
     return result
 
@@ -341,44 +349,13 @@ def evaluation_corpus(session: Session, opts: DetectOptions):
     return corpus.first(opts.eval_tokens or EVAL_BUDGET)
 
 
-def _expert_decisions(session: Session, result: Detection) -> int:
+def _expert_decisions(result: Detection) -> int:
     """How many super-expert claims the same scan will judge (they share the family-wise error)."""
-    if not session.adapter.is_moe or not result.options.impact:
+    if result.expert_profile is None or not result.options.impact:
         return 0
-    from swtui.core.experts import find_super_experts
+    from swtui.core.expert_scan import expert_decisions
 
-    found = find_super_experts(result.probe)
-    return len(found) + (1 if len(found) > 1 else 0)
-
-
-def _expert_runner(session: Session, result: Detection):
-    """A plan runner for a scan whose only claims are super experts (None: no impact check)."""
-    opts = result.options
-    if not opts.impact:
-        return None
-    from swtui.core.arms import PlanRunner
-    from swtui.core.plan import Schedule
-
-    corpus = evaluation_corpus(session, opts)
-    decisions = max(1, _expert_decisions(session, result))
-    n = len(corpus.windows)
-    schedule = Schedule.for_budget(n, decisions) if opts.sequential else Schedule((n,), decisions)
-    return PlanRunner(session, corpus, opts.impact_threshold, schedule)
-
-
-def judge_experts(session: Session, result: Detection, progress, cancel, runner=None) -> None:
-    """Fused experts: the super experts of the first probe, judged with controls; each candidate in
-    one of them carries its expert's figures (`super_expert`)."""
-    from swtui.core.experts import judge_super_experts
-
-    opts = result.options
-    progress("judging super experts", None)
-    result.super_experts = judge_super_experts(session, result.probe, opts.impact_threshold if opts.impact else None,
-                                               runner or _expert_runner(session, result), cancel)
-    by_expert = {(s.layer, s.expert): s for s in result.super_experts["experts"]}
-    for cand in result.candidates:
-        found = by_expert.get((cand.layer, cand.expert))
-        cand.super_expert = found.to_json() if found is not None else None
+    return expert_decisions(result.expert_profile)
 
 
 def writer_candidates(session: Session, detection: Detection) -> list[SuperWeight]:

@@ -28,6 +28,7 @@ def scan_report(session, detection) -> dict:
         "candidates": cands,
         "super_weights": [c for c in cands if c["verdict"] in (SUPER, GROUP)],
         "rounds": detection.rounds,
+        "significance_floor": detection.significance_floor,
         "stop_reason": detection.stop_reason,
         **super_experts_report(detection),
     }

@@ -47,9 +47,11 @@ SPREAD_FLOOR = 0.5
 TRIM = 0.75
 #: remove-and-repeat leaves a layer once its output spike is below this share of its first one
 EXHAUSTED = 0.1
-#: and takes only spikes of at least this share of the largest output of the unedited model (the
-#: super-experts rule's "above 0.1× the overall max", Su et al. 2025): a super activation is the
-#: model's largest, and the small spikes of other layers are their ordinary business
+#: and takes only spikes of at least this share of the largest output of the unedited model's first
+#: round(0.75 × layers) layers (the super-experts rule's "above 0.1× the overall max" over the layers
+#: it ranks, Su et al. 2025, `experts.included_layers`): a super activation is the model's largest
+#: early output, the small spikes of other layers are their ordinary business, and a huge output of
+#: a last layer (a model's final MLPs often write its largest values) must not hide it
 SIGNIFICANT = 0.1
 
 
@@ -154,6 +156,7 @@ class Detection:
     impact: object = None  # impact.Impact, when candidates were judged
     super_experts: dict | None = None  # fused experts: `experts.judge_super_experts` (None: a dense model)
     expert_profile: object = None  # fused experts: `expert_profile.ExpertProfile` on calibration text
+    significance_floor: float = 0.0  # remove-and-repeat's floor on a spike's output (SIGNIFICANT)
 
     @property
     def threshold(self) -> float:
@@ -262,7 +265,7 @@ def detect(session: Session, opts: DetectOptions | None = None,
     zeroed: list[tuple[int, int, int]] = []
     exhausted: set[int] = set()
     original = {s.layer: s.out_max for s in result.rule.spikes(first)}  # the unedited model's spikes
-    largest = max(s.out_max for s in first.layers)
+    result.significance_floor = SIGNIFICANT * significance_reference(first)
     try:
         probe = first
         for round_no in range(opts.max_rounds):
@@ -271,7 +274,7 @@ def detect(session: Session, opts: DetectOptions | None = None,
             # a tenth of that layer's original spike is left: a model broken by the zeroing spikes
             # in new places, and what is left of a spent layer is its ordinary business.
             spikes = [s for s in result.rule.spikes(probe) if s.layer not in exhausted and s.layer in original
-                      and s.out_max >= EXHAUSTED * original[s.layer] and s.out_max >= SIGNIFICANT * largest]
+                      and s.out_max >= EXHAUSTED * original[s.layer] and s.out_max >= result.significance_floor]
             result.rounds.append({"round": round_no, "spikes": [[s.layer, s.out_channel, s.in_channel, s.out_max]
                                                                 for s in spikes]})
             # A spike that points at a weight we already zeroed is no longer one weight's doing:
@@ -356,6 +359,13 @@ def _expert_decisions(result: Detection) -> int:
     from swtui.core.expert_scan import expert_decisions
 
     return expert_decisions(result.expert_profile)
+
+
+def significance_reference(probe: ProbeResult) -> float:
+    """The largest down_proj output of the probe's first round(0.75 × layers) layers (SIGNIFICANT)."""
+    from swtui.core.experts import included_layers
+
+    return max(s.out_max for s in probe.layers[:max(1, included_layers(len(probe.layers)))])
 
 
 def writer_candidates(session: Session, detection: Detection) -> list[SuperWeight]:

@@ -28,6 +28,7 @@ def scan_report(session, detection) -> dict:
         "candidates": cands,
         "super_weights": [c for c in cands if c["verdict"] in (SUPER, GROUP)],
         "rounds": detection.rounds,
+        "significance_floor": detection.significance_floor,
         "stop_reason": detection.stop_reason,
         **super_experts_report(detection),
     }
@@ -84,16 +85,19 @@ def cmd_scan(args) -> int:
 def super_expert_lines(found: dict | None) -> list[str]:
     """The super experts in words: each with its numbers, its interval and its control's."""
     from swtui.core.evidence import Ratio
+    from swtui.core.moe import expert_label
 
     if not found:
         return []
-    lines = [f"[bold]super experts[/bold] ({found['rule']}): 99.5th percentile {found['percentile'] or 0:.4g}, "
-             f"largest {found['overall_max'] or 0:.4g}"]
+    cal = found.get("calibration") or {}
+    lines = [f"[bold]super experts[/bold] ({found['rule']}): on {cal.get('source', '?')} ({cal.get('tokens', '?')} "
+             f"tokens), {found.get('rows_ranked', '?')} experts of layers 0–{(found.get('layers_ranked') or 0) - 1} "
+             f"ranked; 99.5th percentile {found['percentile'] or 0:.4g}, largest {found['overall_max'] or 0:.4g}"]
     for e in found["experts"]:
         def text(name):
             v, ci = e[name], e[f"{name}_ci95"]
             return "—" if v is None else Ratio(v, ci[0], ci[1], 0).text() if ci else f"×{v:.3g}"
-        lines.append(f"  layer {e['layer']} expert {e['expert']}: max |out| {e['out_max']:.4g} on channel "
+        lines.append(f"  layer {e['layer']} {expert_label(e['expert'])}: max |out| {e['out_max']:.4g} on channel "
                      f"{e['out_channel']} (token {e['out_token']}), {e['routed_tokens']} tokens routed; pruned "
                      f"{text('ppl_ratio')}, control expert {e['control_expert']} {text('control_ratio')}: "
                      f"{e['verdict'] or 'not judged'}")

@@ -142,12 +142,15 @@ def channel_controls(energy, channel: int, exclude, k: int = K) -> list[Control]
     return [Control((c,), float(e[c])) for c in order if dist[c] != float("inf")]
 
 
-def expert_controls(probe, layer: int, expert: int, exclude, k: int = K) -> list[Control]:
-    """The `k` routed experts of `layer` nearest in max |down_proj output| to `expert`, not in `exclude`."""
-    rows = {int(r[0]): float(r[2]) for r in (probe.layers[layer].experts or [])}
+def expert_controls(profile, layer: int, expert: int, exclude, k: int = K) -> list[Control]:
+    """The `k` routed experts of `layer` nearest in max |down_proj output| to `expert` (a routed or
+    the shared one) on the calibration (`expert_profile.ExpertProfile`), not in `exclude`; an expert
+    no calibration token was routed to is no control (pruning it changes nothing there)."""
+    rows = {int(r[0]): float(r[2]) for r in (profile.layers[layer].experts or [])}
+    routed = {int(r[0]) for r in (profile.layers[layer].experts or []) if r[1] > 0}
     if expert not in rows:
         return []
     target = max(rows[expert], 1e-30)
     pool = sorted((abs(math.log(max(v, 1e-30)) - math.log(target)), e) for e, v in rows.items()
-                  if e != expert and (layer, e) not in exclude)
+                  if e != expert and e >= 0 and e in routed and (layer, e) not in exclude)
     return [Control((layer, e), rows[e]) for _, e in pool[:k]]

@@ -47,9 +47,11 @@ SPREAD_FLOOR = 0.5
 TRIM = 0.75
 #: remove-and-repeat leaves a layer once its output spike is below this share of its first one
 EXHAUSTED = 0.1
-#: and takes only spikes of at least this share of the largest output of the unedited model (the
-#: super-experts rule's "above 0.1× the overall max", Su et al. 2025): a super activation is the
-#: model's largest, and the small spikes of other layers are their ordinary business
+#: and takes only spikes of at least this share of the largest output of the unedited model's first
+#: round(0.75 × layers) layers (the super-experts rule's "above 0.1× the overall max" over the layers
+#: it ranks, Su et al. 2025, `experts.included_layers`): a super activation is the model's largest
+#: early output, the small spikes of other layers are their ordinary business, and a huge output of
+#: a last layer (a model's final MLPs often write its largest values) must not hide it
 SIGNIFICANT = 0.1
 
 
@@ -153,6 +155,8 @@ class Detection:
     channels: list = field(default_factory=list)  # channels.MassiveChannel, on the unedited probe
     impact: object = None  # impact.Impact, when candidates were judged
     super_experts: dict | None = None  # fused experts: `experts.judge_super_experts` (None: a dense model)
+    expert_profile: object = None  # fused experts: `expert_profile.ExpertProfile` on calibration text
+    significance_floor: float = 0.0  # remove-and-repeat's floor on a spike's output (SIGNIFICANT)
 
     @property
     def threshold(self) -> float:
@@ -261,7 +265,7 @@ def detect(session: Session, opts: DetectOptions | None = None,
     zeroed: list[tuple[int, int, int]] = []
     exhausted: set[int] = set()
     original = {s.layer: s.out_max for s in result.rule.spikes(first)}  # the unedited model's spikes
-    largest = max(s.out_max for s in first.layers)
+    result.significance_floor = SIGNIFICANT * significance_reference(first)
     try:
         probe = first
         for round_no in range(opts.max_rounds):
@@ -270,7 +274,7 @@ def detect(session: Session, opts: DetectOptions | None = None,
             # a tenth of that layer's original spike is left: a model broken by the zeroing spikes
             # in new places, and what is left of a spent layer is its ordinary business.
             spikes = [s for s in result.rule.spikes(probe) if s.layer not in exhausted and s.layer in original
-                      and s.out_max >= EXHAUSTED * original[s.layer] and s.out_max >= SIGNIFICANT * largest]
+                      and s.out_max >= EXHAUSTED * original[s.layer] and s.out_max >= result.significance_floor]
             result.rounds.append({"round": round_no, "spikes": [[s.layer, s.out_channel, s.in_channel, s.out_max]
                                                                 for s in spikes]})
             # A spike that points at a weight we already zeroed is no longer one weight's doing:
@@ -309,6 +313,11 @@ def detect(session: Session, opts: DetectOptions | None = None,
         for key in reversed(zeroed):
             session.ledger.restore(*key)
 
+    if session.adapter.is_moe:  # on the model as it is (remove-and-repeat's zeroing undone)
+        from swtui.core.expert_profile import profile_experts
+
+        progress("profiling experts on calibration text", None)
+        result.expert_profile = profile_experts(session, opts.eval_text, cancel=cancel)
     for cand in writer_candidates(session, result):
         result.candidates.append(cand)
         if listener.found:
@@ -324,11 +333,13 @@ def detect(session: Session, opts: DetectOptions | None = None,
         impact = judge(session, result.candidates, opts.prompt, opts.impact_threshold if opts.impact else None,
                        corpus, cancel, listener.measured, lambda frac: progress("measuring impact (perplexity)", frac),
                        together=opts.together, channels=result.channels if opts.together else (),
-                       extra_decisions=_expert_decisions(session, result), sequential=opts.sequential)
+                       extra_decisions=_expert_decisions(result), sequential=opts.sequential)
         result.groups, result.impact = impact.groups, impact
         runner = impact.runner
-    if session.adapter.is_moe:
-        judge_experts(session, result, progress, cancel, runner)
+    if result.expert_profile is not None:
+        from swtui.core.expert_scan import judge_in_scan
+
+        judge_in_scan(session, result, lambda: evaluation_corpus(session, opts), progress, cancel, runner)
     progress("done", 1.0)
     return result
 
@@ -341,44 +352,20 @@ def evaluation_corpus(session: Session, opts: DetectOptions):
     return corpus.first(opts.eval_tokens or EVAL_BUDGET)
 
 
-def _expert_decisions(session: Session, result: Detection) -> int:
+def _expert_decisions(result: Detection) -> int:
     """How many super-expert claims the same scan will judge (they share the family-wise error)."""
-    if not session.adapter.is_moe or not result.options.impact:
+    if result.expert_profile is None or not result.options.impact:
         return 0
-    from swtui.core.experts import find_super_experts
+    from swtui.core.expert_scan import expert_decisions
 
-    found = find_super_experts(result.probe)
-    return len(found) + (1 if len(found) > 1 else 0)
-
-
-def _expert_runner(session: Session, result: Detection):
-    """A plan runner for a scan whose only claims are super experts (None: no impact check)."""
-    opts = result.options
-    if not opts.impact:
-        return None
-    from swtui.core.arms import PlanRunner
-    from swtui.core.plan import Schedule
-
-    corpus = evaluation_corpus(session, opts)
-    decisions = max(1, _expert_decisions(session, result))
-    n = len(corpus.windows)
-    schedule = Schedule.for_budget(n, decisions) if opts.sequential else Schedule((n,), decisions)
-    return PlanRunner(session, corpus, opts.impact_threshold, schedule)
+    return expert_decisions(result.expert_profile)
 
 
-def judge_experts(session: Session, result: Detection, progress, cancel, runner=None) -> None:
-    """Fused experts: the super experts of the first probe, judged with controls; each candidate in
-    one of them carries its expert's figures (`super_expert`)."""
-    from swtui.core.experts import judge_super_experts
+def significance_reference(probe: ProbeResult) -> float:
+    """The largest down_proj output of the probe's first round(0.75 × layers) layers (SIGNIFICANT)."""
+    from swtui.core.experts import included_layers
 
-    opts = result.options
-    progress("judging super experts", None)
-    result.super_experts = judge_super_experts(session, result.probe, opts.impact_threshold if opts.impact else None,
-                                               runner or _expert_runner(session, result), cancel)
-    by_expert = {(s.layer, s.expert): s for s in result.super_experts["experts"]}
-    for cand in result.candidates:
-        found = by_expert.get((cand.layer, cand.expert))
-        cand.super_expert = found.to_json() if found is not None else None
+    return max(s.out_max for s in probe.layers[:max(1, included_layers(len(probe.layers)))])
 
 
 def writer_candidates(session: Session, detection: Detection) -> list[SuperWeight]:

@@ -192,8 +192,10 @@ class EditLedger:
         return self.adapter.site(key[0]).weight_name
 
     def _affected(self, edits, zeros, quantizer, experts) -> list[str]:
+        from swtui.core.moe import expert_param
+
         names = {self._weight_name(k) for k in set(edits) ^ set(self._edits)}
-        names |= {self.adapter.site(layer).weight_name for layer, _ in experts ^ self._experts}
+        names |= {expert_param(self.adapter, layer, e) for layer, e in experts ^ self._experts}
         names |= {self._weight_name(k) for k in set(edits) & set(self._edits) if edits[k] != self._edits[k]}
         names |= {n for n in set(zeros) | set(self._zeros) if zeros.get(n) is not self._zeros.get(n)}
         if quantizer is not self.quantizer:

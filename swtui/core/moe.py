@@ -11,7 +11,10 @@ eager loop. The model's own forward is never rewritten; the eager loop is select
 (`force_eager`) so the grouped-mm kernels do not replace it.
 
 A weight of a fused expert is addressed as (layer, row, col, expert): row = output (hidden)
-channel, col = input (intermediate) channel of expert `expert`'s down projection.
+channel, col = input (intermediate) channel of expert `expert`'s down projection. A layer's
+*shared* expert (DeepSeek-V2/V3 `shared_experts`, Qwen2-MoE `shared_expert`: an ordinary MLP every
+token passes through, beside the routed ones) is expert `SHARED` (-1) where whole experts are meant
+(profiling, pruning); its weights are not sites.
 """
 
 from __future__ import annotations
@@ -20,6 +23,30 @@ from dataclasses import dataclass
 
 #: an experts module holds its down projection under this name, [E, D, I] (or [E, I, D] transposed)
 EXPERTS_NAMES = ("mlp.experts", "block_sparse_moe.experts", "feed_forward.experts")
+#: a MoE block's shared expert (an MLP with a `down_proj` Linear), relative to the block
+SHARED_NAMES = ("shared_experts", "shared_expert")
+#: the shared expert's number where whole experts are named: (layer, SHARED)
+SHARED = -1
+
+
+def shared_down_name(site) -> str | None:
+    """The module name of a fused layer's shared-expert down projection (None: it has none)."""
+    if not site.is_moe or site.block_name is None:
+        return None
+    for rel in SHARED_NAMES:
+        name = f"{site.block_name}.{rel}.down_proj"
+        try:
+            module = site.root.get_submodule(name)
+        except AttributeError:
+            continue
+        if getattr(getattr(module, "weight", None), "ndim", 0) == 2:
+            return name
+    return None
+
+
+def expert_label(expert: int) -> str:
+    """'expert 3', or 'the shared expert'."""
+    return "the shared expert" if expert == SHARED else f"expert {expert}"
 
 
 def is_fused_experts(module) -> bool:
@@ -185,7 +212,8 @@ def _attribution(io: ExpertIO, down, transposed: bool, t, r):
 
 
 def checked_experts(adapter, experts) -> frozenset:
-    """{(layer, expert)} as the ledger keeps pruned experts; an expert that does not exist is refused."""
+    """{(layer, expert)} as the ledger keeps pruned experts; an expert that does not exist is refused
+    (`SHARED` names the layer's shared expert, where it has one)."""
     from swtui.core.errors import EditError
 
     out = frozenset((int(layer), int(e)) for layer, e in experts)
@@ -193,21 +221,33 @@ def checked_experts(adapter, experts) -> frozenset:
         site = adapter.site(layer)
         if not site.is_moe:
             raise EditError(f"layer {layer} has no fused experts to prune")
-        if not 0 <= e < site.experts:
+        if e == SHARED and shared_down_name(site) is None:
+            raise EditError(f"layer {layer} has no shared expert")
+        if e != SHARED and not 0 <= e < site.experts:
             raise EditError(f"expert {e} is out of range for layer {layer} (0..{site.experts - 1})")
     return out
 
 
+def expert_param(adapter, layer: int, expert: int) -> str:
+    """The parameter a pruned expert zeroes: the fused down projection, or the shared expert's weight."""
+    site = adapter.site(layer)
+    return f"{shared_down_name(site)}.weight" if expert == SHARED else site.weight_name
+
+
 def with_pruned_experts(adapter, zeros: dict, experts) -> dict:
     """The zero masks ({param name: flat indices}) with each pruned expert's whole down projection
-    added: a pruned expert is Z of the ledger's W = Q(E(Z(W0)))."""
+    added: a pruned expert is Z of the ledger's W = Q(E(Z(W0))); a pruned shared expert, its whole
+    down_proj weight (a shared expert may be wider than a routed one)."""
     import torch
 
     out = dict(zeros)
     for layer, e in sorted(experts):
         site = adapter.site(layer)
-        per = site.out_features * site.in_features
-        idx = torch.arange(e * per, (e + 1) * per, dtype=torch.long)
-        name = site.weight_name
+        name = expert_param(adapter, layer, e)
+        if e == SHARED:
+            idx = torch.arange(site.root.get_parameter(name).numel(), dtype=torch.long)
+        else:
+            per = site.out_features * site.in_features
+            idx = torch.arange(e * per, (e + 1) * per, dtype=torch.long)
         out[name] = idx if name not in out else torch.cat([out[name].reshape(-1).long(), idx])
     return out

@@ -23,6 +23,7 @@ class Plant:
     value: float = 6.0
     gain: float = 20.0
     expert: int = 2  # fused experts (MoE archs): the expert the weight is planted in
+    direction_seed: int = 1234  # the outlier direction's seed (two plants, two directions)
 
 
 def byte_tokenizer():
@@ -40,7 +41,7 @@ def byte_tokenizer():
                                    bos_token=TINY_EOS, model_max_length=1 << 20)
 
 
-def _config(arch: str, vocab: int):
+def _config(arch: str, vocab: int, layers: int = 4, experts: int = 4):
     import transformers as tf
 
     common = dict(vocab_size=vocab, bos_token_id=vocab - 1, eos_token_id=vocab - 1, pad_token_id=vocab - 1)
@@ -66,38 +67,38 @@ def _config(arch: str, vocab: int):
         return tf.OPTConfig(hidden_size=64, ffn_dim=128, num_hidden_layers=4, num_attention_heads=4,
                             word_embed_proj_dim=64, max_position_embeddings=256, **common)
     if arch in MOE_ARCHS:
-        return _moe_config(arch, common)
+        return _moe_config(arch, common, layers, experts)
     raise UserInputError(f"unknown tiny architecture {arch!r}; choose from {', '.join(TINY_ARCHS + MOE_ARCHS)}")
 
 
-#: fused-expert families (transformers 5.x): 4 layers of 4 experts, top-2, experts of width 32
+#: fused-expert families (transformers 5.x): 4 layers of 4 experts by default, top-2, experts of width 32
 MOE_ARCHS = ("mixtral", "qwen3_moe", "qwen2_moe", "olmoe", "deepseek_v3", "gpt_oss")
 #: dense families (the families' tests run over these; the MoE ones have tests of their own)
 TINY_ARCHS = ("llama", "gemma3", "gpt2", "phi3", "qwen2", "gpt_neox", "opt")
 
 
-def _moe_config(arch: str, common: dict):
+def _moe_config(arch: str, common: dict, layers: int, experts: int):
     import transformers as tf
 
-    base = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+    base = dict(hidden_size=64, num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                 max_position_embeddings=256, num_experts_per_tok=2, tie_word_embeddings=False, **common)
     if arch == "mixtral":
-        return tf.MixtralConfig(intermediate_size=32, num_local_experts=4, **base)
+        return tf.MixtralConfig(intermediate_size=32, num_local_experts=experts, **base)
     if arch == "qwen3_moe":
-        return tf.Qwen3MoeConfig(intermediate_size=128, moe_intermediate_size=32, num_experts=4, head_dim=16,
+        return tf.Qwen3MoeConfig(intermediate_size=128, moe_intermediate_size=32, num_experts=experts, head_dim=16,
                                  decoder_sparse_step=1, norm_topk_prob=True, **base)
     if arch == "qwen2_moe":  # with a shared expert beside the routed ones
-        return tf.Qwen2MoeConfig(intermediate_size=128, moe_intermediate_size=32, num_experts=4,
+        return tf.Qwen2MoeConfig(intermediate_size=128, moe_intermediate_size=32, num_experts=experts,
                                  shared_expert_intermediate_size=32, decoder_sparse_step=1, **base)
     if arch == "olmoe":
-        return tf.OlmoeConfig(intermediate_size=32, num_experts=4, **base)
+        return tf.OlmoeConfig(intermediate_size=32, num_experts=experts, **base)
     if arch == "deepseek_v3":  # layer 0 dense, then routed experts + a shared expert, latent attention
-        return tf.DeepseekV3Config(intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4,
+        return tf.DeepseekV3Config(intermediate_size=128, moe_intermediate_size=32, n_routed_experts=experts,
                                    n_shared_experts=1, first_k_dense_replace=1, n_group=1, topk_group=1,
                                    kv_lora_rank=16, q_lora_rank=None, qk_rope_head_dim=8, qk_nope_head_dim=8,
                                    v_head_dim=16, routed_scaling_factor=1.0, **base)
-    return tf.GptOssConfig(intermediate_size=32, num_local_experts=4, head_dim=16, sliding_window=64,
-                           layer_types=["sliding_attention", "full_attention"] * 2, **base)
+    return tf.GptOssConfig(intermediate_size=32, num_local_experts=experts, head_dim=16, sliding_window=64,
+                           layer_types=[("sliding_attention", "full_attention")[i % 2] for i in range(layers)], **base)
 
 
 def parse_tiny(source: str) -> tuple[str, Plant | None]:
@@ -107,13 +108,15 @@ def parse_tiny(source: str) -> tuple[str, Plant | None]:
     return arch, None if "noplant" in parts[2:] else Plant()
 
 
-def build_tiny(arch: str = "llama", plant: Plant | None = Plant(), seed: int = 0):
-    """Return (model, tokenizer) for a tiny random `arch`, with `plant` applied (None: no plant)."""
+def build_tiny(arch: str = "llama", plant: Plant | None = Plant(), seed: int = 0, layers: int = 4,
+               experts: int = 4):
+    """Return (model, tokenizer) for a tiny random `arch`, with `plant` applied (None: no plant);
+    `layers` and `experts` size the MoE families (the dense ones keep 4 layers)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     tokenizer = byte_tokenizer()
-    config = _config(arch, len(tokenizer))
+    config = _config(arch, len(tokenizer), layers, experts)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     if plant is not None and arch in MOE_ARCHS:
@@ -139,7 +142,7 @@ def plant_expert_super_weight(model, plant: Plant) -> None:
     experts, e, c = site.down, plant.expert, plant.col
     block = site.block
     router = getattr(block, "gate", None) if hasattr(getattr(block, "gate", None), "weight") else block.router
-    g = torch.Generator().manual_seed(1234)
+    g = torch.Generator().manual_seed(plant.direction_seed)
     with torch.no_grad():
         d = torch.randn(site.out_features, generator=g)
         d = d / d.norm()
@@ -158,6 +161,30 @@ def plant_expert_super_weight(model, plant: Plant) -> None:
         experts.down_proj[site.index_of(plant.row, plant.col, e)] = plant.value
 
 
+def plant_shared_super_weight(model, plant: Plant) -> None:
+    """Plant a super weight in the shared expert of fused layer `plant.layer` (DeepSeek-V3,
+    Qwen2-MoE): its input channel `col` is an outlier on the tokens aligned with a direction d (its
+    gate/up rows are gain·d), and its W[row, col] is large. `plant.expert` is not used."""
+    import torch
+
+    from swtui.core.adapters import ModelAdapter
+    from swtui.core.moe import shared_down_name
+
+    site = ModelAdapter(model).site(plant.layer)
+    name = shared_down_name(site)
+    if name is None:
+        raise UserInputError(f"layer {plant.layer} has no shared expert")
+    mlp = model.get_submodule(name.rpartition(".")[0])
+    g = torch.Generator().manual_seed(plant.direction_seed)
+    with torch.no_grad():
+        d = torch.randn(site.out_features, generator=g)
+        d = d / d.norm()
+        mlp.gate_proj.weight[plant.col] = plant.gain * d
+        mlp.up_proj.weight[plant.col] = plant.gain * d
+        mlp.down_proj.weight[:, plant.col] *= 1e-4
+        mlp.down_proj.weight[plant.row, plant.col] = plant.value
+
+
 def plant_super_weight(model, plant: Plant) -> None:
     """Make input channel `col` of layer `plant.layer`'s down projection an outlier and W[row, col] large."""
     import torch
@@ -167,7 +194,7 @@ def plant_super_weight(model, plant: Plant) -> None:
     adapter = ModelAdapter(model)
     site = adapter.check_coords(plant.layer, plant.row, plant.col)
     layer = site.layer
-    g = torch.Generator().manual_seed(1234)
+    g = torch.Generator().manual_seed(plant.direction_seed)
     with torch.no_grad():
         mods = dict(layer.named_modules())
         hidden = site.out_features

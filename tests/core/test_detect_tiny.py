@@ -134,3 +134,24 @@ def test_a_candidate_spiking_on_some_prompts_only():
     assert cand.ppl_pruned == pytest.approx(pruned, rel=1e-4)  # batched A/B vs a solo run
     assert abs(pruned / cand.ppl_base - 1) < 0.05  # an activation on a few commas barely matters
     assert cand.verdict == HARMLESS and cand.is_super is False
+
+
+def test_a_huge_last_layer_output_does_not_hide_an_early_super_weight(monkeypatch):
+    """Remove-and-repeat's significance floor is 0.1x the largest output of the first round(0.75 x 8)
+    = 6 layers (the published rule's restriction): layer 7's planted output, 26x layer 1's, would
+    otherwise set a floor above the early super weight. Detection still never reads the catalog."""
+    import swtui.core.catalog as catalog
+    from support.builders import tiny_llama_with_plants
+
+    def boom(*a, **k):
+        raise AssertionError("detection consulted the catalog")
+
+    monkeypatch.setattr(catalog, "entries", boom)
+    monkeypatch.setattr(catalog, "lookup", boom)
+    s = tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=7, row=30, col=60, value=600.0,
+                                                                     direction_seed=5))
+    d = detect(s, DetectOptions(impact=False, channels=False))
+    out = [layer.out_max for layer in d.probe.layers]
+    assert out[7] > 20 * out[1] and max(out[:7]) == out[1]
+    assert [c.key for c in d.candidates][:1] == [(1, 5, 17)]
+    assert d.significance_floor == pytest.approx(0.1 * out[1])

@@ -41,6 +41,10 @@ class Quantizer(Protocol):
 
     def packed(self, name: str, module, w): ...  # -> (new module, {key: exact correction})
 
+    def effective_weight(self, module, row: int, col: int) -> float: ...  # W[row, col] as a packed module computes it
+
+    def activation_hooks(self, session, rows, batch: int): ...  # -> a HookSet fake-quantizing activations
+
 
 class EditLedger:
     def __init__(self, model, adapter):
@@ -132,10 +136,8 @@ class EditLedger:
         """The value the model computes with now (packed modules: measured, plus any add-back)."""
         key = make_key(layer, row, col, expert)
         site, idx = self._site_idx(key)
-        if site.down_name in self._swapped:
-            from swtui.core.quant_session import effective_weight
-
-            return effective_weight(site.down, row, col) + self.corrections.get(key, 0.0)
+        if site.down_name in self._swapped:  # the quantizer that packed the module reads it back
+            return self.quantizer.effective_weight(site.down, row, col) + self.corrections.get(key, 0.0)
         return float(self._live(site.weight_name)[idx])
 
     # -- changing the state -------------------------------------------------------------------

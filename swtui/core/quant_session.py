@@ -115,6 +115,13 @@ class WeightQuantizer:
                 held=None if held is None else (held.t() if transposed else held))
         return q.t().contiguous() if transposed else q
 
+    def effective_weight(self, module, row: int, col: int) -> float:
+        return effective_weight(module, row, col)
+
+    def activation_hooks(self, session, rows, batch: int):
+        """The activations' fake quantization of this config, on batch rows `rows` (`activation_hooks`)."""
+        return activation_hooks(session, self.config, rows, batch)
+
     def packed(self, name: str, module, w):
         """bitsandbytes: the packed module, and the exact add-back of each held-out weight."""
         if w.ndim != 2:

@@ -133,8 +133,8 @@ class Session:
         return 2048
 
     def info(self):
-        """The model's one description (`protocol.ModelInfo`)."""
-        from swtui.core.protocol import ModelInfo
+        """The model's one description (`payloads.ModelInfo`, which the protocol carries)."""
+        from swtui.core.payloads import ModelInfo
 
         lm = self.loaded
         return ModelInfo(name=lm.name, source=lm.source, kind=lm.kind, arch=self.adapter.arch,
@@ -206,7 +206,7 @@ class Session:
         """The named super weights as `protocol.SuperWeightRow`s; `measuring`: detection is still
         judging (its temporary zeroing is not the user's state)."""
         from swtui.core.findings import evidence_row
-        from swtui.core.protocol import SuperWeightRow
+        from swtui.core.payloads import SuperWeightRow
 
         rows = []
         for sw in self.super_weights:
@@ -318,10 +318,8 @@ class Session:
         extra = HookSet()
         try:
             q = self.ledger.quantizer
-            if current_rows and q is not None and q.config.act_bits:
-                from swtui.core.quant_session import activation_hooks
-
-                extra.add(activation_hooks(self, q.config, tuple(current_rows), batch))
+            if current_rows and q is not None and q.config.act_bits:  # the quantizer installs its own hooks
+                extra.add(q.activation_hooks(self, tuple(current_rows), batch))
             with installed(self.adapter, self._items(base_rows, current_rows), batch):
                 yield
         finally:

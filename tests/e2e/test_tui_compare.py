@@ -8,6 +8,7 @@ from swtui.core import protocol as ev
 from swtui.core.presets import paper_pair
 from swtui.core.variants import compare
 from swtui.tui.app import SwtuiApp
+from swtui.tui.evidence_text import printable, sig
 from swtui.tui.screens.compare import CompareScreen
 from swtui.tui.screens.quant_form import QuantForm
 from swtui.tui.screens.sweep import SweepScreen
@@ -40,8 +41,8 @@ async def test_compare_shows_the_baseline_and_each_variant_with_its_own_figures(
         for i, name in enumerate(screen.names):
             column = screen.query_one(f"#variant-{i}")
             metrics = _text(column.query_one(".compare-metrics", Static))
-            assert f"perplexity {solo[name].perplexity:,.2f}" in metrics, (name, metrics)
-            assert _text(column.query_one(".compare-generation", Static)) == solo[name].generation
+            assert f"perplexity {sig(solo[name].perplexity, 4)}" in metrics, (name, metrics)
+            assert _text(column.query_one(".compare-generation", Static)) == printable(solo[name].generation)
         naive = screen.query_one("#variant-1").query_one(".compare-metrics", Static)
         assert "×" in _text(naive) and solo["W4 per tensor, naive"].perplexity != solo["baseline"].perplexity
         await pilot.press("escape")

@@ -42,7 +42,7 @@ def load_options(args):
     return LoadOptions(device=args.device, dtype=args.dtype, device_map=args.device_map, revision=args.revision,
                        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                        down_proj=args.down_proj, max_memory=parse_max_memory(getattr(args, "max_memory", None)),
-                       offload_folder=getattr(args, "offload_folder", None))
+                       offload_folder=getattr(args, "offload_folder", None), stream=getattr(args, "stream", False))
 
 
 def open_session(args, progress):

@@ -356,14 +356,14 @@ def _expert_runner(session: Session, result: Detection):
     opts = result.options
     if not opts.impact:
         return None
-    from swtui.core.arms import PlanRunner
+    from swtui.core.stream.plan import make_runner
     from swtui.core.plan import Schedule
 
     corpus = evaluation_corpus(session, opts)
     decisions = max(1, _expert_decisions(session, result))
     n = len(corpus.windows)
     schedule = Schedule.for_budget(n, decisions) if opts.sequential else Schedule((n,), decisions)
-    return PlanRunner(session, corpus, opts.impact_threshold, schedule)
+    return make_runner(session, corpus, opts.impact_threshold, schedule)
 
 
 def judge_experts(session: Session, result: Detection, progress, cancel, runner=None) -> None:

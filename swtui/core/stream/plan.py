@@ -32,7 +32,18 @@ class LookRunner(PlanRunner):
 class StreamedPlanRunner(LookRunner):
     """One layer-major pass per look over a streamed model (see the module docstring)."""
 
-    passes = 0  # passes over the weights so far
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.log: list[tuple[int, str, int]] = []  # (run, "baseline" | "arms", look): each pass over the weights
+        self._runs = 0
+
+    @property
+    def passes(self) -> int:
+        return len(self.log)
+
+    def run(self, claims, *args, **kwargs):
+        self._runs += 1
+        return super().run(claims, *args, **kwargs)
 
     def _measure(self, batch: list[ArmResult], windows: range, look: int, cancel) -> None:
         from swtui.core.metrics import check_head
@@ -40,7 +51,7 @@ class StreamedPlanRunner(LookRunner):
         check_head(self.session)
         missing = [w for w in windows if self.base[w] is None]
         if missing:  # the first look: its baseline first (its massive positions decide where arms zero)
-            self._pass(self._baseline_jobs(missing), cancel, look)
+            self._pass(self._baseline_jobs(missing), cancel, look, "baseline")
         chunks, together = self._chunks(batch, windows)
         jobs = []
         for chunk in chunks:
@@ -49,7 +60,7 @@ class StreamedPlanRunner(LookRunner):
         looks = self.schedule.looks
         if look + 1 < len(looks):
             jobs += self._baseline_jobs([w for w in range(looks[look], looks[look + 1]) if self.base[w] is None])
-        self._pass(jobs, cancel, look)
+        self._pass(jobs, cancel, look, "arms")
         for a in batch:
             a.looks = look + 1
 
@@ -61,12 +72,12 @@ class StreamedPlanRunner(LookRunner):
             jobs.append(Job(ids, 0, None, context, lambda losses, r=rows: self._baseline_record(r, losses)))
         return jobs
 
-    def _pass(self, jobs: list[Job], cancel, look: int) -> None:
+    def _pass(self, jobs: list[Job], cancel, look: int, what: str) -> None:
         if not jobs:
             return
         check_cancel(cancel, "detection cancelled")
         run_pass(self.session, jobs, cancel, look)
-        self.passes += 1
+        self.log.append((self._runs, what, look))
 
 
 def make_runner(session, corpus, threshold: float, schedule, massive_channels=(), **kwargs) -> PlanRunner:

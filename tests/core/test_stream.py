@@ -1,0 +1,127 @@
+"""Layer streaming (`--stream`): the same candidates, channels, verdicts and per-token losses as the
+in-memory model, every arm of a look in one pass, never more than two decoder layers alive."""
+
+import pytest
+import torch
+
+from swtui.core import metrics
+from swtui.core.detect import DetectOptions, detect
+from swtui.core.errors import UserInputError
+from swtui.core.loading import LoadOptions, load_model
+from swtui.core.session import Session
+from swtui.core.stream import plan as stream_plan
+from swtui.core.tiny import MOE_ARCHS, TINY_ARCHS, build_tiny
+
+TEXT = "The quick brown fox jumps over the lazy dog, and the dog sleeps on. " * 2
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    made = {}
+
+    def get(arch: str):
+        if arch not in made:
+            folder = tmp_path_factory.mktemp(f"tiny-{arch}")
+            model, tok = build_tiny(arch)
+            model.save_pretrained(folder, max_shard_size="100KB")  # several shards, a few layers each
+            tok.save_pretrained(folder)
+            made[arch] = folder
+        return made[arch]
+    return get
+
+
+def _session(folder, stream: bool) -> Session:
+    return Session(load_model(str(folder), LoadOptions(device="cpu", dtype="float32", stream=stream)))
+
+
+def _scan(session, monkeypatch, runner_cls=None):
+    """detect() on `session`, and the plan runners it made (of `runner_cls`; None: the default's)."""
+    made = []
+    if runner_cls is None:
+        return detect(session, DetectOptions()), made
+
+    def make(s, *args, **kwargs):
+        made.append(runner_cls(s, *args, **kwargs))
+        return made[-1]
+
+    with monkeypatch.context() as m:
+        m.setattr(stream_plan, "make_runner", make)
+        return detect(session, DetectOptions()), made
+
+
+def _summary(det):
+    return ([(c.key, c.verdict, c.is_super) for c in det.candidates],
+            [(ch.channel, ch.first_layer, ch.persist_layers) for ch in det.channels],
+            [(g.channel, g.verdict) for g in det.groups])
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS + MOE_ARCHS)
+def test_streamed_scan_equals_in_memory(folders, arch, monkeypatch):
+    """Same candidates, channels and verdicts as the ordinary in-memory scan; every arm's per-token
+    losses (and the baseline's) equal, bit for bit, an in-memory runner with the same schedule
+    (one batch per look); one pass per look (+1, the first look's baseline); two layers at most."""
+    folder = folders(arch)
+    plain, _ = _scan(_session(folder, False), monkeypatch)
+    ref, (mem_runner,) = _scan(_session(folder, False), monkeypatch, stream_plan.LookRunner)
+    st = _session(folder, True)
+    assert st.adapter.site(0).weight.device.type == "meta"  # nothing of the layers held
+    got, (st_runner,) = _scan(st, monkeypatch, stream_plan.StreamedPlanRunner)
+    assert _summary(got) == _summary(ref) == _summary(plain)
+    assert set(st_runner.losses) == set(mem_runner.losses) and st_runner.losses
+    for edit, windows in mem_runner.losses.items():
+        assert set(st_runner.losses[edit]) == set(windows), edit
+        for w, loss in windows.items():
+            assert torch.equal(st_runner.losses[edit][w], loss), (edit, w)
+    for a, b in zip(mem_runner.base, st_runner.base):  # (streamed: also the next look's, read ahead)
+        assert a is None or torch.equal(a, b)
+    arms = [(run, look) for run, what, look in st_runner.log if what == "arms"]
+    assert len(arms) == len(set(arms)), f"a look of one run took several passes: {st_runner.log}"
+    assert [what for _, what, _ in st_runner.log].count("baseline") == 1, st_runner.log  # later ones ride
+    stream = st.loaded.stream
+    assert stream.peak_live <= 2, f"{stream.peak_live} layers alive at once"
+    assert all(p.device.type == "meta" for n, p in st.model.named_parameters() if stream.streams(n))
+
+
+def test_each_pass_reads_each_layer_once(folders, monkeypatch):
+    """The prefetch and the layer-major loop: a pass reads every layer it computes exactly once, in
+    order, whatever the number of arms riding it."""
+    st = _session(folders("llama"), True)
+    stream = st.loaded.stream
+    events = []
+    stream.on_layer = events.append
+    _, (runner,) = _scan(st, monkeypatch, stream_plan.StreamedPlanRunner)
+    by_look: dict = {}
+    for e in events:
+        if e.look is not None:
+            by_look.setdefault(e.look, []).append(e.layer)
+    assert by_look and runner.passes >= 2
+    for look, layers in by_look.items():
+        passes = 2 if look == 0 else 1  # the first look's baseline, then its arms
+        assert sorted(layers) == sorted(list(range(stream.n_layers)) * passes), (look, layers)
+    assert all(e.eta is not None and e.pass_bytes <= e.layer_bytes for e in events)
+    assert events[-1].total_bytes == stream.stats.bytes_read
+
+
+def test_current_edits_apply_to_each_read_and_nothing_is_written_back(folders):
+    """A ledger edit is state applied to each read layer (the same losses as in memory); restoring
+    it gives the pristine losses back, and the files are never touched."""
+    folder = folders("llama")
+    files = {p: p.read_bytes() for p in folder.glob("*.safetensors")}
+    mem, st = _session(folder, False), _session(folder, True)
+    ids = mem.encode(TEXT)
+    before = metrics.window_losses(st, ids)[0]
+    for s in (mem, st):
+        s.ledger.prune(1, 5, 17)
+        s.ledger.scale(0, 1, 3, 4.0)
+    assert torch.equal(metrics.window_losses(mem, ids)[0], metrics.window_losses(st, ids)[0])
+    assert st.ledger.current_value(1, 5, 17) == 0.0
+    st.ledger.restore_all()
+    assert torch.equal(metrics.window_losses(st, ids)[0], before)
+    assert {p: p.read_bytes() for p in folder.glob("*.safetensors")} == files
+
+
+def test_stream_refuses_what_it_cannot_do(folders):
+    with pytest.raises(UserInputError):
+        load_model("tiny:llama", LoadOptions(stream=True))
+    with pytest.raises(UserInputError):
+        load_model(str(folders("llama")), LoadOptions(stream=True, device_map="auto"))

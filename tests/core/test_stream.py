@@ -83,21 +83,31 @@ def test_streamed_scan_equals_in_memory(folders, arch, monkeypatch):
 
 
 def test_each_pass_reads_each_layer_once(folders, monkeypatch):
-    """The prefetch and the layer-major loop: a pass reads every layer it computes exactly once, in
-    order, whatever the number of arms riding it."""
+    """The reader thread and the layer-major loop: a pass reads every layer from the files exactly
+    once, whatever the number of arms riding it, and reports each layer with its bytes and an ETA."""
     st = _session(folders("llama"), True)
     stream = st.loaded.stream
-    events = []
+    reads, events = [], []
+    real = stream._read
+
+    def read(i):
+        reads.append((stream.look, i))
+        return real(i)
+
+    monkeypatch.setattr(stream, "_read", read)
     stream.on_layer = events.append
     _, (runner,) = _scan(st, monkeypatch, stream_plan.StreamedPlanRunner)
     by_look: dict = {}
-    for e in events:
-        if e.look is not None:
-            by_look.setdefault(e.look, []).append(e.layer)
+    for look, layer in reads:
+        if look is not None:
+            by_look.setdefault(look, []).append(layer)
     assert by_look and runner.passes >= 2
     for look, layers in by_look.items():
-        passes = 2 if look == 0 else 1  # the first look's baseline, then its arms
+        passes = sum(1 for _, _, at in runner.log if at == look)  # look 0: its baseline, then its arms
         assert sorted(layers) == sorted(list(range(stream.n_layers)) * passes), (look, layers)
+    assert stream.stats.wasted_reads == 0
+    plan = [e for e in events if e.look is not None]
+    assert [e.layer for e in plan] == [layer for look, layer in reads if look is not None]
     assert all(e.eta is not None and e.pass_bytes <= e.layer_bytes for e in events)
     assert events[-1].total_bytes == stream.stats.bytes_read
 

@@ -50,7 +50,18 @@ def open_session(args, progress):
     from swtui.core.session import Session
 
     loaded = load_model(getattr(args, "model", None), load_options(args), progress)
+    if loaded.streamed:
+        loaded.stream.on_layer = stream_progress(progress)
     return Session(loaded, down_proj=args.down_proj)
+
+
+def stream_progress(progress):
+    """A streamed model's per-layer progress (layer, look, bytes read, ETA) as ProgressFn updates:
+    every layer on a terminal's bar, and one line per pass (its last layer) where lines are printed."""
+    def on_layer(event) -> None:
+        last = event.layer + 1 == event.layers
+        progress(event.text(), None if last else (event.layer + 1) / event.layers)
+    return on_layer
 
 
 def model_info(session) -> dict:

@@ -135,3 +135,41 @@ def test_stream_refuses_what_it_cannot_do(folders):
         load_model("tiny:llama", LoadOptions(stream=True))
     with pytest.raises(UserInputError):
         load_model(str(folders("llama")), LoadOptions(stream=True, device_map="auto"))
+
+
+@pytest.mark.parametrize("how", ["cancel", "interrupt"])
+def test_a_cancelled_pass_leaves_nothing_behind(folders, how):
+    """esc (the cancel token) or Ctrl+C (KeyboardInterrupt) in the middle of a look's pass: no
+    layer left in place or read ahead, the ledger back to the user's state, the next forward the
+    same as before."""
+    import threading
+
+    from swtui.core.errors import Cancelled
+
+    st = _session(folders("mixtral"), True)  # solo arms: prunes through the ledger mid-pass
+    stream = st.loaded.stream
+    st.ledger.scale(0, 1, 3, 2.0, expert=1)
+    ids = st.encode(TEXT)
+    before = metrics.window_losses(st, ids)[0]
+    cancel = threading.Event()
+    seen = []
+
+    def on_layer(event):
+        if event.look is None:  # the probes' ordinary forwards
+            return
+        seen.append(event)
+        if event.look == 0 and event.layer == 1 and len(seen) > stream.n_layers:  # the arms' pass
+            if how == "cancel":
+                cancel.set()
+            else:
+                raise KeyboardInterrupt
+
+    stream.on_layer = on_layer
+    with pytest.raises(Cancelled if how == "cancel" else KeyboardInterrupt):
+        detect(st, DetectOptions(), cancel=cancel)
+    assert len(seen) == stream.n_layers + 2
+    assert stream.live_layers() == set() and stream._pending is None
+    assert all(p.device.type == "meta" for n, p in st.model.named_parameters() if stream.streams(n))
+    assert list(st.ledger.edits) == [(0, 1, 3, 1)] and not st.ledger.pruned_experts
+    stream.on_layer = None
+    assert torch.equal(metrics.window_losses(st, ids)[0], before)

@@ -356,7 +356,7 @@ def _slots(model) -> dict:
         for attr, p in module._parameters.items():
             if p is not None:
                 where.setdefault(id(p), []).append((module, attr))
-    return {n: where[id(p)] for n, p in model.named_parameters()}
+    return {n: where[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}
 
 
 def _place(slots, param) -> None:

@@ -42,7 +42,7 @@ def open_streamed(folder, config, device: str, dtype, trust_remote_code: bool = 
     model.eval()
     list_name = find_layer_list(model)
     recipes = plan_recipes(model, index.entries)
-    named = dict(model.named_parameters())
+    named = dict(model.named_parameters(remove_duplicate=False))
     slots = _slots(model)
     buffers = dict(model.named_buffers())
     # held: everything outside the decoder layers, and the buffers a checkpoint stores (small)

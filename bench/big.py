@@ -38,7 +38,7 @@ LAYERS_PER_SHARD = 2
 def folder_of(name: str) -> Path:
     from swtui.core.gguf_cache import cache_root
 
-    return cache_root().parent / "bench" / f"llama-{name}-planted"
+    return cache_root() / "bench" / f"llama-{name}-planted"
 
 
 def write(name: str) -> Path:

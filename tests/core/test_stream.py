@@ -173,3 +173,36 @@ def test_a_cancelled_pass_leaves_nothing_behind(folders, how):
     assert list(st.ledger.edits) == [(0, 1, 3, 1)] and not st.ledger.pruned_experts
     stream.on_layer = None
     assert torch.equal(metrics.window_losses(st, ids)[0], before)
+
+
+def test_the_census_streams_a_model_that_does_not_fit(folders, monkeypatch):
+    """A folder whose weights exceed the memory available is streamed, with a notice; its row is the
+    in-memory row (the numbers are the same) marked `streamed`."""
+    from swtui.core import census
+    from swtui.core.stream import opening
+
+    folder = folders("llama")
+    target = census.Target(str(folder), "dir", folder)
+    load = LoadOptions(device="cpu", dtype="float32")
+    plain, _ = census.scan_one(target, load, DetectOptions(impact=False))
+    monkeypatch.setattr(opening, "available_memory", lambda device="cpu": 1 << 10)
+    notes = []
+    row, _ = census.scan_one(target, load, DetectOptions(impact=False), lambda stage, frac: notes.append(stage))
+    assert row["streamed"] and not plain["streamed"]
+    assert any(n.startswith("streaming: its weights") for n in notes), notes
+    assert {k: v for k, v in row.items() if k != "streamed"} == {k: v for k, v in plain.items() if k != "streamed"}
+
+
+def test_ablate_streamed_gives_the_in_memory_figures(folders, capsys):
+    """`swtui ablate --stream`: the treatment's and the non-SW control's ratios as in memory."""
+    import json
+
+    from swtui.cli import main
+
+    got = []
+    for extra in ([], ["--stream"]):
+        assert main(["ablate", str(folders("llama")), "--prune", "1,5,17", "--nonsw-control", "10", "--json",
+                     "--device", "cpu", "--dtype", "float32", *extra]) == 0
+        report = json.loads(capsys.readouterr().out)
+        got.append((report["treatment"]["ratio"], report["treatment"]["ratio_ci95"], report["control"]["ratio"]))
+    assert got[0] == got[1]

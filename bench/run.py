@@ -67,7 +67,12 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description="swtui's performance figures on the demo model")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto, as the app)")
-    BENCH_ENV["SWTUI_BENCH_DEVICE"] = parser.parse_args().device
+    parser.add_argument("--big", action="store_true", help="models larger than the machine (bench/big.py) instead")
+    parser.add_argument("--shapes", default="1b,13b", help="with --big: the shapes (1b: three ways; 13b: streamed)")
+    args = parser.parse_args()
+    BENCH_ENV["SWTUI_BENCH_DEVICE"] = args.device
+    if args.big:
+        return big_bench(args.shapes.split(","))
     console = Console()
     results: dict = {"machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                  "torch": torch.__version__, "python": platform.python_version(),
@@ -168,6 +173,31 @@ def main() -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     console.print(f"results: {out.relative_to(HERE.parent)}")
+    return 0
+
+
+def big_bench(shapes: list[str]) -> int:
+    """`make bench ARGS=--big`: the planted Llama shapes streamed, in memory and offloaded."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from big import run_all
+
+    results = run_all(shapes, run)
+    t = Table(title="models larger than the machine (bench/big.py)", title_justify="left")
+    for col in ("shape", "mode", "weights", "time", "peak RSS", "read", "planted weight"):
+        t.add_column(col, justify="left" if col in ("shape", "mode", "planted weight") else "right")
+    for name, modes in results.items():
+        for mode, r in modes.items():
+            read = r.get("stream", {}).get("bytes_read", r["read_syscall_bytes"])
+            t.add_row(name, mode, f"{r['weights_bytes'] / 1e9:.1f} GB", f"{r['total_s']:.0f} s",
+                      f"{r['peak_rss_bytes'] / 1e9:.2f} GB", f"{read / 1e9:.1f} GB",
+                      f"{r['planted_verdict']} {r['planted_ratio']}")
+    Console().print(t)
+    out = HERE / "results" / "big.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    Console().print(f"results: {out.relative_to(HERE.parent)}")
     return 0
 
 

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CORE_MODULES = sorted(p.stem for p in (ROOT / "swtui" / "core").glob("*.py") if p.stem != "__init__")
+CORE_MODULES = sorted(".".join(p.relative_to(ROOT / "swtui" / "core").with_suffix("").parts)
+                      for p in (ROOT / "swtui" / "core").rglob("*.py") if p.stem != "__init__")
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)

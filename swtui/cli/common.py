@@ -42,7 +42,7 @@ def load_options(args):
     return LoadOptions(device=args.device, dtype=args.dtype, device_map=args.device_map, revision=args.revision,
                        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                        down_proj=args.down_proj, max_memory=parse_max_memory(getattr(args, "max_memory", None)),
-                       offload_folder=getattr(args, "offload_folder", None))
+                       offload_folder=getattr(args, "offload_folder", None), stream=getattr(args, "stream", False))
 
 
 def open_session(args, progress):
@@ -50,7 +50,18 @@ def open_session(args, progress):
     from swtui.core.session import Session
 
     loaded = load_model(getattr(args, "model", None), load_options(args), progress)
+    if loaded.streamed:
+        loaded.stream.on_layer = stream_progress(progress)
     return Session(loaded, down_proj=args.down_proj)
+
+
+def stream_progress(progress):
+    """A streamed model's per-layer progress (layer, look, bytes read, ETA) as ProgressFn updates:
+    every layer on a terminal's bar, and one line per pass (its last layer) where lines are printed."""
+    def on_layer(event) -> None:
+        last = event.layer + 1 == event.layers
+        progress(event.text(), None if last else (event.layer + 1) / event.layers)
+    return on_layer
 
 
 def model_info(session) -> dict:

@@ -33,6 +33,9 @@ def _model_options(p: argparse.ArgumentParser, model_positional: bool = True) ->
                    help="with --device-map auto: per-device budget, e.g. cpu=8GiB,0=70GiB (the rest is offloaded)")
     g.add_argument("--offload-folder", default=None, metavar="DIR",
                    help="with --device-map auto: where accelerate may offload weights")
+    g.add_argument("--stream", action="store_true",
+                   help="models larger than memory: read each decoder layer from the safetensors files as it "
+                        "runs, every arm of a look in one pass over the weights (docs/performance.md#streaming)")
     g.add_argument("--revision", default=None, help="hub revision (resolved from the local cache)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code from the repo (off)")
     g.add_argument("--allow-pickle", action="store_true",

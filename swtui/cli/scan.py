@@ -31,7 +31,18 @@ def scan_report(session, detection) -> dict:
         "significance_floor": detection.significance_floor,
         "stop_reason": detection.stop_reason,
         **super_experts_report(detection),
+        **stream_report(session, detection),
     }
+
+
+def stream_report(session, detection) -> dict:
+    """`stream` for a streamed scan: what was read, the plan's passes, the most layers alive at once."""
+    stream = session.loaded.stream
+    if stream is None:
+        return {}
+    runner = getattr(detection.impact, "runner", None)
+    return {"stream": {**stream.stats.to_json(), "bytes_per_pass": stream.pass_bytes, "layers_alive_max": stream.peak_live,
+                       "plan_passes": [{"run": r, "what": w, "look": k} for r, w, k in getattr(runner, "log", [])]}}
 
 
 def super_experts_report(detection) -> dict:

@@ -121,6 +121,8 @@ def prune_nonsw(session: Session, k: int | None = None, keep: set[tuple[int, int
 
     import torch
 
+    from swtui.core.offload import real_tensor
+
     if (k is None) == (fraction is None):
         raise UserInputError("the non-SW control takes either K (top-K over the model) or a per-tensor fraction")
     if k is not None and not 0 < k <= 10_000_000:
@@ -135,7 +137,8 @@ def prune_nonsw(session: Session, k: int | None = None, keep: set[tuple[int, int
         shapes = [module.weight.shape for _, module in linears]
         tops = []
         for t_id, (name, module) in enumerate(linears):
-            w = module.weight.detach().reshape(-1)
+            # a streamed layer is read from the files (pristine here), one tensor at a time
+            w = real_tensor(session.model, f"{name}.weight", module.weight.detach()).reshape(-1)
             spared = sum(1 for n, _ in keep_idx if n == f"{name}.weight")
             want = k if k is not None else max(1, math.ceil(fraction * w.numel()))
             top = torch.topk(w.float().abs(), min(want + spared, w.numel()))

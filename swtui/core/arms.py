@@ -173,6 +173,18 @@ class PlanRunner:
     def _measure(self, batch: list[ArmResult], windows: range, look: int, cancel) -> None:
         """Every arm of `batch` on `windows`: (arm, window) pairs as the rows of batched forwards."""
         self._baseline(windows, cancel)
+        chunks, together = self._chunks(batch, windows)
+        for chunk in chunks:
+            check_cancel(cancel, "detection cancelled")
+            ids, skip, stacked, context = self._setup(chunk, together)
+            with context(), skipped(self.session.adapter, skip, stacked):
+                self._record(chunk, _losses(self.session, ids, len(chunk)), look, skip)
+        for a in batch:
+            a.looks = look + 1
+
+    def _chunks(self, batch: list[ArmResult], windows: range) -> tuple[list, bool]:
+        """The forwards' rows, (arm, window) pairs not yet measured, and whether arms share a forward
+        (`together`: rows of one batch, each an exact correction) or run one per forward."""
         session = self.session
         together = session.batchable and session.ledger.quantizer is None
         unique = {a.arm.edit: a.arm for a in batch}  # one measurement per edit, whichever claims share it
@@ -180,18 +192,20 @@ class PlanRunner:
         todo = lambda arm: [w for w in windows if w not in self.losses.get(arm.edit, {})]  # noqa: E731
         if together:
             pairs = [(arm, w) for arm in arms for w in todo(arm)]
-            chunks = [pairs[i:i + self.rows] for i in range(0, len(pairs), self.rows)]
-        else:  # one arm per forward (its edits go through the ledger), its windows as the rows
-            chunks = [[(arm, w) for w in ws[i:i + self.rows]] for arm in arms for ws in [todo(arm)]
-                      for i in range(0, len(ws), self.rows)]
-        for chunk in chunks:
-            check_cancel(cancel, "detection cancelled")
-            for (arm, w), loss in zip(chunk, self._forward(chunk, together)):
-                self.losses.setdefault(arm.edit, {})[w] = loss
-                self.cost.tokens[arm.name] = self.cost.tokens.get(arm.name, 0) + loss.numel()
-                self.cost.per_look[look] = self.cost.per_look.get(look, 0) + loss.numel()
-        for a in batch:
-            a.looks = look + 1
+            return [pairs[i:i + self.rows] for i in range(0, len(pairs), self.rows)], True
+        # one arm per forward (its edits go through the ledger), its windows as the rows
+        return [[(arm, w) for w in ws[i:i + self.rows]] for arm in arms for ws in [todo(arm)]
+                for i in range(0, len(ws), self.rows)], False
+
+    def _record(self, chunk: list, losses: list, look: int, skip: int) -> None:
+        for (arm, w), loss in zip(chunk, losses):
+            self.losses.setdefault(arm.edit, {})[w] = loss
+            self.cost.tokens[arm.name] = self.cost.tokens.get(arm.name, 0) + loss.numel()
+            self.cost.per_look[look] = self.cost.per_look.get(look, 0) + loss.numel()
+        n = len(chunk)
+        self.cost.forwards += 1
+        self.cost.layer_runs += (self.session.adapter.n_layers - skip) * n
+        self.cost.prefix_layers_skipped += skip * n
 
     def _window(self, w: int):
         if self._ids[w] is None:
@@ -210,12 +224,18 @@ class PlanRunner:
             self._baseline_rows(todo[i:i + self.rows])
 
     def _baseline_rows(self, rows: list[int]) -> None:
+        ids, context = self._baseline_setup(rows)
+        with context():
+            self._baseline_record(rows, _losses(self.session, ids, len(rows)))
+
+    def _baseline_setup(self, rows: list[int]):
+        """(ids, context factory) of the baseline's forward on windows `rows`: the current state, with
+        hooks that keep the prefixes and record where each massive channel is massive."""
         import torch
 
         from swtui.core.channels import RATIO, TOP_SHARE
 
         session = self.session
-        hooks = HookSet()
 
         def keep(layer):
             def hook(module, args, output):
@@ -233,48 +253,54 @@ class PlanRunner:
                     hit = a[:, c] >= level
                     seen[c] = hit if c not in seen else seen[c] | hit
 
-        ids = torch.cat([self._window(w) for w in rows])
-        (names, ctx), = session.variant_runs(("current",))
-        with ctx, hooks:
-            for layer in sorted(self.prefix_layers):
-                if 0 < layer < session.adapter.n_layers:
-                    hooks.add(session.adapter.site(layer - 1).layer.register_forward_hook(keep(layer)))
-            if self.massive:
-                for site in session.adapter.sites:
-                    hooks.add(site.layer.register_forward_hook(massive_at))
-            for w, loss in zip(rows, _losses(session, ids, len(rows))):
-                self.base[w] = loss
-                self.cost.per_look[-1] = self.cost.per_look.get(-1, 0) + loss.numel()
-                self.cost.tokens["baseline"] = self.cost.tokens.get("baseline", 0) + loss.numel()
-        self.cost.forwards += 1
-        self.cost.layer_runs += session.adapter.n_layers * len(rows)
+        @contextlib.contextmanager
+        def context():
+            hooks = HookSet()
+            (names, ctx), = session.variant_runs(("current",))
+            with ctx, hooks:
+                for layer in sorted(self.prefix_layers):
+                    if 0 < layer < session.adapter.n_layers:
+                        hooks.add(session.adapter.site(layer - 1).layer.register_forward_hook(keep(layer)))
+                if self.massive:
+                    for site in session.adapter.sites:
+                        hooks.add(site.layer.register_forward_hook(massive_at))
+                yield
 
-    def _forward(self, chunk: list, together: bool) -> list:
-        """One forward whose rows are `chunk`'s (arm, window) pairs; returns each row's losses."""
+        return torch.cat([self._window(w) for w in rows]), context
+
+    def _baseline_record(self, rows: list[int], losses: list) -> None:
+        for w, loss in zip(rows, losses):
+            self.base[w] = loss
+            self.cost.per_look[-1] = self.cost.per_look.get(-1, 0) + loss.numel()
+            self.cost.tokens["baseline"] = self.cost.tokens.get("baseline", 0) + loss.numel()
+        self.cost.forwards += 1
+        self.cost.layer_runs += self.session.adapter.n_layers * len(rows)
+
+    def _setup(self, chunk: list, together: bool):
+        """(ids, layers skipped, their cached output, context factory) of one forward whose rows are
+        `chunk`'s (arm, window) pairs; the context applies each row's arm."""
         import torch
 
         session = self.session
         n = len(chunk)
         ids = torch.cat([self._window(w) for _, w in chunk])
-        self.source.rows = [self.positions[w] for _, w in chunk]
+        rows = [self.positions[w] for _, w in chunk]
         start = min(arm.edit.first_layer() for arm, _ in chunk)
         cached = [self.prefix[w].get(start) for _, w in chunk] if start > 0 else None
         skip = start if cached and all(c is not None for c in cached) else 0
         stacked = _stack(cached) if skip else None
-        if together:
+
+        def context():
+            self.source.rows = rows
+            if not together:
+                return solo(session, chunk[0][0], self.source)
             per_layer = session._items((), tuple(range(n)))
             for i, (arm, _) in enumerate(chunk):
                 for layer, item in arm_items(session, arm, (i,), self.source):
                     per_layer.setdefault(layer, []).append(item)
-            context = installed(session.adapter, per_layer, n)
-        else:
-            context = solo(session, chunk[0][0], self.source)
-        with context, skipped(session.adapter, skip, stacked):
-            out = _losses(session, ids, n)
-        self.cost.forwards += 1
-        self.cost.layer_runs += (session.adapter.n_layers - skip) * n
-        self.cost.prefix_layers_skipped += skip * n
-        return out
+            return installed(session.adapter, per_layer, n)
+
+        return ids, skip, stacked, context
 
 
 def _active(result: ClaimResult) -> list[ArmResult]:

@@ -252,11 +252,37 @@ def scan_one(target: Target, load, detect, progress=None) -> tuple[dict, dict]:
     from swtui.core.snapshot import build_snapshot
 
     progress = progress or (lambda stage, frac: None)
+    load = streamed_if_too_big(target, load, progress)
     session = Session(load_model(target.source, load, progress), down_proj=load.down_proj)
     detection = run_detect(session, detect, progress)
     adopt(session, detection)
     progress("writing the snapshot", None)
-    return build_row(session, detection), build_snapshot(session, detection=detection)
+    return {**build_row(session, detection), "streamed": load.stream}, build_snapshot(session, detection=detection)
+
+
+def streamed_if_too_big(target: Target, load, progress):
+    """`load` with `stream=True` (and a notice) for a local safetensors folder whose weights, in the
+    dtype they load in, exceed the memory available now: the census streams it rather than fail."""
+    import dataclasses
+
+    from swtui.core.loading import resolve_placement
+    from swtui.core.stream.opening import available_memory, weights_bytes
+
+    folder = Path(target.path)
+    if load.stream or load.device_map is not None or not folder.is_dir() or not any(folder.glob("*.safetensors")):
+        return load
+    from swtui.core.errors import SwtuiError
+
+    try:
+        device, dtype = resolve_placement(target.source, load)
+        need, have = weights_bytes(folder, dtype), available_memory(device)
+    except SwtuiError:  # unreadable shards: the load says what is wrong, as for any model
+        return load
+    if need <= have:
+        return load
+    progress(f"streaming: its weights ({need / 2**30:.1f} GiB) exceed the memory available "
+             f"({have / 2**30:.1f} GiB); each decoder layer is read as it runs", None)
+    return dataclasses.replace(load, stream=True)
 
 
 def free_memory() -> None:

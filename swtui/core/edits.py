@@ -51,9 +51,12 @@ def weights_hash(model) -> str:
         if tensor is None:
             continue
         t = real_tensor(model, name, tensor.detach())  # offloaded: the values accelerate would load
-        if t.data_ptr() in seen and t.numel():
+        # tied tensors once: by storage, or (offloaded, streamed) by the placeholder, since a tensor
+        # read for the occasion may reuse the address of one read before it
+        ident = t.data_ptr() if tensor.device.type != "meta" else ("meta", id(tensor))
+        if ident in seen and t.numel():
             continue
-        seen.add(t.data_ptr())
+        seen.add(ident)
         h.update(name.encode())
         h.update(str(t.dtype).encode())
         if t.numel():

@@ -18,14 +18,14 @@ def expert_runner(session, opts, profile, corpus_of: Callable):
     """A plan runner for a scan whose only claims are super experts (None: no impact check)."""
     if not opts.impact:
         return None
-    from swtui.core.arms import PlanRunner
     from swtui.core.plan import Schedule
+    from swtui.core.stream.plan import make_runner
 
     corpus = corpus_of()
     decisions = max(1, expert_decisions(profile))
     n = len(corpus.windows)
     schedule = Schedule.for_budget(n, decisions) if opts.sequential else Schedule((n,), decisions)
-    return PlanRunner(session, corpus, opts.impact_threshold, schedule)
+    return make_runner(session, corpus, opts.impact_threshold, schedule)  # streamed: one pass per look
 
 
 def judge_in_scan(session, result, corpus_of: Callable, progress, cancel, runner=None) -> None:

@@ -127,3 +127,25 @@ def source_quant(entry: Path, source: Path):
     except OSError:
         pass  # a read-only cache only costs a re-read next time
     return found
+
+
+def dequantized_bytes(path: Path) -> int:
+    """Bytes of the GGUF's tensors dequantized to float32 (header only)."""
+    import gguf
+
+    return 4 * sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
+
+
+def check_dequantizable(path: Path) -> None:
+    """Refuse (before trying) to dequantize a GGUF whose float32 weights do not fit in memory: the
+    first open dequantizes it whole (transformers' GGUF loader), and only the cache it writes can
+    then be streamed."""
+    from swtui.core.stream.opening import available_memory
+
+    need, have = dequantized_bytes(path), available_memory("cpu")
+    if need > have:
+        raise ModelLoadError(
+            f"{path.name}: its first open dequantizes it in memory ({need / 2**30:.1f} GiB as float32, "
+            f"{have / 2**30:.1f} GiB available) before --stream can read the cache; dequantize it once on a "
+            "machine with more memory (the cache is keyed by the file's hash: copy it over), or convert it to "
+            "safetensors")

@@ -116,7 +116,7 @@ def judge(session, candidates, prompt: str, impact_threshold: float | None, corp
     `together=False` judges each candidate alone and nothing else. `runner` (an arms.PlanRunner)
     can be passed to share its baseline with later claims; `extra_decisions` counts claims judged
     later on the same runner (super experts) in the family-wise error."""
-    from swtui.core.arms import PlanRunner
+    from swtui.core.stream.plan import make_runner
     from swtui.core.evidence import perplexity_of
     from swtui.core.groups import writer_groups
 
@@ -155,7 +155,7 @@ def judge(session, candidates, prompt: str, impact_threshold: float | None, corp
         # every claim that may decide counts, a group claim that turns out not to be needed too
         n, m = len(corpus.windows), sum(c.decides for c in claims + group_claims) + extra_decisions
         schedule = Schedule.for_budget(n, m) if sequential else Schedule((n,), m)
-        runner = PlanRunner(session, corpus, impact_threshold, schedule, massive)
+        runner = make_runner(session, corpus, impact_threshold, schedule, massive)
     impact.schedule, impact.corpus, impact.runner = runner.schedule, runner.corpus.to_json(), runner
     by_key = {c.key: c for c in candidates}
     results: dict[str, ClaimResult] = {}

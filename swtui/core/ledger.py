@@ -12,7 +12,10 @@ quantizer (round-to-nearest fake quantization or a bitsandbytes module swap) wit
 weights it was told to hold out kept at their edited, full-precision value.
 
 Every change goes through `_transition`, which recomputes the affected tensors *from the pristine
-ones*; the result therefore never depends on the order of operations. A transition either
+ones*; the result therefore never depends on the order of operations. A streamed model
+(`swtui.core.stream`) has no tensors to recompute: its decoder layers are read from the files for
+each pass and the ledger's state is applied to them as they arrive (`_overlay`), so a transition
+there only changes the state, and nothing is ever written back. A transition either
 completes or, on any failure (cancel included), recomputes the previous state and re-raises:
 nothing is half-applied and no original is ever dropped. Pristine copies of rewritten tensors
 live on the CPU (on a CPU model the original storage itself is kept, no copy).
@@ -25,8 +28,9 @@ import threading
 from typing import Callable, Iterator, Protocol
 
 from swtui.core.edits import Key, ScalarEdit, check_factor, edited_scalar, make_key
-from swtui.core.errors import EditError, QuantizationError, check_cancel
-from swtui.core.offload import OffloadSlot, offload_slot
+from swtui.core.errors import EditError, QuantizationError, UserInputError, check_cancel
+from swtui.core.stream.ledger_state import StreamedState
+from swtui.core.offload import OffloadSlot, layer_stream, offload_slot
 
 
 class Quantizer(Protocol):
@@ -46,7 +50,7 @@ class Quantizer(Protocol):
     def activation_hooks(self, session, rows, batch: int): ...  # -> a HookSet fake-quantizing activations
 
 
-class EditLedger:
+class EditLedger(StreamedState):
     def __init__(self, model, adapter):
         self.model = model
         self.adapter = adapter
@@ -60,6 +64,7 @@ class EditLedger:
         self.corrections: dict[Key, float] = {}  # packed modules: exact add-backs of held-out SWs
         self._params = dict(model.named_parameters())
         self._slots: dict[str, OffloadSlot | None] = {}
+        self._init_stream(layer_stream(model))
 
     def _slot(self, name: str) -> OffloadSlot | None:
         """Where an offloaded parameter's real values live (None for an ordinary tensor)."""
@@ -93,7 +98,7 @@ class EditLedger:
     @property
     def rewritten(self) -> bool:
         """True while any whole tensor or module differs from its pristine form (quantized, masked)."""
-        return bool(self._saved or self._swapped)
+        return bool(self._saved or self._swapped) or bool(self._stream is not None and self._stream_zeros)
 
     @property
     def count(self) -> int:
@@ -117,6 +122,8 @@ class EditLedger:
         if key in self._scalars:
             return self._scalars[key]
         site, idx = self._site_idx(key)
+        if self._streamed(site.weight_name):  # the files hold the pristine weights
+            return self._stream.element(site.weight_name, idx)
         if site.weight_name in self._saved:
             return self._saved[site.weight_name][idx].detach().cpu().clone()
         # not rewritten and never edited here: the live value is the pristine one
@@ -138,6 +145,8 @@ class EditLedger:
         site, idx = self._site_idx(key)
         if site.down_name in self._swapped:  # the quantizer that packed the module reads it back
             return self.quantizer.effective_weight(site.down, row, col) + self.corrections.get(key, 0.0)
+        if self._streamed(site.weight_name):
+            return self._streamed_value(key, site, idx)
         return float(self._live(site.weight_name)[idx])
 
     # -- changing the state -------------------------------------------------------------------
@@ -184,6 +193,9 @@ class EditLedger:
 
     def set_quantizer(self, quantizer: Quantizer | None, progress: Callable | None = None,
                       cancel: threading.Event | None = None) -> None:
+        if quantizer is not None and self._stream is not None:
+            raise UserInputError("quantization is not available on a streamed model (--stream): its layers are "
+                                 "read from the files at every pass; load it in memory (or with --device-map auto)")
         self._transition(self._edits, self._zeros, quantizer, progress, cancel)
 
     def restore_all(self) -> None:
@@ -238,6 +250,7 @@ class EditLedger:
                 self._materialize(name, *old)
             raise
         self._edits, self._zeros, self.quantizer, self._experts = dict(edits), dict(zeros), quantizer, experts
+        self._streamed_state(new[1])
         for key in [k for k in self._scalars if k not in self._edits]:
             self._scalars.pop(key)
 
@@ -250,6 +263,10 @@ class EditLedger:
 
         module_name = name.rpartition(".")[0]
         quantized = quantizer is not None and module_name in quantizer.targets(self.adapter)
+        if self._streamed(name):  # nothing to write: the state is applied to each read (`_overlay`)
+            if quantized:
+                raise QuantizationError(f"{module_name} is streamed (--stream): it cannot be quantized")
+            return
         slot = self._slot(name)
         with torch.no_grad():
             if not quantized and name not in zeros and slot is not None and not self._keys_in(name, edits):
@@ -368,7 +385,10 @@ class EditLedger:
         import torch
 
         undo: list[Callable[[], None]] = []
+        streamed = self._stream.pristine() if self._stream is not None else contextlib.nullcontext()
         try:
+            streamed.__enter__()  # streamed layers are read without the edits for the duration
+            undo.append(lambda: streamed.__exit__(None, None, None))
             with torch.no_grad():
                 for name, pristine in self._saved.items():
                     slot = self._slot(name)
@@ -394,7 +414,7 @@ class EditLedger:
                         undo.append(lambda d=live, b=backup: d.copy_(b))
                 for key in self._edits:
                     site, idx = self._site_idx(key)
-                    if site.weight_name in self._saved:
+                    if site.weight_name in self._saved or self._streamed(site.weight_name):
                         continue
                     weight = site.weight
                     value = weight[idx].clone()
@@ -422,3 +442,4 @@ class EditLedger:
             if have != want:
                 problems.append(f"{key}: {have} != {want}")
         return problems
+

@@ -35,6 +35,7 @@ class LoadOptions:
     down_proj: str | None = None
     max_memory: dict | None = None  # with device_map "auto": {"cpu": "2GiB", 0: "70GiB"}
     offload_folder: str | None = None  # with device_map "auto": where accelerate may offload
+    stream: bool = False  # read each decoder layer from the files as it runs (`swtui.core.stream`)
 
 
 def parse_max_memory(text: str | None) -> dict | None:
@@ -66,10 +67,16 @@ class LoadedModel:
     file_hash: str | None = None
     #: how the source stored its weights (GGUF tensor types, a quantized checkpoint's config)
     source_quant: SourceQuant = FLOAT
+    #: the decoder layers are read from the files at each pass (`swtui.core.stream.layers.LayerStream`)
+    stream: Any = None
 
     @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def streamed(self) -> bool:
+        return self.stream is not None
 
 
 def resolve_device(device: str) -> str:
@@ -119,6 +126,12 @@ def load_model(source: str | None, opts: LoadOptions | None = None,
         raise UserInputError("--device-map only accepts 'auto'")
     if (opts.max_memory or opts.offload_folder) and opts.device_map != "auto":
         raise UserInputError("--max-memory and --offload-folder need --device-map auto")
+    if opts.stream and opts.device_map is not None:
+        raise UserInputError("--stream and --device-map auto are two ways to run a model larger than memory: "
+                             "choose one (--stream reads each layer once per pass, for every arm at once)")
+    if opts.stream and source is not None and source.startswith("tiny:"):
+        raise UserInputError("tiny models are built in memory, there are no files to stream: save one "
+                             "(save_pretrained) and stream its folder")
     tiny = source is not None and source.startswith("tiny:")
     device, dtype = resolve_placement(source, opts)
 
@@ -205,6 +218,8 @@ def _from_pretrained(path: Path, opts: LoadOptions, device: str, dtype, gguf_fil
 def _load_dir(path: Path, opts: LoadOptions, device: str, dtype, progress: ProgressFn,
               kind: str, name: str) -> LoadedModel:
     _check_weights_files(path, opts.allow_pickle)
+    if opts.stream:
+        return _load_streamed(path, opts, device, dtype, progress, kind, name)
     model, tokenizer = _from_pretrained(path, opts, device, dtype, progress=progress)
     progress("loaded", 1.0)
     from swtui.core.source_quant import from_dir
@@ -212,6 +227,33 @@ def _load_dir(path: Path, opts: LoadOptions, device: str, dtype, progress: Progr
     return LoadedModel(model, tokenizer, source=str(path), name=name, kind=kind,
                        device=device, dtype=str(dtype).removeprefix("torch."), revision=opts.revision,
                        source_quant=from_dir(path))
+
+
+def _load_streamed(path: Path, opts: LoadOptions, device: str, dtype, progress: ProgressFn,
+                   kind: str, name: str, source: str | None = None) -> LoadedModel:
+    """The model of folder `path` with its decoder layers streamed from its safetensors shards."""
+    if not any(path.glob("*.safetensors")):
+        raise ModelLoadError(f"{path}: --stream reads safetensors shards; this folder has only pickles")
+    progress("importing transformers", None)
+    from transformers import AutoConfig, AutoTokenizer
+
+    from swtui.core.source_quant import from_dir
+    from swtui.core.stream.opening import open_streamed
+
+    try:
+        progress("loading the tokenizer", None)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=opts.trust_remote_code)
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=opts.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; all mean "cannot load"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path}: {first[:300]}") from exc
+    if getattr(config, "quantization_config", None):
+        raise UserInputError(f"{path} is a quantized checkpoint: --stream reads bf16, fp16 and fp32 weights only")
+    model, stream = open_streamed(path, config, device, dtype, opts.trust_remote_code, progress)
+    progress("loaded (streamed)", 1.0)
+    return LoadedModel(model, tokenizer, source=source or str(path), name=name, kind=kind, device=device,
+                       dtype=str(dtype).removeprefix("torch."), revision=opts.revision, source_quant=from_dir(path),
+                       stream=stream)
 
 
 def _load_hub(repo_id: str, opts: LoadOptions, device: str, dtype, progress: ProgressFn) -> LoadedModel:
@@ -234,6 +276,8 @@ def _load_gguf(path: Path, opts: LoadOptions, device: str, dtype, progress: Prog
     file_hash = gguf_cache.file_sha256(path, progress)
     cached = gguf_cache.cached_dir(file_hash)
     if cached is None:
+        if opts.stream:
+            gguf_cache.check_dequantizable(path)  # the first open dequantizes in memory, once
         progress("dequantizing GGUF (first open only; cached afterwards)", None)
         gguf_cache.check_gguf_header(path)
         import torch
@@ -247,6 +291,10 @@ def _load_gguf(path: Path, opts: LoadOptions, device: str, dtype, progress: Prog
         progress("writing the safetensors cache", None)
         cached = gguf_cache.store(file_hash, model, tokenizer, path)
         del model, tokenizer
+    if opts.stream:
+        loaded = _load_streamed(cached, opts, device, dtype, progress, "gguf", path.stem, source=str(path))
+        loaded.file_hash, loaded.source_quant = file_hash, gguf_cache.source_quant(cached, path)
+        return loaded
     model, tokenizer = _from_pretrained(cached, opts, device, dtype, progress=progress)
     progress("loaded", 1.0)
     return LoadedModel(model, tokenizer, source=str(path), name=path.stem, kind="gguf", device=device,

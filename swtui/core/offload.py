@@ -1,4 +1,5 @@
-"""Reading and writing parameters that accelerate offloaded (big models with `--device-map auto`).
+"""Reading and writing parameters that accelerate offloaded (big models with `--device-map auto`),
+and reading those a streamed model keeps in its files (`--stream`, `swtui.core.stream`).
 
 An offloaded parameter sits on the meta device; accelerate's `AlignDevicesHook` on its module
 loads the real tensor from `hook.weights_map` before each forward. That map is a `PrefixedDataset`
@@ -54,9 +55,19 @@ def offload_slot(model, name: str) -> OffloadSlot | None:
     return OffloadSlot(loader, key, in_memory=key in loader.state_dict)
 
 
+def layer_stream(model):
+    """The model's `stream.LayerStream` (None: an ordinary, in-memory model)."""
+    return getattr(model, "_swtui_stream", None) if model is not None else None
+
+
 def real_tensor(model, name: str, tensor):
-    """`tensor` itself, or the real values behind it when it is offloaded."""
+    """`tensor` itself, or the real values behind it when it is offloaded or streamed (a streamed
+    decoder layer's parameter outside its layer's forward: read from the files, with the ledger's
+    edits applied unless inside `pristine_weights`)."""
     if tensor.device.type != "meta":
         return tensor
+    stream = layer_stream(model)
+    if stream is not None and stream.streams(name):
+        return stream.read_param(name)
     slot = offload_slot(model, name)
     return tensor if slot is None else slot.read()

@@ -121,7 +121,16 @@ class Session:
 
     @property
     def device(self):
+        if self.loaded.streamed:  # its decoder layers are meta tensors between passes
+            import torch
+
+            return torch.device(self.loaded.device)
         return next(self.model.parameters()).device
+
+    @property
+    def streamed(self) -> bool:
+        """The decoder layers are read from the files at each pass (`--stream`)."""
+        return self.loaded.streamed
 
     @property
     def context_length(self) -> int:
@@ -150,6 +159,8 @@ class Session:
         return self._pristine_hash
 
     def current_hash(self) -> str:
+        if self.streamed and self.ledger.count == 0:  # its weights are the files' plus the ledger's state:
+            return self.pristine_hash()  # with no edit they are the pristine ones (and a pass is saved)
         return weights_hash(self.model)
 
     # -- text ---------------------------------------------------------------------------------
@@ -274,7 +285,8 @@ class Session:
     #: run base and current as rows of one batch where that is faithful. On the CPU a row of a
     #: batch of two differs from a solo run by an ulp at most (the fidelity bounds are tested in
     #: every dtype); GPU GEMMs pick kernels by shape, so there the baseline runs as its own pass
-    #: unless this is forced to True.
+    #: unless this is forced to True. A streamed model batches on an accelerator too: each pass
+    #: reads every layer from disk, which costs far more than a last-ulp difference of kernels.
     batch_on_accelerator: bool = False
 
     @property
@@ -282,7 +294,7 @@ class Session:
         """True when base and current run as rows of one batch (dense weights, scalar edits only)."""
         if self.ledger.rewritten or self.adapter.is_moe:  # fused experts: the baseline runs its own pass
             return False
-        return self.device.type == "cpu" or self.batch_on_accelerator
+        return self.device.type == "cpu" or self.batch_on_accelerator or self.streamed
 
     @property
     def ab_mode(self) -> str:
@@ -297,7 +309,9 @@ class Session:
             for key in ledger.edits:
                 site = self.adapter.site(key[0])
                 idx = site.index_of(key[1], key[2])
-                writes.setdefault(key[0], []).append((idx, ledger.pristine_scalar(key).to(site.down.weight.device)))
+                device = site.down.weight.device
+                device = self.device if device.type == "meta" else device  # streamed: real inside the forward
+                writes.setdefault(key[0], []).append((idx, ledger.pristine_scalar(key).to(device)))
             for layer, items in writes.items():
                 per_layer.setdefault(layer, []).append(ExactBase(tuple(items), tuple(base_rows)))
         if current_rows:

@@ -1,0 +1,208 @@
+"""Layer streaming (`--stream`): the same candidates, channels, verdicts and per-token losses as the
+in-memory model, every arm of a look in one pass, never more than two decoder layers alive."""
+
+import pytest
+import torch
+
+from swtui.core import metrics
+from swtui.core.detect import DetectOptions, detect
+from swtui.core.errors import UserInputError
+from swtui.core.loading import LoadOptions, load_model
+from swtui.core.session import Session
+from swtui.core.stream import plan as stream_plan
+from swtui.core.tiny import MOE_ARCHS, TINY_ARCHS, build_tiny
+
+TEXT = "The quick brown fox jumps over the lazy dog, and the dog sleeps on. " * 2
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    made = {}
+
+    def get(arch: str):
+        if arch not in made:
+            folder = tmp_path_factory.mktemp(f"tiny-{arch}")
+            model, tok = build_tiny(arch)
+            model.save_pretrained(folder, max_shard_size="100KB")  # several shards, a few layers each
+            tok.save_pretrained(folder)
+            made[arch] = folder
+        return made[arch]
+    return get
+
+
+def _session(folder, stream: bool) -> Session:
+    return Session(load_model(str(folder), LoadOptions(device="cpu", dtype="float32", stream=stream)))
+
+
+def _scan(session, monkeypatch, runner_cls=None):
+    """detect() on `session`, and the plan runners it made (of `runner_cls`; None: the default's)."""
+    made = []
+    if runner_cls is None:
+        return detect(session, DetectOptions()), made
+
+    def make(s, *args, **kwargs):
+        made.append(runner_cls(s, *args, **kwargs))
+        return made[-1]
+
+    with monkeypatch.context() as m:
+        m.setattr(stream_plan, "make_runner", make)
+        return detect(session, DetectOptions()), made
+
+
+def _summary(det):
+    return ([(c.key, c.verdict, c.is_super) for c in det.candidates],
+            [(ch.channel, ch.first_layer, ch.persist_layers) for ch in det.channels],
+            [(g.channel, g.verdict) for g in det.groups])
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS + MOE_ARCHS)
+def test_streamed_scan_equals_in_memory(folders, arch, monkeypatch):
+    """Same candidates, channels and verdicts as the ordinary in-memory scan; every arm's per-token
+    losses (and the baseline's) equal, bit for bit, an in-memory runner with the same schedule
+    (one batch per look); one pass per look (+1, the first look's baseline); two layers at most."""
+    folder = folders(arch)
+    plain, _ = _scan(_session(folder, False), monkeypatch)
+    ref, (mem_runner,) = _scan(_session(folder, False), monkeypatch, stream_plan.LookRunner)
+    st = _session(folder, True)
+    assert st.adapter.site(0).weight.device.type == "meta"  # nothing of the layers held
+    got, (st_runner,) = _scan(st, monkeypatch, stream_plan.StreamedPlanRunner)
+    assert _summary(got) == _summary(ref) == _summary(plain)
+    assert set(st_runner.losses) == set(mem_runner.losses) and st_runner.losses
+    for edit, windows in mem_runner.losses.items():
+        assert set(st_runner.losses[edit]) == set(windows), edit
+        for w, loss in windows.items():
+            assert torch.equal(st_runner.losses[edit][w], loss), (edit, w)
+    for a, b in zip(mem_runner.base, st_runner.base):  # (streamed: also the next look's, read ahead)
+        assert a is None or torch.equal(a, b)
+    arms = [(run, look) for run, what, look in st_runner.log if what == "arms"]
+    assert len(arms) == len(set(arms)), f"a look of one run took several passes: {st_runner.log}"
+    assert [what for _, what, _ in st_runner.log].count("baseline") == 1, st_runner.log  # later ones ride
+    stream = st.loaded.stream
+    assert stream.peak_live <= 2, f"{stream.peak_live} layers alive at once"
+    assert all(p.device.type == "meta" for n, p in st.model.named_parameters() if stream.streams(n))
+
+
+def test_each_pass_reads_each_layer_once(folders, monkeypatch):
+    """The reader thread and the layer-major loop: a pass reads every layer from the files exactly
+    once, whatever the number of arms riding it, and reports each layer with its bytes and an ETA."""
+    st = _session(folders("llama"), True)
+    stream = st.loaded.stream
+    reads, events = [], []
+    real = stream._read
+
+    def read(i):
+        reads.append((stream.look, i))
+        return real(i)
+
+    monkeypatch.setattr(stream, "_read", read)
+    stream.on_layer = events.append
+    _, (runner,) = _scan(st, monkeypatch, stream_plan.StreamedPlanRunner)
+    by_look: dict = {}
+    for look, layer in reads:
+        if look is not None:
+            by_look.setdefault(look, []).append(layer)
+    assert by_look and runner.passes >= 2
+    for look, layers in by_look.items():
+        passes = sum(1 for _, _, at in runner.log if at == look)  # look 0: its baseline, then its arms
+        assert sorted(layers) == sorted(list(range(stream.n_layers)) * passes), (look, layers)
+    assert stream.stats.wasted_reads == 0
+    plan = [e for e in events if e.look is not None]
+    assert [e.layer for e in plan] == [layer for look, layer in reads if look is not None]
+    assert all(e.eta is not None and e.pass_bytes <= e.layer_bytes for e in events)
+    assert events[-1].total_bytes == stream.stats.bytes_read
+
+
+def test_current_edits_apply_to_each_read_and_nothing_is_written_back(folders):
+    """A ledger edit is state applied to each read layer (the same losses as in memory); restoring
+    it gives the pristine losses back, and the files are never touched."""
+    folder = folders("llama")
+    files = {p: p.read_bytes() for p in folder.glob("*.safetensors")}
+    mem, st = _session(folder, False), _session(folder, True)
+    ids = mem.encode(TEXT)
+    before = metrics.window_losses(st, ids)[0]
+    for s in (mem, st):
+        s.ledger.prune(1, 5, 17)
+        s.ledger.scale(0, 1, 3, 4.0)
+    assert torch.equal(metrics.window_losses(mem, ids)[0], metrics.window_losses(st, ids)[0])
+    assert st.ledger.current_value(1, 5, 17) == 0.0
+    st.ledger.restore_all()
+    assert torch.equal(metrics.window_losses(st, ids)[0], before)
+    assert {p: p.read_bytes() for p in folder.glob("*.safetensors")} == files
+
+
+def test_stream_refuses_what_it_cannot_do(folders):
+    with pytest.raises(UserInputError):
+        load_model("tiny:llama", LoadOptions(stream=True))
+    with pytest.raises(UserInputError):
+        load_model(str(folders("llama")), LoadOptions(stream=True, device_map="auto"))
+
+
+@pytest.mark.parametrize("how", ["cancel", "interrupt"])
+def test_a_cancelled_pass_leaves_nothing_behind(folders, how):
+    """esc (the cancel token) or Ctrl+C (KeyboardInterrupt) in the middle of a look's pass: no
+    layer left in place or read ahead, the ledger back to the user's state, the next forward the
+    same as before."""
+    import threading
+
+    from swtui.core.errors import Cancelled
+
+    st = _session(folders("mixtral"), True)  # solo arms: prunes through the ledger mid-pass
+    stream = st.loaded.stream
+    st.ledger.scale(0, 1, 3, 2.0, expert=1)
+    ids = st.encode(TEXT)
+    before = metrics.window_losses(st, ids)[0]
+    cancel = threading.Event()
+    seen = []
+
+    def on_layer(event):
+        if event.look is None:  # the probes' ordinary forwards
+            return
+        seen.append(event)
+        if event.look == 0 and event.layer == 1 and len(seen) > stream.n_layers:  # the arms' pass
+            if how == "cancel":
+                cancel.set()
+            else:
+                raise KeyboardInterrupt
+
+    stream.on_layer = on_layer
+    with pytest.raises(Cancelled if how == "cancel" else KeyboardInterrupt):
+        detect(st, DetectOptions(), cancel=cancel)
+    assert len(seen) == stream.n_layers + 2
+    assert stream.live_layers() == set() and stream._pending is None
+    assert all(p.device.type == "meta" for n, p in st.model.named_parameters() if stream.streams(n))
+    assert list(st.ledger.edits) == [(0, 1, 3, 1)] and not st.ledger.pruned_experts
+    stream.on_layer = None
+    assert torch.equal(metrics.window_losses(st, ids)[0], before)
+
+
+def test_the_census_streams_a_model_that_does_not_fit(folders, monkeypatch):
+    """A folder whose weights exceed the memory available is streamed, with a notice; its row is the
+    in-memory row (the numbers are the same) marked `streamed`."""
+    from swtui.core import census
+    from swtui.core.stream import opening
+
+    folder = folders("llama")
+    target = census.Target(str(folder), "dir", folder)
+    load = LoadOptions(device="cpu", dtype="float32")
+    plain, _ = census.scan_one(target, load, DetectOptions(impact=False))
+    monkeypatch.setattr(opening, "available_memory", lambda device="cpu": 1 << 10)
+    notes = []
+    row, _ = census.scan_one(target, load, DetectOptions(impact=False), lambda stage, frac: notes.append(stage))
+    assert row["streamed"] and not plain["streamed"]
+    assert any(n.startswith("streaming: its weights") for n in notes), notes
+    assert {k: v for k, v in row.items() if k != "streamed"} == {k: v for k, v in plain.items() if k != "streamed"}
+
+
+def test_ablate_streamed_gives_the_in_memory_figures(folders, capsys):
+    """`swtui ablate --stream`: the treatment's and the non-SW control's ratios as in memory."""
+    import json
+
+    from swtui.cli import main
+
+    got = []
+    for extra in ([], ["--stream"]):
+        assert main(["ablate", str(folders("llama")), "--prune", "1,5,17", "--nonsw-control", "10", "--json",
+                     "--device", "cpu", "--dtype", "float32", *extra]) == 0
+        report = json.loads(capsys.readouterr().out)
+        got.append((report["treatment"]["ratio"], report["treatment"]["ratio_ci95"], report["control"]["ratio"]))
+    assert got[0] == got[1]

@@ -22,6 +22,10 @@ step() {  # step NAME SECONDS CMD...
 }
 step "environment" 120 $PY -c "import torch, transformers, platform; print(platform.python_version(), 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0), 'transformers', transformers.__version__)"
 step "scan (demo, cuda, default dtype)" 240 $PY -m swtui scan --device cuda --json
+step "scan --stream (demo, cuda: one decoder layer at a time, pinned reads)" 300 $PY -m swtui scan --device cuda --stream --json
+step "write the 0.8B synthetic model (bench/big.py, cached)" 600 $PY bench/big.py write 1b
+BIG=$($PY bench/big.py write 1b 2>/dev/null | tail -1 | $PY -c "import json, sys; print(json.load(sys.stdin)['folder'])")
+step "scan --stream (0.8B synthetic, cuda)" 600 $PY -m swtui scan --device cuda --stream --json "$BIG"
 step "ablate --prune 11,507,1229 --restore-sa" 180 $PY -m swtui ablate --device cuda --prune 11,507,1229 --restore-sa --json
 step "ablate --scale 11,507,1229=10" 180 $PY -m swtui ablate --device cuda --scale 11,507,1229=10 --json
 step "quant RTN W4 per tensor, naive" 180 $PY -m swtui quant --device cuda --method rtn --bits 4 --group tensor --json --max-new-tokens 8

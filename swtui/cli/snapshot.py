@@ -124,7 +124,7 @@ def cmd_open(args) -> int:
         raise StateMismatch("the reopened session measures differently from the snapshot: " + "; ".join(problems))
     if matches["perplexity"] == OTHER_TEXT:
         saved_on = data["metrics"]["eval_text"]
-        notes.append(f"the snapshot's perplexity was measured on another text ({saved_on['chars']} characters, "
+        notes.append(f"the snapshot's perplexity and stopword mass were measured on another text ({saved_on['chars']} characters, "
                      f"sha256 {saved_on['sha256'][:12]}…): pass that file with --eval-file to compare it")
     want = data["model"]["current_weights_sha256"]
     result = {"notes": notes, "edits": session.ledger.summary(), "quantization": session.quant_config,

@@ -18,6 +18,8 @@ whole file as one); the old short text stays as `builtin:short`, a fast option.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -116,6 +118,32 @@ def source_text(source: str | None) -> tuple[str, str]:
     return Path(source).name, text
 
 
+#: each document's ids per (tokenizer, text), most recent last: every measurement (an arm of a sweep,
+#: a figure of the comparison) cuts the same corpus again, and tokenizing it costs more than a tiny
+#: model's forward. The entry holds its tokenizer, so an id reused by a new tokenizer never hits.
+_TOKENIZED: OrderedDict = OrderedDict()
+_TOKENIZED_KEEP = 4
+_TOKENIZED_LOCK = threading.Lock()
+
+
+def document_ids(tokenizer, text: str) -> tuple:
+    """The ids of each of `text`'s documents (1-D CPU tensors, no special tokens), tokenized once
+    per tokenizer and text."""
+    key = (id(tokenizer), text)
+    with _TOKENIZED_LOCK:
+        hit = _TOKENIZED.get(key)
+        if hit is not None and hit[0] is tokenizer:
+            _TOKENIZED.move_to_end(key)
+            return hit[1]
+    ids = tuple(tokenizer(doc, add_special_tokens=False, return_tensors="pt").input_ids[0]
+                for doc in documents(text))
+    with _TOKENIZED_LOCK:
+        _TOKENIZED[key] = (tokenizer, ids)
+        while len(_TOKENIZED) > _TOKENIZED_KEEP:
+            _TOKENIZED.popitem(last=False)
+    return ids
+
+
 def build(tokenizer, text: str | None = None, name: str | None = None, window: int = WINDOW,
           split: str = "verdicts", context_length: int | None = None) -> Corpus:
     """The corpus of `text` (None: the bundled WikiText-2 excerpt) cut into windows for `tokenizer`,
@@ -125,25 +153,22 @@ def build(tokenizer, text: str | None = None, name: str | None = None, window: i
     "held_out" (the rest) or "all"."""
     import torch
 
-
     if text is None:
         name, text = source_text(None)
     name = name or "evaluation file"
-    docs = documents(text)
     if context_length:
         window = min(window, context_length)
     bos = bos_id(tokenizer)
     body = window - 1 if bos is not None else window
     per_doc: list[list] = []
-    for doc in docs:
-        ids = tokenizer(doc, add_special_tokens=False, return_tensors="pt").input_ids[0]
+    for ids in document_ids(tokenizer, text):
         chunks = []
         for start in range(0, ids.numel(), body):
             chunk = ids[start:start + body]
             if chunk.numel() < max(1, body):
                 break
-            if bos is not None:
-                chunk = torch.cat([torch.tensor([bos]), chunk])
+            # a window owns its ids (cat copies; a view of the cached ids would share them)
+            chunk = torch.cat([torch.tensor([bos]), chunk]) if bos is not None else chunk.clone()
             chunks.append(chunk[None])
         per_doc.append(chunks)
     if len(per_doc) == 1 and split != "all":  # one document: its first three quarters judge, the rest is held out

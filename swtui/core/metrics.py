@@ -375,7 +375,8 @@ def measure(session: Session, prompt: str | None = None, max_new_tokens: int = 2
             on_generation: Callable[[dict[str, str]], None] | None = None,
             on_stopwords: Callable[[StopwordReport], None] | None = None) -> Measurement:
     """Measure each variant: a greedy generation of `prompt` (when given, streamed through
-    `on_token`), then the stopword mass, then the perplexity on `text` (the bundled text when None).
+    `on_token`), then the stopword mass and the perplexity in one pass over the same contexts: every
+    position of `text`'s windows, or of the bundled corpus's held-out windows when None.
 
     The one place that says what "measuring a model state" means: the TUI's refresh, the
     comparison's variants and the `ablate`, `quant` and `open` commands all call it. `on_generation`
@@ -392,15 +393,11 @@ def measure(session: Session, prompt: str | None = None, max_new_tokens: int = 2
     check()
     from swtui.core.evidence import perplexity_of
 
-    if text is None:  # one pass: the held-out windows' losses and every position's stopword mass
-        losses, report = corpus_pass(session, variants)
-        if on_stopwords is not None:
-            on_stopwords(report)
-        ppl = {v: perplexity_of(losses[v]) for v in variants}
-    else:
-        report = stopword_mass(session, variants=variants)
-        if on_stopwords is not None:
-            on_stopwords(report)
-        check()
-        ppl = perplexity(session, text, variants=variants)
+    # one pass: the windows' losses and every position's stopword mass (the held-out corpus windows,
+    # or `text`'s: a text the user chose is the text every figure of the measurement is about)
+    windows = None if text is None else _windows(session, text, 512)
+    losses, report = corpus_pass(session, variants, windows=windows)
+    if on_stopwords is not None:
+        on_stopwords(report)
+    ppl = {v: perplexity_of(losses[v]) for v in variants}
     return Measurement({v: Metrics(ppl[v], report.mass[v], texts.get(v)) for v in variants}, report)

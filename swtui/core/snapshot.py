@@ -268,8 +268,9 @@ def compare_metrics(data: dict, measurement, eval_text: str | None) -> tuple[dic
 
     Returns ({metric: True | False | "not saved" | "other text"}, [differences in words]).
     `measurement` was taken with the snapshot's generation prompt and max_new_tokens and on
-    `eval_text` (None: the bundled text); a perplexity is compared only on the text it was saved
-    on, a metric the snapshot did not save is "not saved" — never "matched"."""
+    `eval_text` (None: the bundled text); a perplexity and a stopword mass (measured over the same
+    windows) are compared only on the text they were saved on, a metric the snapshot did not save
+    is "not saved" — never "matched"."""
     saved = data["metrics"]
     m = measurement.metrics
     matches, problems = {}, []
@@ -278,9 +279,10 @@ def compare_metrics(data: dict, measurement, eval_text: str | None) -> tuple[dic
         return abs(a - b) <= RTOL * max(1.0, abs(b))
 
     ppl, saved_text = saved["perplexity"], saved["eval_text"]
+    other_text = saved_text is not None and saved_text["sha256"] != text_identity(eval_text)["sha256"]
     if ppl is None or saved_text is None:
         matches["perplexity"] = NOT_SAVED
-    elif saved_text["sha256"] != text_identity(eval_text)["sha256"]:
+    elif other_text:
         matches["perplexity"] = OTHER_TEXT
     else:
         bad = [f"perplexity {v} {m[v].perplexity:,.6g} ≠ {ppl[v]:,.6g} saved" for v in ("base", "current")
@@ -290,6 +292,8 @@ def compare_metrics(data: dict, measurement, eval_text: str | None) -> tuple[dic
     stop = saved["stopwords"]
     if stop is None:
         matches["stopwords"] = NOT_SAVED
+    elif other_text:  # the mass is over every position of the same windows as the perplexity
+        matches["stopwords"] = OTHER_TEXT
     else:
         bad = [f"stopword mass {v} {m[v].stopword_mass:.6g} ≠ {stop['mass'][v]:.6g} saved" for v in ("base", "current")
                if not close(m[v].stopword_mass, stop["mass"][v])]

@@ -73,3 +73,22 @@ def test_a_logit_scale_goes_through_the_full_head():
     ppl = metrics.perplexity(s, text, variants=("current",))["current"]
     ids = torch.tensor(tok(text, add_special_tokens=False).input_ids)
     assert abs(ppl - _reference_ppl(model, [ids])) < 1e-6 * ppl  # float32 losses vs float64
+
+
+def test_a_measurement_on_a_text_is_one_pass_over_its_windows(tiny):
+    """`measure` on a text: the perplexity and the stopword mass over every position of the same
+    windows, in one pass (the stopword contexts are the text's positions, not the bundled corpus's)."""
+    tiny.ledger.prune(1, 5, 17)
+    text = metrics.eval_text()[:900]
+    metrics.check_head(tiny)  # the head check's own forwards happen once per model, before
+    forwards = []
+    hook = tiny.model.base_model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        m = metrics.measure(tiny, None, text=text)
+    finally:
+        hook.remove()
+    losses = metrics.token_losses(tiny, text)
+    assert m.stopwords.contexts == losses["base"].numel() == losses["current"].numel()
+    assert m["current"].perplexity == metrics.perplexity(tiny, text)["current"]
+    windows = len(metrics._windows(tiny, text, 512))
+    assert 0 < len(forwards) <= windows * (1 if tiny.ab_mode == "batched" else 2)

@@ -162,6 +162,7 @@ def test_a_perplexity_is_compared_only_on_the_text_it_was_measured_on(tmp_path, 
     assert main(["open", str(path), "--headless", "--json", "--device", "cpu"]) == 0
     other = json.loads(capsys.readouterr().out)
     assert other["matches"]["perplexity"] == "other text" and any("--eval-file" in n for n in other["notes"])
+    assert other["matches"]["stopwords"] == "other text"  # measured over the same windows
     assert main(["open", str(path), "--headless", "--json", "--device", "cpu", "--eval-file", str(own)]) == 0
     same = json.loads(capsys.readouterr().out)
     assert same["matches"] == {"state": True, "weights": True, "generation": True, "perplexity": True,

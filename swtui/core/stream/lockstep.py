@@ -30,12 +30,14 @@ from swtui.core.errors import check_cancel
 @dataclass
 class Job:
     """One forward's worth of rows: `ids` [n, T], computed from layer `start` (fed `prefix`, the raw
-    output of layer start − 1, when start > 0) under `context()`; `done(losses)` takes its rows' losses."""
+    output of layer start − 1, when start > 0) under `context()`; `done(results)` takes what
+    `measure(session, ids)` makes of the output (None: its rows' per-token losses)."""
     ids: object
     start: int
     prefix: object
     context: Callable
     done: Callable[[list], None]
+    measure: Callable | None = None
 
 
 class _Stop(Exception):
@@ -86,7 +88,7 @@ def run_pass(session, jobs: list[Job], cancel=None, look: int | None = None) -> 
     """Every job through every decoder layer, one layer in memory at a time (see the module docstring)."""
     import torch
 
-    from swtui.core.arms import _losses, skipped
+    from swtui.core.arms import skipped
 
     stream = session.loaded.stream
     layers = [site.layer for site in session.adapter.sites]
@@ -114,7 +116,32 @@ def run_pass(session, jobs: list[Job], cancel=None, look: int | None = None) -> 
             stream.release()
             for job, last in zip(jobs, out):
                 with skipped(session.adapter, len(layers), last):
-                    job.done(_losses(session, job.ids, job.ids.shape[0]))
+                    job.done(_measured(session, job))
     finally:
         stream.release()
         stream.manual, stream.look = False, None
+
+
+def _measured(session, job: Job) -> list:
+    from swtui.core.arms import _losses
+
+    return job.measure(session, job.ids) if job.measure is not None else _losses(session, job.ids, job.ids.shape[0])
+
+
+def run_jobs(session, jobs: list[Job], cancel=None, look: int | None = None) -> int:
+    """`jobs` on `session`: one layer-major pass on a streamed model, else one ordinary forward each
+    (the same rows, hooks and measurement: the same results, bit for bit). Returns the passes over
+    the weights it took."""
+    from swtui.core.arms import skipped
+
+    if not jobs:
+        return 0
+    if getattr(session, "streamed", False):
+        check_cancel(cancel, "cancelled")
+        run_pass(session, jobs, cancel, look)
+        return 1
+    for job in jobs:
+        check_cancel(cancel, "cancelled")
+        with job.context(), skipped(session.adapter, job.start, job.prefix):
+            job.done(_measured(session, job))
+    return len(jobs)

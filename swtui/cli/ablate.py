@@ -148,7 +148,7 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
     if progress:
         progress(f"measuring the {' and '.join(p.name for p in plans)} arm{'s' * (len(plans) > 1)}", None)
     figures, passes = measure_arms(session, plans, text)
-    texts = generate_arms(session, plans, args.gen_prompt, args.max_new_tokens)
+    texts, generated = generate_arms(session, plans, args.gen_prompt, args.max_new_tokens)
     arms: dict = {}
     for plan in plans:
         got, sw = figures[plan.name], figures[plan.name].stopwords
@@ -186,7 +186,8 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
         else args.eval_file,
         "stopwords": stopwords.to_dict(),
         "notices": notices,
-        **stream_json(session, [{"what": "arms", "look": 0}] * passes if session.streamed else []),
+        **stream_json(session, [{"what": "arms", "look": 0}] * passes + [{"what": "generation", "steps": generated}]
+                      if session.streamed else []),
     }
 
 

@@ -134,11 +134,24 @@ def measure_arms(session, arms: list[ArmPlan], text: str | None = None, cancel=N
 
 
 def _context(session, states: States, state: ArmState, variants: tuple, run: int):
+    """The context factory of run `run` of `session.variant_runs(variants)` under `state` (put in
+    place by the caller): its hook items are made once, here, so what they keep between forwards
+    (the SA restore's running argmax over a generation's steps) lasts as in one `with` of the run."""
+    from swtui.core.hooks import installed
+
+    names, _ = session.variant_runs(variants)[run]
+    if session.ledger.quantizer is not None:
+        raise ValueError("an arm's runs are not made for a quantized session")
+    if names == ("base",):  # a solo baseline (`Session._solo_base`)
+        items = None
+    else:
+        items = session._items(tuple(i for i, v in enumerate(names) if v == "base"),
+                               tuple(i for i, v in enumerate(names) if v == "current"))
+
     @contextlib.contextmanager
     def context():
         states.use(state)
-        _, ctx = session.variant_runs(variants)[run]
-        with ctx:
+        with (session.ledger.pristine_weights() if names == ("base",) else installed(session.adapter, items, len(names))):
             yield
     return context
 
@@ -150,16 +163,60 @@ def _keep(store: dict, arm: str, names: tuple, at: int, of: int):
     return done
 
 
-def generate_arms(session, arms: list[ArmPlan], prompt: str, max_new_tokens: int, cancel=None) -> dict:
-    """{arm name: {variant: greedy continuation of `prompt`}}, each arm under its state."""
-    from swtui.core.metrics import generate
+def generate_arms(session, arms: list[ArmPlan], prompt: str, max_new_tokens: int, cancel=None) -> tuple[dict, int]:
+    """({arm name: {variant: greedy continuation of `prompt`}}, passes over the weights): each arm's
+    variant runs under its state, every run's next token one job of the step's `run_jobs` (a streamed
+    model: one pass per token for all of them). The steps are `metrics.generate`'s, each run with its
+    own KV cache, so the tokens are the same."""
+    import inspect
 
+    from transformers import DynamicCache
+
+    from swtui.core.errors import UserInputError
+
+    if not 0 < max_new_tokens <= 4096:
+        raise UserInputError("the number of new tokens must be between 1 and 4096")
+    ids = session.encode(prompt, max_tokens=max(1, session.context_length - max_new_tokens))
+    # transformers 5.x calls the KV cache `cache`; 4.x called it `past_key_values`
+    cache_kw = "cache" if "cache" in inspect.signature(session.model.forward).parameters else "past_key_values"
     states = States(session)
-    out = {}
+    tracks: list[_Track] = []
+    passes = 0
     try:
         for arm in arms:
             states.use(arm.state)
-            out[arm.name] = generate(session, prompt, max_new_tokens, arm.variants, cancel)
+            for i, (names, _) in enumerate(session.variant_runs(arm.variants)):
+                tracks.append(_Track(arm.name, names, _context(session, states, arm.state, arm.variants, i),
+                                     ids.expand(len(names), -1), {"use_cache": True, cache_kw: DynamicCache(config=session.model.config)},
+                                     session.tokenizer.eos_token_id))
+        for _ in range(max_new_tokens):
+            live = [t for t in tracks if not all(t.done)]
+            if not live:
+                break
+            passes += run_jobs(session, [Job(t.step, 0, None, t.context, t.take, t.logits, t.kwargs) for t in live], cancel)
     finally:
         states.restore()
-    return out
+    out: dict = {}
+    for t in tracks:
+        out.setdefault(t.arm, {}).update(zip(t.names, (session.tokenizer.decode(o, skip_special_tokens=True) for o in t.out)))
+    return out, passes
+
+
+class _Track:
+    """One variant run's generation: its rows' tokens so far, its cache, the next step's input."""
+
+    def __init__(self, arm: str, names: tuple, context, step, kwargs: dict, eos) -> None:
+        self.arm, self.names, self.context, self.step, self.kwargs, self.eos = arm, names, context, step, kwargs, eos
+        self.out: list[list[int]] = [[] for _ in names]
+        self.done = [False] * len(names)
+
+    def logits(self, session, ids):
+        return session.model(input_ids=ids, **self.kwargs).logits[:, -1]
+
+    def take(self, logits) -> None:
+        nxt = logits.argmax(dim=-1)
+        for i, tid in enumerate(nxt.tolist()):
+            if not self.done[i]:
+                self.out[i].append(tid)
+                self.done[i] = tid == self.eos
+        self.step = nxt[:, None]

@@ -21,7 +21,7 @@ forwards' bit for bit (tests/core/test_stream.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from swtui.core.errors import check_cancel
@@ -38,6 +38,7 @@ class Job:
     context: Callable
     done: Callable[[list], None]
     measure: Callable | None = None
+    kwargs: dict = field(default_factory=dict)  # the forward's other arguments (a generation step's cache)
 
 
 class _Stop(Exception):
@@ -48,8 +49,9 @@ def _first(value):
     return value[0] if isinstance(value, tuple) else value
 
 
-def capture(session, ids) -> list:
-    """[(args, kwargs)] the model passes to each decoder layer for input `ids` (no layer computed)."""
+def capture(session, ids, forward_kwargs: dict | None = None) -> list:
+    """[(args, kwargs)] the model passes to each decoder layer for input `ids` (and
+    `forward_kwargs`: a KV cache, read here, written by the layers' calls) (no layer computed)."""
     import torch
 
     from swtui.core.metrics import _plain_head
@@ -72,7 +74,7 @@ def capture(session, ids) -> list:
     model = session.model
     try:
         with torch.no_grad():
-            (model.base_model if _plain_head(model) else model)(input_ids=ids, use_cache=False)
+            (model.base_model if _plain_head(model) else model)(input_ids=ids, **{"use_cache": False, **(forward_kwargs or {})})
     except _Stop:
         pass
     finally:
@@ -96,7 +98,7 @@ def run_pass(session, jobs: list[Job], cancel=None, look: int | None = None) -> 
     stream.manual, stream.look = True, look
     stream.begin_pass()
     try:
-        calls = [capture(session, job.ids) for job in jobs]
+        calls = [capture(session, job.ids, job.kwargs) for job in jobs]
         out: list = [job.prefix for job in jobs]
         with torch.no_grad():
             for i, layer in enumerate(layers):

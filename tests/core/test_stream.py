@@ -206,3 +206,29 @@ def test_ablate_streamed_gives_the_in_memory_figures(folders, capsys):
         report = json.loads(capsys.readouterr().out)
         got.append((report["treatment"]["ratio"], report["treatment"]["ratio_ci95"], report["control"]["ratio"]))
     assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "mixtral"])
+def test_the_confirmation_probes_ride_one_pass(folders, arch):
+    """The cross-prompt confirmation's probes (independent forwards) are one pass over the weights
+    when streamed, and every layer's statistics equal the in-memory probes' (gemma3: a norm after
+    down_proj; mixtral: fused experts), under the current state's hooks (an SA restore)."""
+    from swtui.core.detect import confirmation_prompts
+    from swtui.core.stream.probes import probe_prompts
+
+    prompts = confirmation_prompts("The capital of France is")
+    got = []
+    for stream in (False, True):
+        s = _session(folders(arch), stream)
+        if arch != "mixtral":
+            s.ledger.prune(1, 5, 17)
+            s.set_sa_restore(1, 5, 17, True)
+        metrics.check_head(s)  # the head's check: two ordinary forwards of its own, once per model
+        before = s.loaded.stream.stats.layer_reads if stream else 0
+        got.append(probe_prompts(s, prompts))
+        if stream:
+            assert s.loaded.stream.stats.layer_reads - before == s.loaded.stream.n_layers  # one pass for 4 probes
+    assert len(got[1]) == len(prompts)
+    for mem, st in zip(*got):
+        assert (mem.prompt, mem.tokens) == (st.prompt, st.tokens)
+        assert [layer.to_dict() for layer in mem.layers] == [layer.to_dict() for layer in st.layers], mem.prompt

@@ -69,7 +69,13 @@ def test_streamed_ablate_is_one_pass_per_look_and_equals_in_memory(folders, arch
     assert got == plain
     assert mem_passes == []  # in memory: ordinary forwards
     assert got["control"] and got["treatment"] and got["baseline"]
-    assert len(passes) == 1 + TOKENS, passes  # the measurement's look, then one pass per token
+    from swtui.core.detect import confirmation_prompts
+
+    # the control's detection: its cross-prompt confirmation, one pass for its prompts (the rest of
+    # detection is ordinary forwards); then the measurement's look, then one pass per token
+    assert passes[0] == len(confirmation_prompts("")), passes
+    passes = passes[1:]
+    assert len(passes) == 1 + TOKENS, passes
     # every arm's windows in the first: the control's current, the treatment's base and current
     # (rows of one forward, or two runs for an MoE), one job per window and run
     windows = len(ablate_cli._window_sizes(session, None))
@@ -84,8 +90,9 @@ def test_streamed_ablate_is_one_pass_per_look_and_equals_in_memory(folders, arch
     fresh = Session(load_model(str(folder), LoadOptions(device="cpu", dtype="float32", stream=True)))
     ablate_cli.control_detection(fresh)
     detection = fresh.loaded.stream.stats.layer_reads
-    fixed = 2 + ("--restore-sa" in treatment)  # the head's check (two 4-token forwards, once per
-    # model: `metrics._plain_head`), the SA's magnitude on --sa-prompt (one forward)
+    # detection's count includes the head's check (`metrics._plain_head`: two 4-token forwards, once
+    # per model, before its first layer-major pass); the SA's magnitude on --sa-prompt is one forward
+    fixed = int("--restore-sa" in treatment)
     n = session.loaded.stream.n_layers
     assert stream["layer_reads"] == detection + n * (fixed + 1 + TOKENS), (stream, detection)
     assert stream["passes"] == detection / n + fixed + 1 + TOKENS

@@ -92,6 +92,9 @@ def run_pass(session, jobs: list[Job], cancel=None, look: int | None = None) -> 
 
     from swtui.core.arms import skipped
 
+    from swtui.core.metrics import check_head
+
+    check_head(session)  # decided by ordinary forwards, never inside the pass (where no layer is read)
     stream = session.loaded.stream
     layers = [site.layer for site in session.adapter.sites]
     stream.release()

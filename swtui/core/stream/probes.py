@@ -18,16 +18,19 @@ from swtui.core.errors import check_cancel
 
 def probe_prompts(session, prompts: list[str], variant: str = "current", cancel=None) -> list:
     """[ProbeResult] of `detect.run_probe` on each prompt: one pass for all of them when streamed."""
-    from swtui.core.detect import run_probe
+    from swtui.core.probe import probe_down_proj, probe_parts
+    from swtui.core.stream.lockstep import Job, run_pass
 
-    if not getattr(session, "streamed", False):
+    if not getattr(session, "streamed", False):  # `detect.run_probe` for each
         out = []
         for text in prompts:
             check_cancel(cancel, "detection cancelled")
-            out.append(run_probe(session, text, variant))
+            ids = session.encode(text)
+            _, ctx = session.variant_runs((variant,))[0]
+            with ctx:
+                out.append(probe_down_proj(session.model, session.adapter, ids, prompt=text,
+                                           tokens=session.token_strings(ids)))
         return out
-    from swtui.core.probe import probe_parts
-    from swtui.core.stream.lockstep import Job, run_pass
 
     check_cancel(cancel, "detection cancelled")
     jobs, finishes = [], []

@@ -247,6 +247,28 @@ def test_the_confirmation_probes_ride_one_pass(folders, arch):
         assert [layer.to_dict() for layer in mem.layers] == [layer.to_dict() for layer in st.layers], mem.prompt
 
 
+
+@pytest.mark.parametrize("arch", ["llama", "mixtral"])
+def test_the_channel_search_rides_one_pass(folders, arch):
+    """The channel search's activations before and after pruning each channel's carriers
+    (independent forwards, the prunes through the ledger) are one pass when streamed, with the
+    in-memory values, and the ledger is left as found."""
+    from swtui.core.groups import channel_maxes
+
+    key = (1, 5, 17, 0) if arch == "mixtral" else (1, 5, 17)
+    asks = [(5, 1, [key]), (7, 0, []), (5, 2, [key, key[:2] + (3,) + key[3:]])]
+    got = []
+    for stream in (False, True):
+        s = _session(folders(arch), stream)
+        metrics.check_head(s)
+        before = s.loaded.stream.stats.layer_reads if stream else 0
+        got.append(channel_maxes(s, "The capital of France is", asks))
+        if stream:
+            assert s.loaded.stream.stats.layer_reads - before == s.loaded.stream.n_layers  # 5 forwards, one pass
+        assert s.ledger.count == 0
+    assert got[0] == got[1] and got[0][1][1] is None and None not in (got[0][0][1], got[0][2][1])
+
+
 # -- `ablate --stream`: every arm (the baseline, the treatment, the non-SW control) rides one pass over
 # the weights for the measurement and one per generated token, equal to in memory bit for bit
 TOKENS = 4
@@ -293,11 +315,23 @@ def test_streamed_ablate_is_one_pass_per_look_and_equals_in_memory(folders, arch
     assert mem_passes == []  # in memory: ordinary forwards
     assert got["control"] and got["treatment"] and got["baseline"]
     from swtui.core.detect import confirmation_prompts
+    from swtui.core.loading import LoadOptions, load_model
+    from swtui.core.session import Session
 
-    # the control's detection: its cross-prompt confirmation, one pass for its prompts (the rest of
-    # detection is ordinary forwards); then the measurement's look, then one pass per token
-    assert passes[0] == len(confirmation_prompts("")), passes
-    passes = passes[1:]
+    # what the control's detection does by itself, on a fresh streamed session: its layer-major
+    # passes (the cross-prompt confirmation's prompts, the channel search's forwards) and its reads
+    fresh = Session(load_model(str(folder), LoadOptions(device="cpu", dtype="float32", stream=True)))
+    detection_passes = []
+    real_pass = lockstep.run_pass
+    with monkeypatch.context() as m:
+        m.setattr(lockstep, "run_pass", lambda s, jobs, *a, **k: (detection_passes.append(len(jobs)),
+                                                                   real_pass(s, jobs, *a, **k))[1])
+        ablate_cli.control_detection(fresh)
+    detection = fresh.loaded.stream.stats.layer_reads
+    assert detection_passes[0] == len(confirmation_prompts(""))
+    # the detection's passes, then the measurement's look, then one pass per token
+    assert passes[:len(detection_passes)] == detection_passes, passes
+    passes = passes[len(detection_passes):]
     assert len(passes) == 1 + TOKENS, passes
     # every arm's windows in the first: the control's current, the treatment's base and current
     # (rows of one forward, or two runs for an MoE), one job per window and run
@@ -306,13 +340,6 @@ def test_streamed_ablate_is_one_pass_per_look_and_equals_in_memory(folders, arch
     assert passes[1:] == [2 if session.batchable else 3] * TOKENS, passes
     assert stream["plan_passes"][0] == {"what": "arms", "look": 0} and stream["layers_alive_max"] <= 2
 
-    # what detection (for the control to spare) reads by itself, on a fresh streamed session
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
-
-    fresh = Session(load_model(str(folder), LoadOptions(device="cpu", dtype="float32", stream=True)))
-    ablate_cli.control_detection(fresh)
-    detection = fresh.loaded.stream.stats.layer_reads
     # detection's count includes the head's check (`metrics._plain_head`: two 4-token forwards, once
     # per model, before its first layer-major pass); the SA's magnitude on --sa-prompt is one forward
     fixed = int("--restore-sa" in treatment)

@@ -111,13 +111,13 @@ def channel_maxes(session: Session, prompt: str, asks: list) -> list[tuple[float
                         yield
 
             jobs.append(Job(ids, 0, None, context, lambda results: None, lambda s, batch: []))
-            results.append((result, bool(pruned)))
+            results.append(result)
     run_pass(session, jobs)
     values = iter(results)
     out = []
     for _, _, keys in asks:
-        before = next(values)[0]()
-        out.append((before, next(values)[0]() if keys else None))
+        before = next(values)()
+        out.append((before, next(values)() if keys else None))
     return out
 
 

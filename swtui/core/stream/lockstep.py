@@ -16,7 +16,10 @@ place. So the computation of each job is the ordinary forward's, layer call by l
    plan's `skipped`), so the final norm and the head run exactly as in a full forward.
 
 Same inputs, same weights, same batch composition, same hooks: the losses equal the in-memory
-forwards' bit for bit (tests/core/test_stream.py).
+forwards' bit for bit (tests/core/test_stream.py). A job may measure something else than losses
+(`measure`: ablate's stopword figures, a generation step's logits, nothing for a probe whose hooks
+saw what it needs) and pass the forward other arguments (`kwargs`: a generation step's KV cache,
+which the layers' calls write). `run_jobs` runs the same jobs as ordinary forwards in memory.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ each an arm measured against the same baseline with a paired 95% interval."""
 
 from __future__ import annotations
 
-from swtui.cli.common import emit_json, model_info, open_session, out_console, progress_display
+from swtui.cli.common import emit_json, model_info, open_session, out_console, progress_display, stream_json
 from swtui.core.errors import UserInputError
 
 
@@ -104,21 +104,6 @@ def apply_ablation_args(session, args, notices: list, detection=None, progress=N
     return ctl
 
 
-def measure_arm(session, args, text, variants):
-    """({variant: Metrics}, stopword report, {variant: per-token losses}) of the present state."""
-    from swtui.core import metrics
-    from swtui.core.evidence import perplexity_of
-    from swtui.core.protocol import Metrics
-
-    texts = metrics.generate(session, args.gen_prompt, args.max_new_tokens, variants)
-    if text is None:  # the bundled corpus's held-out windows: losses and stopword mass in one pass
-        losses, sw = metrics.corpus_pass(session, variants)
-    else:
-        sw = metrics.stopword_mass(session, variants=variants)
-        losses = metrics.token_losses(session, text, variants)
-    return ({v: Metrics(perplexity_of(losses[v]), sw.mass[v], texts.get(v)) for v in variants}, sw, losses)
-
-
 def _window_sizes(session, text) -> list[int] | None:
     """Targets per measurement window (the cluster bootstrap's units); None for a user's text."""
     if text is not None:
@@ -140,6 +125,9 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
     """Each arm against the same baseline, on the same tokens: the treatment (--prune, --scale,
     --zero-write, --restore-sa) and the non-SW control, separately, each with its paired ratio."""
     from swtui.core import evidence, metrics
+    from swtui.core.evidence import perplexity_of
+    from swtui.core.protocol import Metrics
+    from swtui.core.stream.arm_states import ArmPlan, ArmState, generate_arms, measure_arms
 
     prunes, scales, writes = _treatment(args)
     k, fraction = _control_args(args)
@@ -149,30 +137,32 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
         raise UserInputError("nothing to ablate: give --prune, --scale, --zero-write, --prune-expert, --nonsw-control "
                              "or --nonsw-control-fraction")
     text = metrics.eval_text(args.eval_file) if args.eval_file else None
-    base_losses, base_metrics, stopwords = None, None, None
-    arms: dict = {}
-    if has_control:
+    plans, ctl = [], None
+    if has_control:  # chosen on the pristine model, before the treatment
         ctl = apply_control(session, args, notices, None, progress)
-        if progress:
-            progress("measuring the control arm", None)
-        variants = ("current",) if has_treatment else ("base", "current")
-        m, sw, losses = measure_arm(session, args, text, variants)
-        arms["control"] = {"metrics": m["current"].to_dict(), "ab_mode": session.ab_mode, "losses": losses["current"],
-                           **ctl.to_json()}
-        if not has_treatment:
-            base_losses, base_metrics, stopwords = losses["base"], m["base"], sw
+        plans.append(ArmPlan("control", ArmState.of(session), ("current",) if has_treatment else ("base", "current")))
         session.ledger.set_zeros({})
     if has_treatment:
         apply_treatment(session, args, notices)
-        if progress:
-            progress("measuring the treatment arm", None)
-        m, sw, losses = measure_arm(session, args, text, ("base", "current"))
-        base_losses, base_metrics, stopwords = losses["base"], m["base"], sw
-        arms["treatment"] = {"metrics": m["current"].to_dict(), "ab_mode": session.ab_mode, "losses": losses["current"],
-                             "edits": session.ledger.summary(),
-                             "sa_restored": [list(k) for k in sorted(session.sa_restore)],
-                             "zero_writes": [list(k) for k in sorted(session.zero_writes)],
-                             "pruned_experts": [list(k) for k in sorted(session.ledger.pruned_experts)]}
+        plans.append(ArmPlan("treatment", ArmState.of(session), ("base", "current")))
+    if progress:
+        progress(f"measuring the {' and '.join(p.name for p in plans)} arm{'s' * (len(plans) > 1)}", None)
+    figures, passes = measure_arms(session, plans, text)
+    texts, generated = generate_arms(session, plans, args.gen_prompt, args.max_new_tokens)
+    arms: dict = {}
+    for plan in plans:
+        got, sw = figures[plan.name], figures[plan.name].stopwords
+        m = {v: Metrics(perplexity_of(got.losses[v]), sw.mass[v], texts[plan.name].get(v)) for v in plan.variants}
+        if "base" in plan.variants:
+            base_losses, base_metrics, stopwords = got.losses["base"], m["base"], sw
+        arms[plan.name] = {"metrics": m["current"].to_dict(), "ab_mode": got.ab_mode, "losses": got.losses["current"]}
+    if ctl is not None:
+        arms["control"].update(ctl.to_json())
+    if has_treatment:  # the session holds the treatment's state again
+        arms["treatment"].update({"edits": session.ledger.summary(),
+                                  "sa_restored": [list(k) for k in sorted(session.sa_restore)],
+                                  "zero_writes": [list(k) for k in sorted(session.zero_writes)],
+                                  "pruned_experts": [list(k) for k in sorted(session.ledger.pruned_experts)]})
     windows = _window_sizes(session, text)
     for arm in arms.values():
         arm.update(evidence.fields("ratio", _ratio(base_losses, arm.pop("losses"), windows)))
@@ -196,6 +186,8 @@ def run_ablation(session, args, notices: list, progress=None) -> dict:
         else args.eval_file,
         "stopwords": stopwords.to_dict(),
         "notices": notices,
+        **stream_json(session, [{"what": "arms", "look": 0}] * passes + [{"what": "generation", "steps": generated}]
+                      if session.streamed else []),
     }
 
 

@@ -64,6 +64,16 @@ def stream_progress(progress):
     return on_layer
 
 
+def stream_json(session, plan_passes: list) -> dict:
+    """`stream` for a streamed run: what was read, the plan's passes, the most layers alive at once."""
+    stream = session.loaded.stream
+    if stream is None:
+        return {}
+    return {"stream": {**stream.stats.to_json(), "bytes_per_pass": stream.pass_bytes, "layers_alive_max": stream.peak_live,
+                       "passes": round(stream.stats.bytes_read / stream.pass_bytes, 3) if stream.pass_bytes else 0,
+                       "plan_passes": plan_passes}}
+
+
 def model_info(session) -> dict:
     return session.info().to_json()
 

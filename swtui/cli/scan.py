@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swtui.cli.common import detect_options, emit_json, model_info, open_session, out_console, progress_display
+from swtui.cli.common import detect_options, emit_json, model_info, open_session, out_console, progress_display, stream_json
 
 
 def scan_report(session, detection) -> dict:
@@ -37,12 +37,8 @@ def scan_report(session, detection) -> dict:
 
 def stream_report(session, detection) -> dict:
     """`stream` for a streamed scan: what was read, the plan's passes, the most layers alive at once."""
-    stream = session.loaded.stream
-    if stream is None:
-        return {}
     runner = getattr(detection.impact, "runner", None)
-    return {"stream": {**stream.stats.to_json(), "bytes_per_pass": stream.pass_bytes, "layers_alive_max": stream.peak_live,
-                       "plan_passes": [{"run": r, "what": w, "look": k} for r, w, k in getattr(runner, "log", [])]}}
+    return stream_json(session, [{"run": r, "what": w, "look": k} for r, w, k in getattr(runner, "log", [])])
 
 
 def super_experts_report(detection) -> dict:

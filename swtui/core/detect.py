@@ -199,11 +199,10 @@ def confirm_across_prompts(session: Session, detection: "Detection", prompt: str
                            cancel: threading.Event | None = None) -> None:
     """A super activation is prompt-independent: count, per candidate, the prompts on which its
     layer spikes (the detection's rule) with the largest output on its row."""
+    from swtui.core.stream.probes import probe_prompts
+
     prompts = confirmation_prompts(prompt)
-    probes = []
-    for text in prompts:
-        check_cancel(cancel, "detection cancelled")
-        probes.append(run_probe(session, text))
+    probes = probe_prompts(session, prompts, cancel=cancel)  # streamed: one pass for all of them
     for cand in detection.candidates:
         cand.prompts_total = len(prompts)
         cand.prompts_spiking = sum(1 for p in probes if p.layers[cand.layer].out_channel == cand.row

@@ -53,18 +53,87 @@ def residual_channel_max(session: Session, prompt: str, channel: int, from_layer
     """max |h[..., channel]| over the decoder layers' outputs from `from_layer` on."""
     import torch
 
+    install, result = _channel_hooks(session, channel, from_layer)
+    ids = session.encode(prompt)
+    (names, ctx), = session.variant_runs(("current",))
+    with ctx, install(), torch.no_grad():
+        session.model(input_ids=ids, use_cache=False)
+    return result()
+
+
+def _channel_hooks(session: Session, channel: int, from_layer: int):
+    """(install, result): hooks that see |h[..., channel]| from `from_layer` on, and its max."""
+    import contextlib
+
+    import torch
+
     seen: list = []
 
     def hook(module, args, output):
         seen.append(_first_tensor(output)[..., channel].abs().max())
 
+    @contextlib.contextmanager
+    def install():
+        with HookSet() as hooks:
+            for site in session.adapter.sites[from_layer:]:
+                hooks.add(site.layer.register_forward_hook(hook))
+            yield
+    return install, lambda: float(torch.stack(seen).max())
+
+
+def channel_maxes(session: Session, prompt: str, asks: list) -> list[tuple[float, float | None]]:
+    """[(before, after)] for each (channel, from_layer, keys) of `asks`: `residual_channel_max` on the
+    current state, then with `keys` pruned (None without keys). In memory, two forwards each; on a
+    streamed model, every one of them a job of one layer-major pass (the prunes through the ledger,
+    re-applied to the live layer: the same values)."""
+    if not session.streamed:
+        out = []
+        for channel, first, keys in asks:
+            before = residual_channel_max(session, prompt, channel, first)
+            with _pruned(session, keys):
+                out.append((before, residual_channel_max(session, prompt, channel, first) if keys else None))
+        return out
+    import contextlib
+
+    from swtui.core.stream.lockstep import Job, run_pass
+
     ids = session.encode(prompt)
-    (names, ctx), = session.variant_runs(("current",))
-    with ctx, HookSet() as hooks, torch.no_grad():
-        for site in session.adapter.sites[from_layer:]:
-            hooks.add(site.layer.register_forward_hook(hook))
-        session.model(input_ids=ids, use_cache=False)
-    return float(torch.stack(seen).max())
+    jobs, results = [], []
+    for channel, first, keys in asks:
+        for pruned in ((), tuple(keys)) if keys else ((),):
+            install, result = _channel_hooks(session, channel, first)
+
+            @contextlib.contextmanager
+            def context(install=install, pruned=pruned):
+                with _pruned(session, pruned):
+                    (_, ctx), = session.variant_runs(("current",))
+                    with ctx, install():
+                        yield
+
+            jobs.append(Job(ids, 0, None, context, lambda results: None, lambda s, batch: []))
+            results.append(result)
+    run_pass(session, jobs)
+    values = iter(results)
+    out = []
+    for _, _, keys in asks:
+        before = next(values)()
+        out.append((before, next(values)() if keys else None))
+    return out
+
+
+class _pruned:
+    """`keys` pruned through the ledger for the duration (put back after, in reverse)."""
+
+    def __init__(self, session: Session, keys) -> None:
+        self.ledger, self.keys = session.ledger, list(keys)
+
+    def __enter__(self):
+        for key in self.keys:
+            self.ledger.prune(*key)
+
+    def __exit__(self, *exc) -> None:
+        for key in reversed(self.keys):
+            self.ledger.restore(*key)
 
 
 def writer_groups(session: Session, candidates, prompt: str, channels=()) -> list[WriterGroup]:
@@ -75,25 +144,18 @@ def writer_groups(session: Session, candidates, prompt: str, channels=()) -> lis
     for cand in candidates:
         by_channel.setdefault(cand.row, []).append(cand)
     massive = {m.channel: m for m in channels}
-    groups = []
+    groups, asks = [], []
     for channel in sorted(set(by_channel) | set(massive), key=lambda c: (c not in massive, c)):
         members = by_channel.get(channel, [])
         m = massive.get(channel)
         cancel_keys = {w.key for w in m.cancellers} if m else set()
         carriers = [list(c.key) for c in members if c.key not in cancel_keys]
         first = m.first_layer if m else min(c.layer for c in members)
-        group = WriterGroup(channel, [list(c.key) for c in members], first,
-                            sa_before=residual_channel_max(session, prompt, channel, first), sa_after=0.0,
-                            massive=m.to_dict() if m else None, carriers=carriers)
-        keys = [tuple(k) for k in carriers if session.ledger.edit(tuple(k)) is None]
-        for key in keys:
-            session.ledger.prune(*key)
-        try:
-            group.sa_after = residual_channel_max(session, prompt, channel, first) if keys else group.sa_before
-        finally:
-            for key in reversed(keys):
-                session.ledger.restore(*key)
-        groups.append(group)
+        groups.append(WriterGroup(channel, [list(c.key) for c in members], first, sa_before=0.0, sa_after=0.0,
+                                  massive=m.to_dict() if m else None, carriers=carriers))
+        asks.append((channel, first, [tuple(k) for k in carriers if session.ledger.edit(tuple(k)) is None]))
+    for group, (before, after) in zip(groups, channel_maxes(session, prompt, asks)):  # streamed: one pass
+        group.sa_before, group.sa_after = before, before if after is None else after
     return groups
 
 

@@ -241,50 +241,66 @@ def stopword_mass(session: Session, prompts: list[str] | None = None, variants=V
 def corpus_pass(session: Session, variants=VARIANTS, windows: list | None = None, top: int = 8):
     """One pass over the measurement windows per variant: ({variant: per-token losses},
     StopwordReport over every position as a context)."""
+    windows = [w.to(session.device) for w in (windows or measurement_windows(session))]
+    sw_index = stopword_index(session)
+    check_head(session)
+
+    def run(n: int):
+        per = [window_stats(session, ids.expand(n, -1), sw_index) for ids in windows]
+        return [[p[row] for p in per] for row in range(n)]
+
+    return corpus_results(session, session.run_variants(run, variants), sw_index, top)
+
+
+def stopword_index(session: Session):
+    import torch
+
+    return torch.tensor(sorted(stopword_ids(session.tokenizer)), dtype=torch.long)
+
+
+def window_stats(session: Session, batch, sw_index) -> list:
+    """One forward of a measurement window `batch` ([n, T]), per row: (per-token losses, the
+    stopword mass at each position, [the summed probabilities of each LM-head slice])."""
+    import torch
+
+    n = batch.shape[0]
+    losses: list[list] = [[] for _ in range(n)]
+    masses: list[list] = [[] for _ in range(n)]
+    sums: list[list] = [[] for _ in range(n)]
+    with torch.no_grad():
+        for start, logits in _logit_slices(session.model, batch):
+            for row in range(n):
+                lg = logits[row].float()
+                tgt = batch[row, 1 + start:1 + start + lg.shape[0]]
+                losses[row].append(torch.nn.functional.cross_entropy(lg, tgt, reduction="none").double().cpu())
+                probs = torch.softmax(lg, dim=-1).cpu()
+                masses[row].append(probs[:, sw_index].sum(dim=1).double())
+                sums[row].append(probs.sum(dim=0).double())
+            del logits
+    return [(torch.cat(losses[row]), torch.cat(masses[row]), sums[row]) for row in range(n)]
+
+
+def corpus_results(session: Session, out: dict, sw_index, top: int = 8):
+    """({variant: per-token losses}, StopwordReport) from {variant: [window_stats row, per window]}."""
     import torch
 
     from swtui.core.evidence import Difference
 
-    windows = [w.to(session.device) for w in (windows or measurement_windows(session))]
-    sw_index = torch.tensor(sorted(stopword_ids(session.tokenizer)), dtype=torch.long)
-    check_head(session)
-
-    def run(n: int):
-        losses: list[list] = [[] for _ in range(n)]
-        masses: list[list] = [[] for _ in range(n)]  # per window: the stopword mass at each position
-        total = [None] * n
-        with torch.no_grad():
-            for ids in windows:
-                batch = ids.expand(n, -1)
-                for start, logits in _logit_slices(session.model, batch):
-                    for row in range(n):
-                        lg = logits[row].float()
-                        tgt = batch[row, 1 + start:1 + start + lg.shape[0]]
-                        losses[row].append(torch.nn.functional.cross_entropy(lg, tgt, reduction="none").double().cpu())
-                        probs = torch.softmax(lg, dim=-1).cpu()
-                        masses[row].append(probs[:, sw_index].sum(dim=1).double())
-                        s = probs.sum(dim=0).double()
-                        total[row] = s if total[row] is None else total[row] + s
-                    del logits
-        return [(torch.cat(losses[row]), _per_window(masses[row], len(windows)), total[row]) for row in range(n)]
-
-    out = session.run_variants(run, variants)
-    positions = sum(int(w.shape[-1]) - 1 for w in windows)
-    probs = {v: o[2] / positions for v, o in out.items()}
-    mass = {v: float(torch.cat(o[1]).mean()) for v, o in out.items()}
+    merged = {}
+    for v, per in out.items():
+        total = None
+        for _, _, sums in per:  # in window order, slice by slice: the running sum of one pass
+            for s in sums:
+                total = s if total is None else total + s
+        merged[v] = (torch.cat([p[0] for p in per]), [p[1] for p in per], total)
+    positions = sum(int(p[0].numel()) for p in next(iter(out.values())))
+    probs = {v: o[2] / positions for v, o in merged.items()}
+    mass = {v: float(torch.cat(o[1]).mean()) for v, o in merged.items()}
     change = None
-    if "base" in out and "current" in out:
-        change = Difference.of_windows(out["base"][1], out["current"][1])
+    if "base" in merged and "current" in merged:
+        change = Difference.of_windows(merged["base"][1], merged["current"][1])
     report = _report(session, mass, probs, sw_index, top, change, positions)
-    return {v: o[0] for v, o in out.items()}, report
-
-
-def _per_window(slices: list, windows: int) -> list:
-    """Mass slices (one per LM-head slice, in window order) regrouped into one tensor per window."""
-    import torch
-
-    per = len(slices) // windows
-    return [torch.cat(slices[i * per:(i + 1) * per]) for i in range(windows)]
+    return {v: o[0] for v, o in merged.items()}, report
 
 
 def _report(session, mass: dict, probs: dict, sw_index, top: int, change=None, contexts: int = 0) -> StopwordReport:

@@ -95,6 +95,20 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
     """Run one forward pass of `input_ids` ([1, T]) and return per-layer spike statistics."""
     import torch
 
+    install, finish = probe_parts(model, adapter)
+    with install(), torch.no_grad():
+        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    return finish(input_ids.shape[-1], prompt, tokens)
+
+
+def probe_parts(model, adapter):
+    """(install, finish) of one probe: `install()` is a context that hooks every decoder layer for
+    one forward (an ordinary one, or one job of a layer-major pass: `swtui.core.stream.probes`);
+    `finish(seq, prompt, tokens)` makes the ProbeResult from what the hooks saw."""
+    import contextlib
+
+    import torch
+
     from swtui.core.offload import real_tensor
 
     found: dict[int, list] = {}
@@ -158,19 +172,26 @@ def probe_down_proj(model, adapter, input_ids, attention_mask=None, prompt: str 
             found[i][3] = _amax(h), h.shape[-1]
         return hook
 
-    with HookSet() as hooks, torch.no_grad():
-        for site in adapter.sites:
-            if site.is_moe:
-                hooks.add(site.down.register_forward_hook(experts_hook(site.index), with_kwargs=True))
-                hooks.add(site.block.register_forward_hook(block_hook(site.index)))
-            else:
-                hooks.add(site.down.register_forward_hook(down_hook(site.index)))
-            hooks.add(site.layer.register_forward_hook(layer_hook(site.index)))
-            if site.post_norm is not None:
-                hooks.add(site.post_norm.register_forward_hook(post_norm_hook(site.index)))
-        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    @contextlib.contextmanager
+    def install():
+        with HookSet() as hooks:
+            for site in adapter.sites:
+                if site.is_moe:
+                    hooks.add(site.down.register_forward_hook(experts_hook(site.index), with_kwargs=True))
+                    hooks.add(site.block.register_forward_hook(block_hook(site.index)))
+                else:
+                    hooks.add(site.down.register_forward_hook(down_hook(site.index)))
+                hooks.add(site.layer.register_forward_hook(layer_hook(site.index)))
+                if site.post_norm is not None:
+                    hooks.add(site.post_norm.register_forward_hook(post_norm_hook(site.index)))
+            yield
 
-    seq = input_ids.shape[-1]
+    return install, lambda seq, prompt="", tokens=None: _result(adapter, found, writes, routed, seq, prompt, tokens)
+
+
+def _result(adapter, found: dict, writes: dict, routed: dict, seq: int, prompt: str, tokens) -> ProbeResult:
+    import torch
+
     values, indices, widths, attrs = [], [], [], []
     for i in range(adapter.n_layers):
         (in_abs, in_idx, _), in_w, (out_abs, out_idx, out_val), ((r_abs, r_idx, _), r_w), attr = found[i]

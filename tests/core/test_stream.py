@@ -1,14 +1,19 @@
 """Layer streaming (`--stream`): the same candidates, channels, verdicts and per-token losses as the
 in-memory model, every arm of a look in one pass, never more than two decoder layers alive."""
 
+import json
+
 import pytest
 import torch
 
+from swtui.cli import ablate as ablate_cli
+from swtui.cli import main
 from swtui.core import metrics
 from swtui.core.detect import DetectOptions, detect
 from swtui.core.errors import UserInputError
 from swtui.core.loading import LoadOptions, load_model
 from swtui.core.session import Session
+from swtui.core.stream import lockstep
 from swtui.core.stream import plan as stream_plan
 from swtui.core.tiny import MOE_ARCHS, TINY_ARCHS, build_tiny
 
@@ -137,6 +142,26 @@ def test_stream_refuses_what_it_cannot_do(folders):
         load_model(str(folders("llama")), LoadOptions(stream=True, device_map="auto"))
 
 
+def _stop_at(stream, how: str, cancel, when) -> list:
+    """Stop the run at the first layer event of a layer-major pass for which `when(event, seen)`
+    holds: esc (`cancel` set) or Ctrl+C (KeyboardInterrupt). Returns the pass events seen (the
+    ordinary forwards' are skipped: probes, the head's check)."""
+    seen: list = []
+
+    def on_layer(event):
+        if event.look is None:
+            return
+        seen.append(event)
+        if when(event, seen):
+            if how == "cancel":
+                cancel.set()
+            else:
+                raise KeyboardInterrupt
+
+    stream.on_layer = on_layer
+    return seen
+
+
 @pytest.mark.parametrize("how", ["cancel", "interrupt"])
 def test_a_cancelled_pass_leaves_nothing_behind(folders, how):
     """esc (the cancel token) or Ctrl+C (KeyboardInterrupt) in the middle of a look's pass: no
@@ -152,19 +177,8 @@ def test_a_cancelled_pass_leaves_nothing_behind(folders, how):
     ids = st.encode(TEXT)
     before = metrics.window_losses(st, ids)[0]
     cancel = threading.Event()
-    seen = []
-
-    def on_layer(event):
-        if event.look is None:  # the probes' ordinary forwards
-            return
-        seen.append(event)
-        if event.look == 0 and event.layer == 1 and len(seen) > stream.n_layers:  # the arms' pass
-            if how == "cancel":
-                cancel.set()
-            else:
-                raise KeyboardInterrupt
-
-    stream.on_layer = on_layer
+    seen = _stop_at(stream, how, cancel,  # in the arms' pass, after look 0's baseline's
+                    lambda event, seen: event.look == 0 and event.layer == 1 and len(seen) > stream.n_layers)
     with pytest.raises(Cancelled if how == "cancel" else KeyboardInterrupt):
         detect(st, DetectOptions(), cancel=cancel)
     assert len(seen) == stream.n_layers + 2
@@ -206,3 +220,197 @@ def test_ablate_streamed_gives_the_in_memory_figures(folders, capsys):
         report = json.loads(capsys.readouterr().out)
         got.append((report["treatment"]["ratio"], report["treatment"]["ratio_ci95"], report["control"]["ratio"]))
     assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "mixtral"])
+def test_the_confirmation_probes_ride_one_pass(folders, arch):
+    """The cross-prompt confirmation's probes (independent forwards) are one pass over the weights
+    when streamed, and every layer's statistics equal the in-memory probes' (gemma3: a norm after
+    down_proj; mixtral: fused experts), under the current state's hooks (an SA restore)."""
+    from swtui.core.detect import confirmation_prompts
+    from swtui.core.stream.probes import probe_prompts
+
+    prompts = confirmation_prompts("The capital of France is")
+    got = []
+    for stream in (False, True):
+        s = _session(folders(arch), stream)
+        if arch != "mixtral":
+            s.ledger.prune(1, 5, 17)
+            s.set_sa_restore(1, 5, 17, True)
+        got.append(probe_prompts(s, prompts))
+        if stream:  # one pass for the 4 probes, after the head's check (two ordinary forwards, once per
+            # model: decided before the pass, where no layer is read and it would come out wrong)
+            assert s.loaded.stream.stats.layer_reads == s.loaded.stream.n_layers * (1 + 2)
+    assert len(got[1]) == len(prompts)
+    for mem, st in zip(*got):
+        assert (mem.prompt, mem.tokens) == (st.prompt, st.tokens)
+        assert [layer.to_dict() for layer in mem.layers] == [layer.to_dict() for layer in st.layers], mem.prompt
+
+
+
+@pytest.mark.parametrize("arch", ["llama", "mixtral"])
+def test_the_channel_search_rides_one_pass(folders, arch):
+    """The channel search's activations before and after pruning each channel's carriers
+    (independent forwards, the prunes through the ledger) are one pass when streamed, with the
+    in-memory values, and the ledger is left as found."""
+    from swtui.core.groups import channel_maxes
+
+    key = (1, 5, 17, 0) if arch == "mixtral" else (1, 5, 17)
+    asks = [(5, 1, [key]), (7, 0, []), (5, 2, [key, key[:2] + (3,) + key[3:]])]
+    got = []
+    for stream in (False, True):
+        s = _session(folders(arch), stream)
+        metrics.check_head(s)
+        before = s.loaded.stream.stats.layer_reads if stream else 0
+        got.append(channel_maxes(s, "The capital of France is", asks))
+        if stream:
+            assert s.loaded.stream.stats.layer_reads - before == s.loaded.stream.n_layers  # 5 forwards, one pass
+        assert s.ledger.count == 0
+    assert got[0] == got[1] and got[0][1][1] is None and None not in (got[0][0][1], got[0][2][1])
+
+
+# -- `ablate --stream`: every arm (the baseline, the treatment, the non-SW control) rides one pass over
+# the weights for the measurement and one per generated token, equal to in memory bit for bit
+TOKENS = 4
+#: (family, treatment): a dense batched family; one whose treatment restores the SA and zeroes a
+#: write (hook items that keep state over a generation's steps); an MoE (solo runs, a pruned expert)
+CASES = [("llama", ["--prune", "1,5,17", "--scale", "0,1,3=4"]),
+         ("gpt2", ["--prune", "1,5,17", "--zero-write", "2,3", "--restore-sa"]),
+         ("mixtral", ["--prune", "1,5,17,0", "--prune-expert", "1,1"])]
+
+
+def _ablate(folder, treatment, capsys, monkeypatch, stream: bool):
+    """(report without `model`/`stream`, the session, [jobs per run_pass call])."""
+    sessions, passes = [], []
+    real_open, real_pass = ablate_cli.open_session, lockstep.run_pass
+
+    def open_session(args, progress):
+        sessions.append(real_open(args, progress))
+        return sessions[-1]
+
+    def run_pass(session, jobs, *args, **kwargs):
+        passes.append(len(jobs))
+        return real_pass(session, jobs, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(ablate_cli, "open_session", open_session)
+        m.setattr(lockstep, "run_pass", run_pass)
+        assert main(["ablate", str(folder), *treatment, "--nonsw-control", "10", "--max-new-tokens", str(TOKENS),
+                     "--json", "--device", "cpu", "--dtype", "float32", *(["--stream"] if stream else [])]) == 0
+    report = json.loads(capsys.readouterr().out)
+    report.pop("model")
+    return report, sessions[-1], passes, report.pop("stream", None)
+
+
+@pytest.mark.parametrize("arch,treatment", CASES, ids=[c[0] for c in CASES])
+def test_streamed_ablate_is_one_pass_per_look_and_equals_in_memory(folders, arch, treatment, capsys, monkeypatch):
+    """The JSON (every ratio, interval, perplexity, stopword figure and generation) is the in-memory
+    one; the arms' forwards took one pass for the measurement (every arm's windows and variant runs)
+    and one per generated token, each pass reading every layer once; the rest of what was read is
+    the control's detection (its own forwards), counted on a fresh streamed session."""
+    folder = folders(arch)
+    plain, _, mem_passes, _ = _ablate(folder, treatment, capsys, monkeypatch, stream=False)
+    got, session, passes, stream = _ablate(folder, treatment, capsys, monkeypatch, stream=True)
+    assert got == plain
+    assert mem_passes == []  # in memory: ordinary forwards
+    assert got["control"] and got["treatment"] and got["baseline"]
+    from swtui.core.detect import confirmation_prompts
+    from swtui.core.loading import LoadOptions, load_model
+    from swtui.core.session import Session
+
+    # what the control's detection does by itself, on a fresh streamed session: its layer-major
+    # passes (the cross-prompt confirmation's prompts, the channel search's forwards) and its reads
+    fresh = Session(load_model(str(folder), LoadOptions(device="cpu", dtype="float32", stream=True)))
+    detection_passes = []
+    real_pass = lockstep.run_pass
+    with monkeypatch.context() as m:
+        m.setattr(lockstep, "run_pass", lambda s, jobs, *a, **k: (detection_passes.append(len(jobs)),
+                                                                   real_pass(s, jobs, *a, **k))[1])
+        ablate_cli.control_detection(fresh)
+    detection = fresh.loaded.stream.stats.layer_reads
+    assert detection_passes[0] == len(confirmation_prompts(""))
+    # the detection's passes, then the measurement's look, then one pass per token
+    assert passes[:len(detection_passes)] == detection_passes, passes
+    passes = passes[len(detection_passes):]
+    assert len(passes) == 1 + TOKENS, passes
+    # every arm's windows in the first: the control's current, the treatment's base and current
+    # (rows of one forward, or two runs for an MoE), one job per window and run
+    windows = len(ablate_cli._window_sizes(session, None))
+    assert passes[0] == windows * (2 if session.batchable else 3), passes
+    assert passes[1:] == [2 if session.batchable else 3] * TOKENS, passes
+    assert stream["plan_passes"][0] == {"what": "arms", "look": 0} and stream["layers_alive_max"] <= 2
+
+    # detection's count includes the head's check (`metrics._plain_head`: two 4-token forwards, once
+    # per model, before its first layer-major pass); the SA's magnitude on --sa-prompt is one forward
+    fixed = int("--restore-sa" in treatment)
+    n = session.loaded.stream.n_layers
+    assert stream["layer_reads"] == detection + n * (fixed + 1 + TOKENS), (stream, detection)
+    assert stream["passes"] == detection / n + fixed + 1 + TOKENS
+
+
+@pytest.mark.parametrize("how", ["cancel", "interrupt"])
+def test_a_cancelled_ablation_pass_leaves_the_state_it_found(folders, how):
+    """esc (the cancel token) or Ctrl+C in the middle of the arms' pass: no layer left in place or
+    read ahead, the session back in the state it was in (the treatment's), the next forward as before."""
+    import threading
+
+    import torch
+
+    from swtui.core import metrics
+    from swtui.core.errors import Cancelled
+    from swtui.core.loading import LoadOptions, load_model
+    from swtui.core.session import Session
+    from swtui.core.stream.arm_states import ArmPlan, ArmState, measure_arms
+
+    st = Session(load_model(str(folders("llama")), LoadOptions(device="cpu", dtype="float32", stream=True)))
+    stream = st.loaded.stream
+    ids = st.encode("The quick brown fox jumps over the lazy dog.")
+    st.ledger.set_zeros({st.adapter.site(2).weight_name: torch.tensor([3, 9])})
+    control = ArmState.of(st)
+    st.ledger.set_zeros({})
+    st.ledger.prune(1, 5, 17)
+    st.set_zero_write(2, 3, True)
+    treatment = ArmState.of(st)
+    before = metrics.window_losses(st, ids)[0]
+    cancel = threading.Event()
+    seen = _stop_at(stream, how, cancel, lambda event, seen: event.layer == 2)
+    with pytest.raises(Cancelled if how == "cancel" else KeyboardInterrupt):
+        # the control's jobs last: its state is the one in place when the pass stops
+        measure_arms(st, [ArmPlan("treatment", treatment, ("base", "current")), ArmPlan("control", control, ("current",))],
+                     cancel=cancel)
+    assert [e.look for e in seen] == [0, 0, 0] and seen[-1].eta is not None and seen[-1].pass_bytes > 0
+    assert stream.live_layers() == set() and stream._pending is None
+    assert ArmState.of(st) == treatment and not st.ledger.zero_masks
+    stream.on_layer = None
+    assert torch.equal(metrics.window_losses(st, ids)[0], before)
+
+
+def test_each_arm_is_measured_under_its_own_state(folders):
+    """In memory, each arm's figures are those of `metrics.corpus_pass` with that arm's state alone
+    (the control's zeros without the treatment, the treatment without the zeros), whichever state
+    the session was in: what the streamed run is compared with is itself right."""
+    import torch
+
+    from swtui.core import metrics
+    from swtui.core.loading import LoadOptions, load_model
+    from swtui.core.session import Session
+    from swtui.core.stream.arm_states import ArmPlan, ArmState, measure_arms
+
+    s = Session(load_model(str(folders("llama")), LoadOptions(device="cpu", dtype="float32")))
+    s.ledger.set_zeros({s.adapter.site(2).weight_name: torch.tensor([3, 9, 40])})
+    control = ArmState.of(s)
+    control_ref = metrics.corpus_pass(s, ("current",))
+    s.ledger.set_zeros({})
+    s.ledger.prune(1, 5, 17)
+    s.set_zero_write(2, 3, True)
+    treatment = ArmState.of(s)
+    treatment_ref = metrics.corpus_pass(s, ("base", "current"))
+    got, passes = measure_arms(s, [ArmPlan("control", control, ("current",)),
+                                   ArmPlan("treatment", treatment, ("base", "current"))])
+    assert passes == 2 * len(metrics.measurement_windows(s))  # in memory: one ordinary forward per job
+    for name, (losses, report) in (("control", control_ref), ("treatment", treatment_ref)):
+        assert set(got[name].losses) == set(losses)
+        assert all(torch.equal(got[name].losses[v], losses[v]) for v in losses), name
+        assert got[name].stopwords.to_dict() == report.to_dict(), name
+    assert not torch.equal(got["control"].losses["current"], got["treatment"].losses["current"])
+    assert ArmState.of(s) == treatment

@@ -16,12 +16,15 @@ place. So the computation of each job is the ordinary forward's, layer call by l
    plan's `skipped`), so the final norm and the head run exactly as in a full forward.
 
 Same inputs, same weights, same batch composition, same hooks: the losses equal the in-memory
-forwards' bit for bit (tests/core/test_stream.py).
+forwards' bit for bit (tests/core/test_stream.py). A job may measure something else than losses
+(`measure`: ablate's stopword figures, a generation step's logits, nothing for a probe whose hooks
+saw what it needs) and pass the forward other arguments (`kwargs`: a generation step's KV cache,
+which the layers' calls write). `run_jobs` runs the same jobs as ordinary forwards in memory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from swtui.core.errors import check_cancel
@@ -30,12 +33,15 @@ from swtui.core.errors import check_cancel
 @dataclass
 class Job:
     """One forward's worth of rows: `ids` [n, T], computed from layer `start` (fed `prefix`, the raw
-    output of layer start − 1, when start > 0) under `context()`; `done(losses)` takes its rows' losses."""
+    output of layer start − 1, when start > 0) under `context()`; `done(results)` takes what
+    `measure(session, ids)` makes of the output (None: its rows' per-token losses)."""
     ids: object
     start: int
     prefix: object
     context: Callable
     done: Callable[[list], None]
+    measure: Callable | None = None
+    kwargs: dict = field(default_factory=dict)  # the forward's other arguments (a generation step's cache)
 
 
 class _Stop(Exception):
@@ -46,8 +52,9 @@ def _first(value):
     return value[0] if isinstance(value, tuple) else value
 
 
-def capture(session, ids) -> list:
-    """[(args, kwargs)] the model passes to each decoder layer for input `ids` (no layer computed)."""
+def capture(session, ids, forward_kwargs: dict | None = None) -> list:
+    """[(args, kwargs)] the model passes to each decoder layer for input `ids` (and
+    `forward_kwargs`: a KV cache, read here, written by the layers' calls) (no layer computed)."""
     import torch
 
     from swtui.core.metrics import _plain_head
@@ -70,7 +77,7 @@ def capture(session, ids) -> list:
     model = session.model
     try:
         with torch.no_grad():
-            (model.base_model if _plain_head(model) else model)(input_ids=ids, use_cache=False)
+            (model.base_model if _plain_head(model) else model)(input_ids=ids, **{"use_cache": False, **(forward_kwargs or {})})
     except _Stop:
         pass
     finally:
@@ -86,15 +93,18 @@ def run_pass(session, jobs: list[Job], cancel=None, look: int | None = None) -> 
     """Every job through every decoder layer, one layer in memory at a time (see the module docstring)."""
     import torch
 
-    from swtui.core.arms import _losses, skipped
+    from swtui.core.arms import skipped
 
+    from swtui.core.metrics import check_head
+
+    check_head(session)  # decided by ordinary forwards, never inside the pass (where no layer is read)
     stream = session.loaded.stream
     layers = [site.layer for site in session.adapter.sites]
     stream.release()
     stream.manual, stream.look = True, look
     stream.begin_pass()
     try:
-        calls = [capture(session, job.ids) for job in jobs]
+        calls = [capture(session, job.ids, job.kwargs) for job in jobs]
         out: list = [job.prefix for job in jobs]
         with torch.no_grad():
             for i, layer in enumerate(layers):
@@ -114,7 +124,32 @@ def run_pass(session, jobs: list[Job], cancel=None, look: int | None = None) -> 
             stream.release()
             for job, last in zip(jobs, out):
                 with skipped(session.adapter, len(layers), last):
-                    job.done(_losses(session, job.ids, job.ids.shape[0]))
+                    job.done(_measured(session, job))
     finally:
         stream.release()
         stream.manual, stream.look = False, None
+
+
+def _measured(session, job: Job) -> list:
+    from swtui.core.arms import _losses
+
+    return job.measure(session, job.ids) if job.measure is not None else _losses(session, job.ids, job.ids.shape[0])
+
+
+def run_jobs(session, jobs: list[Job], cancel=None, look: int | None = None) -> int:
+    """`jobs` on `session`: one layer-major pass on a streamed model, else one ordinary forward each
+    (the same rows, hooks and measurement: the same results, bit for bit). Returns the passes over
+    the weights it took."""
+    from swtui.core.arms import skipped
+
+    if not jobs:
+        return 0
+    if getattr(session, "streamed", False):
+        check_cancel(cancel, "cancelled")
+        run_pass(session, jobs, cancel, look)
+        return 1
+    for job in jobs:
+        check_cancel(cancel, "cancelled")
+        with job.context(), skipped(session.adapter, job.start, job.prefix):
+            job.done(_measured(session, job))
+    return len(jobs)

@@ -92,19 +92,16 @@ class ArmFigures:
 
 
 def measure_arms(session, arms: list[ArmPlan], text: str | None = None, cancel=None) -> tuple[dict, int]:
-    """({arm name: ArmFigures}, passes over the weights): every arm's measurement windows (and the
-    chunks of `text`, when given: the losses are then `text`'s) as jobs of one `run_jobs`."""
-    import torch
-
+    """({arm name: ArmFigures}, passes over the weights): every arm's measurement windows (the
+    chunks of `text` when given, as `metrics.measure` takes them) as jobs of one `run_jobs`."""
     from swtui.core import metrics
 
     metrics.check_head(session)
-    windows = [w.to(session.device) for w in metrics.measurement_windows(session)]
-    chunks = None if text is None else [c.to(session.device) for c in metrics._windows(session, text, 512)]
+    windows = metrics.measurement_windows(session) if text is None else metrics._windows(session, text, 512)
+    windows = [w.to(session.device) for w in windows]
     sw_index = metrics.stopword_index(session)
     states = States(session)
     stats: dict = {}  # (arm, variant) -> [window_stats row, per window]
-    losses: dict = {}  # (arm, variant) -> [per-token losses, per chunk]
     jobs: list[Job] = []
     modes = {}
     try:
@@ -117,9 +114,6 @@ def measure_arms(session, arms: list[ArmPlan], text: str | None = None, cancel=N
                     jobs.append(Job(ids.expand(len(names), -1), 0, None, context,
                                     _keep(stats, arm.name, names, w, len(windows)),
                                     lambda s, batch: metrics.window_stats(s, batch, sw_index)))
-                for c, ids in enumerate(chunks or []):
-                    jobs.append(Job(ids.expand(len(names), -1), 0, None, context,
-                                    _keep(losses, arm.name, names, c, len(chunks))))
         passes = run_jobs(session, jobs, cancel, look=0)
     finally:
         states.restore()
@@ -127,8 +121,6 @@ def measure_arms(session, arms: list[ArmPlan], text: str | None = None, cancel=N
     for arm in arms:
         got = {v: stats[(arm.name, v)] for v in arm.variants}
         window_losses, report = metrics.corpus_results(session, got, sw_index)
-        if chunks is not None:
-            window_losses = {v: torch.cat(losses[(arm.name, v)]) for v in arm.variants}
         out[arm.name] = ArmFigures(window_losses, report, modes[arm.name])
     return out, passes
 

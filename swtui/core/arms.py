@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from swtui.core.corpus import Corpus
+from swtui.core.defaults import MASSIVE_RATIO, MASSIVE_TOP_SHARE
 from swtui.core.errors import check_cancel
 from swtui.core.hooks import (HookSet, Positions, RowCorrection, SARestore, ZeroWrite, ZeroWriteAt,
                               _first_tensor, installed)
@@ -233,8 +234,6 @@ class PlanRunner:
         hooks that keep the prefixes and record where each massive channel is massive."""
         import torch
 
-        from swtui.core.channels import RATIO, TOP_SHARE
-
         session = self.session
 
         def keep(layer):
@@ -247,7 +246,7 @@ class PlanRunner:
             h = _first_tensor(output).detach().float()
             for i, w in enumerate(rows):
                 a = h[i].abs()
-                level = max(RATIO * float(a.median()), TOP_SHARE * float(a.max()))
+                level = max(MASSIVE_RATIO * float(a.median()), MASSIVE_TOP_SHARE * float(a.max()))
                 seen = self.positions[w]
                 for c in self.massive:
                     hit = a[:, c] >= level

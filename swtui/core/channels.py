@@ -26,12 +26,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from swtui.core.defaults import MASSIVE_RATIO as RATIO, MASSIVE_TOP_SHARE as TOP_SHARE
 from swtui.core.hooks import HookSet, _first_tensor
 
-#: an entry at least this many times its layer's median |h| …
-RATIO = 100.0
-#: … and at least this share of its layer's largest |h|
-TOP_SHARE = 0.1
+# RATIO: an entry at least this many times its layer's median |h| …; TOP_SHARE: … and at least this
+# share of its layer's largest |h| (said once in `defaults`: the impact check's runner reads them too)
+
 #: a channel massive in at least this many layers (persistence)
 MIN_LAYERS = 3
 #: a layer whose |write| is at least this share of the peak is listed as a writer

@@ -1,4 +1,5 @@
-"""The prompts every front end starts from, said once (no torch: the CLI parser reads them)."""
+"""The prompts every front end starts from and the defaults several layers share, said once (no
+torch: the CLI parser reads them)."""
 
 #: the data-free probe: one prompt whose down_proj spikes give the super weight's coordinates
 PROBE_PROMPT = "Apple Inc. is a worldwide tech company."
@@ -15,3 +16,10 @@ CLIP_Z = 9.0
 SWEEP_BLOCKS: tuple = (64, 256, 1024, 4096, 16384, 65536, None)
 #: the scale sweep's factors (0 = pruned, 1 = untouched)
 SCALE_FACTORS: tuple = (0.0, 0.5, 1.0, 1.2, 1.5, 2.0, 3.0)
+
+# -- the massive-activation rule: detection (`channels`) finds massive channels with it, and the
+# impact check's runner (`arms`) locates, per window, where each of them is massive
+#: an entry at least this many times its layer's median |h| …
+MASSIVE_RATIO = 100.0
+#: … and at least this share of its layer's largest |h|
+MASSIVE_TOP_SHARE = 0.1

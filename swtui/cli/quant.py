@@ -6,7 +6,7 @@ from rich.table import Table
 
 from swtui.core.defaults import CLIP_Z, PAPER_BITS, SWEEP_BLOCKS
 from swtui.core.errors import UserInputError
-from swtui.core.source_quant import quant_confound
+from swtui.core.quant_config import quant_confound
 
 DEFAULT_SWEEP_BLOCKS = ",".join("tensor" if b is None else str(b) for b in SWEEP_BLOCKS)
 BITS_HELP = (f"RTN bits, 2..8 (default {PAPER_BITS}, the paper's; on a source already quantized to ≤ {PAPER_BITS} "

@@ -140,3 +140,22 @@ def check_variants(variants) -> None:
     for v in variants:
         if v.config is not None:
             parse_config(v.config)
+
+
+#: bitsandbytes' weight formats as (bits, block): NF4/FP4 in blocks of 64, LLM.int8 per row
+_BNB = {"bnb-nf4": (4, 64), "bnb-fp4": (4, 64), "bnb-int8": (8, None)}
+
+
+def quant_confound(source, config) -> str | None:
+    """`source.confound` (`source_quant.SourceQuant`, how the source stored its weights) for a
+    quantization config (`QuantConfig` or its dict form): RTN by its bits and 1-D block (per tensor,
+    per channel and tiles align with no source block), bitsandbytes by its format's bits and block.
+    None: full precision, or nothing confounded."""
+    if not config:
+        return None
+    cfg = parse_config(config)
+    if cfg.method in _BNB:
+        bits, block = _BNB[cfg.method]
+    else:
+        bits, block = cfg.bits, cfg.block if cfg.group == "block" else None
+    return source.confound(int(bits), block)

@@ -84,26 +84,6 @@ class SourceQuant:
 
 FLOAT = SourceQuant(format="float", down_type="float")
 
-#: bitsandbytes' weight formats as (bits, block): NF4/FP4 in blocks of 64, LLM.int8 per row
-_BNB = {"bnb-nf4": (4, 64), "bnb-fp4": (4, 64), "bnb-int8": (8, None)}
-
-
-def quant_confound(source: SourceQuant, config) -> str | None:
-    """`source.confound` for a quantization config (`QuantConfig` or its dict form): RTN by its
-    bits and 1-D block (per tensor, per channel and tiles align with no source block),
-    bitsandbytes by its format's bits and block. None: full precision, or nothing confounded."""
-    if not config:
-        return None
-    from swtui.core.quant_config import parse_config
-
-    cfg = parse_config(config)
-    if cfg.method in _BNB:
-        bits, block = _BNB[cfg.method]
-    else:
-        bits, block = cfg.bits, cfg.block if cfg.group == "block" else None
-    return source.confound(int(bits), block)
-
-
 def _gguf_bits(type_name: str) -> int | None:
     """Q4_1 → 4, Q6_K → 6, IQ4_XS → 4, Q8_0 → 8, TQ1_0 → 1 (ternary ≈ 1.6); F16/BF16/F32 → None."""
     if type_name.startswith("MXFP4"):  # gpt-oss GGUFs: 4-bit floats in blocks of 32

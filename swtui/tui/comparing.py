@@ -14,8 +14,8 @@ from typing import Protocol
 
 from swtui.core import protocol as ev
 from swtui.core.presets import paper_pair
-from swtui.core.quant_config import MAX_VARIANTS, QuantConfig, Variant
-from swtui.core.source_quant import SourceQuant, quant_confound
+from swtui.core.quant_config import MAX_VARIANTS, QuantConfig, Variant, quant_confound
+from swtui.core.source_quant import SourceQuant
 
 
 class Owner(Protocol):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from swtui.core.errors import UserInputError, check_cancel
-from swtui.core.payloads import Metrics, StopwordReport, TokenShift  # noqa: F401 - re-exported
+from swtui.core.metric_records import Metrics, StopwordReport, TokenShift  # noqa: F401 - re-exported
 from swtui.core.session import VARIANTS, Session
 
 

@@ -1,40 +1,17 @@
-"""The protocol's payloads: the typed values its events carry (a model's description, a probe's
-layer, a super weight's row, a channel's writers and verdict, measured metrics, a stopword
-report). Plain frozen dataclasses, no tensors, no torch; `swtui.core.protocol` re-exports them.
+"""The protocol's payloads: the typed values its events carry (a probe's layer, a super weight's
+row, a channel's writers and verdict; a model's description and measured metrics come from the
+layers that make them, `model_info` and `metric_records`, and are re-exported here). Plain frozen
+dataclasses, no tensors, no torch; `swtui.core.protocol` re-exports them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
-from swtui.core.evidence import Difference, Ratio
-from swtui.core.source_quant import SourceQuant
+from swtui.core.evidence import Ratio
+from swtui.core.metric_records import Metrics, StopwordReport, TokenShift  # noqa: F401 - the protocol carries them
+from swtui.core.model_info import ModelInfo  # noqa: F401 - the protocol carries it
 from swtui.core.verdicts import Verdict
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The one description of a loaded model: the status bar, `--json` reports and snapshots all
-    read it (`Session.info()` builds it)."""
-    name: str
-    source: str
-    kind: str  # "gguf" | "dir" | "hub" | "tiny"
-    arch: str
-    layers: int
-    params: int
-    device: str
-    dtype: str
-    revision: str | None
-    file_sha256: str | None
-    source_quant: SourceQuant  # how the source stored its weights (GGUF Q4_1, a bnb checkpoint, float)
-
-    def to_json(self) -> dict:
-        from swtui.core.source_quant import to_json
-
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["source_quant"] = to_json(self.source_quant)
-        return out
 
 
 @dataclass(frozen=True)
@@ -169,43 +146,3 @@ class GroupRow:
     positions_zeroed: Ratio | None = None  # its MLP writes zeroed at its massive positions, all layers
     write_control: Ratio | None = None  # the worst energy-matched channel zeroed at every token
     evidence: tuple[EvidenceRow, ...] = ()  # its claims: carriers together, massive positions, every token
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """What one variant of the model does: perplexity on the evaluation text, stopword mass on the
-    stopword prompts and (when asked) a greedy generation. Made by `swtui.core.metrics.measure`."""
-    perplexity: float
-    stopword_mass: float
-    generation: str | None = None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class TokenShift:
-    """One next-token probability, untouched model vs current (mean over the stopword prompts)."""
-    token: str
-    base: float
-    current: float
-
-    @property
-    def ratio(self) -> float:
-        return self.current / self.base if self.base > 0 else float("inf")
-
-
-@dataclass(frozen=True)
-class StopwordReport:
-    """Stopword mass per variant, and the tokens whose probability moved most (both measured)."""
-    mass: dict[str, float]
-    top_stopwords: tuple[TokenShift, ...] = ()
-    top_other: tuple[TokenShift, ...] = ()
-    change: Difference | None = None  # mass current − base over the contexts, with its 95% interval
-    contexts: int = 0  # positions the mass is averaged over (0: a fixed prompt list)
-
-    def to_dict(self) -> dict:
-        return {"mass": dict(self.mass), "top_stopwords": [dataclasses.asdict(t) for t in self.top_stopwords],
-                "top_other": [dataclasses.asdict(t) for t in self.top_other],
-                "change": None if self.change is None else dataclasses.asdict(self.change),
-                "contexts": self.contexts}

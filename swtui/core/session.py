@@ -142,8 +142,8 @@ class Session:
         return 2048
 
     def info(self):
-        """The model's one description (`payloads.ModelInfo`, which the protocol carries)."""
-        from swtui.core.payloads import ModelInfo
+        """The model's one description (`model_info.ModelInfo`, which the protocol carries)."""
+        from swtui.core.model_info import ModelInfo
 
         lm = self.loaded
         return ModelInfo(name=lm.name, source=lm.source, kind=lm.kind, arch=self.adapter.arch,

@@ -17,7 +17,7 @@ import threading
 from typing import Callable
 
 from swtui.core.errors import Cancelled, check_cancel
-from swtui.core.protocol import Metrics
+from swtui.core.metric_records import Metrics
 from swtui.core.quant_config import MAX_VARIANTS, Variant, check_variants  # noqa: F401 - re-exported
 
 

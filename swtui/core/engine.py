@@ -26,6 +26,7 @@ from swtui.core.defaults import GEN_PROMPT
 from swtui.core.errors import Cancelled, SwtuiError, check_cancel
 from swtui.core.handlers import Findings, handler_for
 from swtui.core.protocol import CANCELLABLE, LABELS, SUPERSEDES
+from swtui.core.rows import super_weight_rows
 from swtui.core.throttle import TOKEN_INTERVAL, Throttle
 
 
@@ -300,7 +301,7 @@ class Engine:
         edits = self._edits_before if self._detecting else s.edit_count
         from swtui.core.quant_session import held_out_keys
 
-        self.emit(ev.StateChanged(s.rows(measuring=self._detecting), edits, s.quant_label, s.batchable, self.prompt,
+        self.emit(ev.StateChanged(super_weight_rows(s, measuring=self._detecting), edits, s.quant_label, s.batchable, self.prompt,
                                   tuple(tuple(k) for k in held_out_keys(s))))
 
     def _refresh(self) -> None:

@@ -1,5 +1,5 @@
-"""Detection's findings as JSON, the one form `scan --json` and snapshots share, and as the
-protocol's rows (`detection_done`), the form the TUI gets.
+"""Detection's findings as JSON, the one form `scan --json`, the census and snapshots share (and
+back: `candidate_from_json`). Their form as the protocol's rows, which the TUI gets, is `rows`.
 
 Every ratio is flat, `<name>` beside `<name>_ci95: [lo, hi]` (`swtui.core.evidence.fields`);
 the threshold the intervals were compared with, the tokens they rest on and the interval method
@@ -8,9 +8,8 @@ are stated at the top level.
 
 from __future__ import annotations
 
-from swtui.core import protocol as ev
-from swtui.core.evidence import METHOD, fields
-from swtui.core.verdicts import is_super_or_member
+from swtui.core.evidence import METHOD, Ratio, fields
+from swtui.core.session import SuperWeight
 
 
 def candidate_json(c, coord_label=None) -> dict:
@@ -67,40 +66,18 @@ def judged_json(detection) -> dict:
             "channels": [channel_json(g) for g in detection.groups]}
 
 
-def evidence_row(d: dict | None) -> "ev.EvidenceRow | None":
-    """A claim's JSON (`plan.ClaimResult.to_json`) as the protocol's row."""
-    if not d:
-        return None
-    from swtui.core.evidence import Ratio
-
-    def arm(a: dict) -> ev.ArmRow:
-        ci = a.get("ratio_ci95")
-        r = None if a.get("ratio") is None else Ratio(a["ratio"], *(x if x is not None else float("inf") for x in ci),
-                                                       a.get("eval_tokens") or 0)
-        return ev.ArmRow(a["name"], a["what"], a.get("magnitude"), r, a.get("looks", 0), a.get("stopped", ""))
-
-    return ev.EvidenceRow(d["kind"], d.get("matched_on", ""), d.get("outcome"), bool(d.get("small_effect")),
-                          arm(d["treatment"]), tuple(arm(c) for c in d.get("controls", [])), d.get("interval_level"))
-
-
-def group_row(g) -> ev.GroupRow:
-    """A channel judged (groups.WriterGroup) as the protocol's row."""
-    m = g.massive or {}
-    writers = [ev.WriterRow(w["layer"], w["row"], w["col"], w["share"], w["role"]) for w in m.get("writers", [])]
-    return ev.GroupRow(g.channel, [tuple(k) for k in g.members], g.first_layer, g.sa_before, g.sa_after,
-                       g.sa_remaining, g.verdict, g.ppl_base, g.ppl_pruned_together, g.ppl_pruned_sa_restored,
-                       g.ppl_write_zeroed, massive=bool(m), peak=m.get("peak"), persist_layers=m.get("persist_layers"),
-                       writers=writers, carriers=[tuple(k) for k in g.carriers], pruned_together=g.pruned_together,
-                       together_control=g.together_control, sa_restored=g.sa_restored,
-                       write_zeroed=g.write_zeroed, control=g.control, control_channel=g.control_channel,
-                       positions_zeroed=getattr(g, "positions_zeroed", None), write_control=getattr(g, "write_control", None),
-                       evidence=tuple(evidence_row(e) for e in (getattr(g, "evidence", None) or {}).values()))
-
-
-def detection_done(d) -> ev.DetectionDone:
-    """The event that closes a detection: candidates in the order found, the super ones, each channel."""
-    impact = d.impact
-    return ev.DetectionDone([c.key for c in d.candidates], [c.key for c in d.candidates if is_super_or_member(c)],
-                            d.stop_reason, [group_row(g) for g in d.groups],
-                            impact.threshold if impact is not None else None,
-                            impact.eval_tokens if impact is not None else None)
+def candidate_from_json(data: dict) -> SuperWeight:
+    """A candidate from `candidate_json` or `SuperWeight.to_dict` (flat ratios with their `_ci95`, or
+    nested)."""
+    known = {k: v for k, v in data.items() if k in SuperWeight.__dataclass_fields__}
+    for name, flat in (("ratio", "ppl_ratio"), ("control", "control_ratio"), ("sa_ratio", "sa_ratio")):
+        value, ci = data.get(flat), data.get(f"{flat}_ci95")
+        if isinstance(data.get(name), dict):  # to_dict's nested form
+            known[name] = Ratio(**data[name])
+        elif isinstance(value, (int, float)) and ci:
+            known[name] = Ratio(value, ci[0], ci[1], data.get("eval_tokens") or 0)
+        else:
+            known[name] = None
+    if known.get("control_key") is not None:
+        known["control_key"] = tuple(known["control_key"])
+    return SuperWeight(**known)

@@ -148,7 +148,7 @@ def _detect(engine, s, r: ev.Detect) -> bool:
     """Detection, streamed: the chart after the first probe, each candidate as it is found
     (adopted at once, marked as being measured), each impact as it is known."""
     from swtui.core.detect import DetectionListener, DetectOptions, adopt, adopt_candidate, detect
-    from swtui.core.findings import detection_done
+    from swtui.core.rows import detection_done
 
     f = engine.findings
 

@@ -73,24 +73,6 @@ class SuperWeight:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "SuperWeight":
-        """From `to_dict` or `findings.candidate_json` (flat ratios with their `_ci95`)."""
-        from swtui.core.evidence import Ratio
-
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for name, flat in (("ratio", "ppl_ratio"), ("control", "control_ratio"), ("sa_ratio", "sa_ratio")):
-            value, ci = data.get(flat), data.get(f"{flat}_ci95")
-            if isinstance(data.get(name), dict):  # to_dict's nested form
-                known[name] = Ratio(**data[name])
-            elif isinstance(value, (int, float)) and ci:
-                known[name] = Ratio(value, ci[0], ci[1], data.get("eval_tokens") or 0)
-            else:
-                known[name] = None
-        if known.get("control_key") is not None:
-            known["control_key"] = tuple(known["control_key"])
-        return cls(**known)
-
 
 @dataclass
 class Session:
@@ -212,31 +194,6 @@ class Session:
     def edit_count(self) -> int:
         """Scalar edits, super activations restored and MLP writes zeroed."""
         return self.ledger.count + len(self.sa_restore) + len(self.zero_writes)
-
-    def rows(self, measuring: bool = False) -> list:
-        """The named super weights as `protocol.SuperWeightRow`s; `measuring`: detection is still
-        judging (its temporary zeroing is not the user's state)."""
-        from swtui.core.findings import evidence_row
-        from swtui.core.payloads import SuperWeightRow
-
-        rows = []
-        for sw in self.super_weights:
-            busy = measuring and sw.is_super is None
-            edit = self.ledger.edit(sw.key)
-            rows.append(SuperWeightRow(
-                sw.layer, sw.row, sw.col, value=sw.value,
-                current=sw.value if busy else self.ledger.current_value(*sw.key),
-                state="measuring…" if busy else self.state_of(sw.key),
-                pruned=edit is not None and edit.op == "prune", sa_restored=sw.key in self.sa_restore,
-                measuring=busy, label=sw.label, source=sw.source, verdict=sw.verdict, is_super=sw.is_super,
-                ppl_base=sw.ppl_base, ppl_pruned=sw.ppl_pruned, zscore=sw.zscore, share=sw.share,
-                prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total,
-                ratio=None if busy and not sw.provisional else sw.ratio, control=None if busy else sw.control,
-                provisional=Verdict.of(sw.provisional) if busy else None,
-                control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role,
-                expert=sw.expert, contribution=sw.contribution, small_effect=sw.small_effect,
-                evidence=None if busy else evidence_row(sw.evidence)))
-        return rows
 
     def state_of(self, key) -> str:
         edit = self.ledger.edit(key)

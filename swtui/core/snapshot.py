@@ -194,7 +194,7 @@ def apply_snapshot(session, data: dict, force: bool = False, progress=None, canc
     import torch
 
     from swtui.core.quant_session import apply_quant_config
-    from swtui.core.session import SuperWeight
+    from swtui.core.findings import candidate_from_json
     from swtui.core.errors import EditError
 
     notes = []
@@ -210,7 +210,7 @@ def apply_snapshot(session, data: dict, force: bool = False, progress=None, canc
     try:
         for sw in data["super_weights"]:
             session.adapter.check_coords(sw["layer"], sw["row"], sw["col"], sw.get("expert"))
-            restored = SuperWeight.from_dict(sw)
+            restored = candidate_from_json(sw)
             restored.source = "snapshot" if restored.source != "user" else "user"
             if session.find_super_weight(restored.key) is None:
                 session.super_weights.append(restored)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from swtui.core import protocol as ev
-from swtui.core.errors import SwtuiError
+from swtui.core.errors import Cancelled, SwtuiError, UserInputError
 
 Handler = Callable[["object", "object", ev.Request], bool]
 HANDLERS: dict[type, Handler] = {}
@@ -172,8 +172,6 @@ def _detect(engine, s, r: ev.Detect) -> bool:
 
 @handles(ev.Compare)
 def _compare(engine, s, r: ev.Compare) -> bool:
-    from swtui.core.variants import compare_work
-
     engine.findings.comparison = compare_work(s, r.variants, engine.prompt, engine.max_new_tokens, engine.emit,
                                               engine.progress, engine.cancel_token, engine.throttle())
     return False
@@ -181,8 +179,6 @@ def _compare(engine, s, r: ev.Compare) -> bool:
 
 @handles(ev.Sweep)
 def _sweep(engine, s, r: ev.Sweep) -> bool:
-    from swtui.core.sweeps import sweep_work
-
     engine.findings.sweeps[r.what] = sweep_work(s, r, engine.emit, engine.progress, engine.cancel_token)
     return False
 
@@ -228,3 +224,65 @@ def handler_for(request: ev.Request) -> Handler:
         return HANDLERS[type(request)]
     except KeyError:
         raise SwtuiError(f"the engine does not serve {type(request).__name__}") from None
+
+
+# -- the long analyses as background work (events out, cancellable) ---------------------------
+def compare_work(session, variants: tuple[ev.Variant, ...], prompt: str, max_new_tokens: int, emit, progress, cancel,
+                 throttle) -> dict:
+    """Run a comparison and stream it as events (generated text at `throttle`'s pace); returns its
+    JSON form {"variants", "results"} (what a snapshot keeps)."""
+    from swtui.core.variants import compare
+
+    def on_token(name: str, tid: int, text: str) -> None:
+        if throttle.ready(name):
+            emit(ev.VariantToken(name, text))
+
+    results: dict[str, ev.Metrics] = {}
+
+    def on_result(name: str, m: ev.Metrics) -> None:
+        results[name] = m
+        emit(ev.VariantMeasured(name, m))
+
+    try:
+        compare(session, list(variants), prompt, max_new_tokens, progress=progress, cancel=cancel,
+                on_result=on_result, on_token=on_token)
+    except Cancelled:
+        emit(ev.ComparisonDone(tuple(variants), dict(results), cancelled=True))
+        raise
+    emit(ev.ComparisonDone(tuple(variants), dict(results)))
+    return {"variants": [v.to_dict() for v in variants], "results": {n: m.to_dict() for n, m in results.items()}}
+
+
+def sweep_work(session, request, emit, progress, cancel) -> dict:
+    """Run a scale or quant sweep as events; returns its JSON form {"kind", "rows", "meta"} (what
+    a snapshot keeps)."""
+    from swtui.core.sweeps import quant_meta, quant_sweep, scale_sweep
+
+    rows: list = []
+
+    def on_row(row) -> None:
+        rows.append(row)
+        emit(ev.SweepRow(request.what, row))
+
+    if request.what == "scale":
+        key = tuple(request.key) if request.key else None
+        if key is None:
+            raise UserInputError("select a super weight to sweep its scale")
+        meta = ev.ScaleMeta(key, session.ledger.pristine_value(*key))
+        run = lambda: scale_sweep(session, key, request.factors, None, progress, cancel, on_row)  # noqa: E731
+    elif request.what == "quant":
+        from swtui.core.metrics import perplexity
+
+        # the baseline's perplexity only: no generation or stopword pass for a figure in the title
+        meta = quant_meta(session, request.bits, request.clip_z, perplexity(session, None, variants=("base",))["base"])
+        run = lambda: quant_sweep(session, request.bits, list(request.blocks), request.clip_z, None,  # noqa: E731
+                                  progress, cancel, on_row)
+    else:
+        raise UserInputError(f"unknown sweep {request.what!r}")
+    try:
+        run()
+    except Cancelled:
+        emit(ev.SweepDone(request.what, tuple(rows), meta, cancelled=True))
+        raise
+    emit(ev.SweepDone(request.what, tuple(rows), meta))
+    return {"kind": request.what, "rows": [r.to_json() for r in rows], "meta": meta.to_json()}

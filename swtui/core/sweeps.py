@@ -13,8 +13,8 @@ import threading
 from typing import Callable
 
 from swtui.core.defaults import CLIP_Z, SCALE_FACTORS
-from swtui.core.errors import Cancelled, UserInputError
-from swtui.core.sweep_rows import QuantMeta, QuantRow, ScaleMeta, ScaleRow
+from swtui.core.errors import UserInputError
+from swtui.core.sweep_rows import QuantMeta, QuantRow, ScaleRow
 from swtui.core.variants import _check, _SavedState
 
 ProgressFn = Callable[[str, "float | None"], None]
@@ -113,39 +113,3 @@ def quant_meta(session, bits: int, clip_z: float, baseline_perplexity: float) ->
     source = session.loaded.source_quant
     return QuantMeta(bits, clip_z, tuple(tuple(k) for k in held_out_keys(session)), baseline_perplexity,
                      source, source.confound(bits, None))
-
-
-# -- as background work for the inspector (events out, cancellable) ---------------------------
-def sweep_work(session, request, emit, progress, cancel) -> dict:
-    """Run a scale or quant sweep as events; returns its JSON form {"kind", "rows", "meta"} (what
-    a snapshot keeps)."""
-    from swtui.core import protocol as ev
-
-    rows: list = []
-
-    def on_row(row) -> None:
-        rows.append(row)
-        emit(ev.SweepRow(request.what, row))
-
-    if request.what == "scale":
-        key = tuple(request.key) if request.key else None
-        if key is None:
-            raise UserInputError("select a super weight to sweep its scale")
-        meta = ScaleMeta(key, session.ledger.pristine_value(*key))
-        run = lambda: scale_sweep(session, key, request.factors, None, progress, cancel, on_row)  # noqa: E731
-    elif request.what == "quant":
-        from swtui.core.metrics import perplexity
-
-        # the baseline's perplexity only: no generation or stopword pass for a figure in the title
-        meta = quant_meta(session, request.bits, request.clip_z, perplexity(session, None, variants=("base",))["base"])
-        run = lambda: quant_sweep(session, request.bits, list(request.blocks), request.clip_z, None,  # noqa: E731
-                                  progress, cancel, on_row)
-    else:
-        raise UserInputError(f"unknown sweep {request.what!r}")
-    try:
-        run()
-    except Cancelled:
-        emit(ev.SweepDone(request.what, tuple(rows), meta, cancelled=True))
-        raise
-    emit(ev.SweepDone(request.what, tuple(rows), meta))
-    return {"kind": request.what, "rows": [r.to_json() for r in rows], "meta": meta.to_json()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from swtui.core.errors import Cancelled, check_cancel
+from swtui.core.errors import check_cancel
 from swtui.core.metric_records import Metrics
 from swtui.core.quant_config import MAX_VARIANTS, Variant, check_variants  # noqa: F401 - re-exported
 
@@ -98,30 +98,3 @@ def compare(session, variants: list[Variant], prompt: str | None = None, max_new
             done(v.name, measure(session, "current", prompt, max_new_tokens, text, cancel, tokens(v.name)))
     progress("comparison: done", 1.0)
     return results
-
-
-# -- as background work for the inspector (events out, cancellable) ---------------------------
-def compare_work(session, variants: tuple[Variant, ...], prompt: str, max_new_tokens: int, emit, progress, cancel,
-                 throttle) -> dict:
-    """Run a comparison and stream it as events (generated text at `throttle`'s pace); returns its
-    JSON form {"variants", "results"} (what a snapshot keeps)."""
-    from swtui.core import protocol as ev
-
-    def on_token(name: str, tid: int, text: str) -> None:
-        if throttle.ready(name):
-            emit(ev.VariantToken(name, text))
-
-    results: dict[str, Metrics] = {}
-
-    def on_result(name: str, m: Metrics) -> None:
-        results[name] = m
-        emit(ev.VariantMeasured(name, m))
-
-    try:
-        compare(session, list(variants), prompt, max_new_tokens, progress=progress, cancel=cancel,
-                on_result=on_result, on_token=on_token)
-    except Cancelled:
-        emit(ev.ComparisonDone(tuple(variants), dict(results), cancelled=True))
-        raise
-    emit(ev.ComparisonDone(tuple(variants), dict(results)))
-    return {"variants": [v.to_dict() for v in variants], "results": {n: m.to_dict() for n, m in results.items()}}

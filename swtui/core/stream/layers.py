@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from swtui.core.errors import ModelLoadError, check_cancel
+from swtui.core.stream.shards import flat_index
 
 
 @dataclass
@@ -158,8 +159,6 @@ class LayerStream:
         recipe = self._recipe(name)
         meta = self._meta[name]
         if recipe.converter is None and tuple(self.index.entries[recipe.keys[0]].shape) == tuple(meta.shape):
-            from swtui.core.stream.ledger_state import flat_index
-
             return self.index.read_element(recipe.keys[0], flat_index(idx, meta.shape)).to(meta.dtype)
         return self.read_param(name, edited=False)[idx].clone()
 

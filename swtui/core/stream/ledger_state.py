@@ -11,6 +11,7 @@ outlive a cancelled pass.
 from __future__ import annotations
 
 from swtui.core.edits import edited_scalar
+from swtui.core.stream.shards import flat_index
 
 
 class StreamedState:
@@ -71,12 +72,3 @@ class StreamedState:
         if zeros is not None and bool((zeros == flat_index(idx, site.weight.shape)).any()):
             return 0.0
         return float(self.pristine_scalar(key))
-
-
-def flat_index(idx: tuple, shape) -> int:
-    """The row-major flat position of `idx` in a tensor of `shape`."""
-    flat, stride = 0, 1
-    for i, n in zip(reversed(tuple(idx)), reversed(tuple(shape))):
-        flat += int(i) * stride
-        stride *= n
-    return flat

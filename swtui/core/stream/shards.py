@@ -146,3 +146,12 @@ class ShardIndex:
             raise ModelLoadError(f"{e.path.name}: tensor {key} is cut short (file truncated?)")
         self._count(size)
         return torch.frombuffer(bytearray(raw), dtype=e.torch_dtype).reshape(())
+
+
+def flat_index(idx: tuple, shape) -> int:
+    """The row-major flat position of `idx` in a tensor of `shape`."""
+    flat, stride = 0, 1
+    for i, n in zip(reversed(tuple(idx)), reversed(tuple(shape))):
+        flat += int(i) * stride
+        stride *= n
+    return flat

@@ -7,7 +7,7 @@ ways — streamed, in memory, `--device-map auto` with a 1 GiB CPU budget (the r
 with the same arms; `13b` (12.7B, 25 GB: more than this machine's RAM) only streamed. Each scan runs
 in a fresh process: wall time, peak RSS, bytes read (the stream's count and the kernel's), the
 planted weight's verdict with its interval. The planted weight is made to matter the way
-`swtui.core.tiny` does for its MoE families: the final norm ignores its channel and sharpens the
+`swtui.core.model.tiny` does for its MoE families: the final norm ignores its channel and sharpens the
 others, so the super activation calms the logits and pruning it makes perplexity rise.
 
     python bench/big.py write 1b          # writes (or finds) the model, prints its folder
@@ -36,7 +36,7 @@ LAYERS_PER_SHARD = 2
 
 
 def folder_of(name: str) -> Path:
-    from swtui.core.gguf_cache import cache_root
+    from swtui.core.model.gguf_cache import cache_root
 
     return cache_root() / "bench" / f"llama-{name}-planted"
 
@@ -47,7 +47,7 @@ def write(name: str) -> Path:
     from safetensors.torch import save_file
     from transformers import LlamaConfig
 
-    from swtui.core.tiny import byte_tokenizer
+    from swtui.core.model.tiny import byte_tokenizer
 
     folder = folder_of(name)
     if (folder / "complete").is_file():
@@ -88,7 +88,7 @@ def write(name: str) -> Path:
         for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
             t[p + f"self_attn.{proj}.weight"] = rand(hidden, hidden)
         gate, up, down = rand(inter, hidden), rand(inter, hidden), rand(hidden, inter)
-        if i == PLANT["layer"]:  # the outlier input channel col, and W[row, col] large (swtui.core.tiny)
+        if i == PLANT["layer"]:  # the outlier input channel col, and W[row, col] large (swtui.core.model.tiny)
             c = PLANT["col"]
             gate[c] = (PLANT["gain"] * direction).to(torch.bfloat16)
             up[c] = (PLANT["gain"] * direction).to(torch.bfloat16)
@@ -120,9 +120,9 @@ def scan(name: str, mode: str) -> dict:
     """One scan of the planted model (`mode`: stream | memory | offload), measured in this process."""
     import torch
 
-    from swtui.core.detect import DetectOptions, detect
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
+    from swtui.core.detection.detect import DetectOptions, detect
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     folder = write(name)

@@ -32,14 +32,14 @@ DEVICE = os.environ.get("SWTUI_BENCH_DEVICE", "auto")  # bench/run.py --device
 
 
 def load_options():
-    from swtui.core.loading import LoadOptions
+    from swtui.core.model.loading import LoadOptions
 
     return LoadOptions(device=DEVICE)
 
 
 def load():
-    from swtui.core.loading import load_model
-    from swtui.core.session import Session
+    from swtui.core.model.loading import load_model
+    from swtui.core.edits.session import Session
 
     return Session(load_model(None, load_options()))
 
@@ -79,7 +79,7 @@ def median_time(fn, repeat: int) -> float:
 def m_probe(repeat=15):
     import torch
 
-    from swtui.core.probe import probe_down_proj
+    from swtui.core.detection.probe import probe_down_proj
 
     s = load()
     text = open(os.path.join(os.path.dirname(__file__), "..", "swtui", "core", "data", "eval.txt")).read()
@@ -103,7 +103,7 @@ def m_probe(repeat=15):
 
 
 def m_ab(repeat=5):
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
 
     s = load()
     s.ledger.prune(11, 507, 1229)
@@ -122,7 +122,7 @@ def m_open():
     import transformers  # noqa: F401
 
     t_imported = time.time()
-    from swtui.core.loading import load_model
+    from swtui.core.model.loading import load_model
 
     t = time.perf_counter()
     load_model(None, load_options())
@@ -133,7 +133,7 @@ def m_open():
 
 
 def m_quant(repeat=3):
-    from swtui.core.quant_session import apply_quant_config
+    from swtui.core.quant.session import apply_quant_config
 
     s = load()
     linears = s.adapter.decoder_linears()
@@ -162,21 +162,21 @@ def m_memory(mode):
     if mode == "idle":
         out["rss_mb"] = rss_mb()
     elif mode == "quant":
-        from swtui.core import metrics
-        from swtui.core.quant_session import apply_quant_config
+        from swtui.core.evidence import metrics
+        from swtui.core.quant.session import apply_quant_config
 
         apply_quant_config(s, {"method": "rtn", "bits": 4, "group": "block", "block": 4096})
         metrics.perplexity(s)
         metrics.generate(s, "The capital of France is", 16)
     elif mode == "ab":
-        from swtui.core import metrics
+        from swtui.core.evidence import metrics
 
         s.ledger.prune(11, 507, 1229)
         metrics.generate(s, "The capital of France is", 32)
         metrics.perplexity(s)
     elif mode == "compare":  # the inspector's C: baseline + three variants, one after the other
-        from swtui.core.quant_config import QuantConfig, Variant
-        from swtui.core.variants import compare
+        from swtui.core.quant.config import QuantConfig, Variant
+        from swtui.core.evidence.variants import compare
 
         s.name_super_weight(11, 507, 1229)
         compare(s, [Variant("naive", QuantConfig(bits=4)),
@@ -209,10 +209,10 @@ def m_startup():
     if DEVICE != "cpu" and torch.cuda.is_available():
         torch.zeros(1, device="cuda")
     mark("importing swtui")
-    from swtui.core import metrics
-    from swtui.core.detect import DetectOptions, detect
-    from swtui.core.loading import load_model
-    from swtui.core.session import Session
+    from swtui.core.evidence import metrics
+    from swtui.core.detection.detect import DetectOptions, detect
+    from swtui.core.model.loading import load_model
+    from swtui.core.edits.session import Session
 
     mark("hashing the GGUF (memoised)")
     loaded = load_model(None, load_options(), lambda stage, frac: mark(stage) if frac is None else None)
@@ -238,9 +238,9 @@ def m_detect():
     shared prefixes, arms as rows of batched forwards), and the same detection with every arm on the
     whole budget and no prefix (each arm on the whole corpus, as before the plan): seconds, forwards,
     tokens per look and per arm (`plan.cost`), and when the first claim was decided."""
-    import swtui.core.arms as arms
-    from swtui.core.detect import DetectOptions, detect
-    from swtui.core.session import Session
+    import swtui.core.evidence.arms as arms
+    from swtui.core.detection.detect import DetectOptions, detect
+    from swtui.core.edits.session import Session
 
     s = Session(load())
     out = {"batchable": s.batchable, "batch_rows": arms.ROWS}

@@ -22,9 +22,9 @@ sys.path[:0] = [ROOT + "/tests"]  # the tests' support package (support.pilot)
 
 async def main(samples: int = 40, phase: str = "generating") -> dict:
     """phase "generating": keys while a 400-token generation streams; "detecting": while detection runs."""
-    from swtui.core import protocol as ev
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
+    from swtui.core.engine import protocol as ev
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
     from swtui.tui.app import SwtuiApp
     from textual import events
 

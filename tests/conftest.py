@@ -17,8 +17,8 @@ def tiny():
 @pytest.fixture(scope="session")
 def demo_session():
     """The real demo model (SmolLM2-135M-Instruct) on the CPU in float32, loaded once per run."""
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
 
     return Session(load_model(None, LoadOptions(device="cpu", dtype="float32")))
 
@@ -26,7 +26,7 @@ def demo_session():
 @pytest.fixture(scope="session")
 def demo_detection(demo_session):
     """Detection on the demo model with the default options, run once per test run and adopted."""
-    from swtui.core.detect import DetectOptions, adopt, detect
+    from swtui.core.detection.detect import DetectOptions, adopt, detect
 
     detection = detect(demo_session, DetectOptions())
     adopt(demo_session, detection)

@@ -29,11 +29,11 @@ QUANT = dict(method="rtn", bits=3, group="block", block=4096)
 def main() -> int:
     from support.builders import CPU  # tests/ is this script's own folder, first on sys.path
 
-    from swtui.core import protocol as ev
-    from swtui.core import wire
+    from swtui.core.engine import protocol as ev
+    from swtui.core.engine import wire
     from swtui.core.defaults import GEN_PROMPT
-    from swtui.core.engine import Engine
-    from swtui.core.quant_config import QuantConfig
+    from swtui.core.engine.engine import Engine
+    from swtui.core.quant.config import QuantConfig
 
     lock = threading.Lock()
     events: list = []
@@ -84,7 +84,7 @@ def main() -> int:
     write(OUT, steps)
 
     # `swtui open` of a snapshot taken from other weights: the engine asks before it opens it
-    from swtui.core.snapshot import build_snapshot
+    from swtui.core.snapshot.snapshot import build_snapshot
 
     snapshot = build_snapshot(session, prompt=GEN_PROMPT)
     snapshot["model"]["weights_sha256"] = "0" * 64

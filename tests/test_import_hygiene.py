@@ -105,10 +105,10 @@ def test_no_import_circles():
 #: the protocol are built on them. A quantizer reaches the ledger as an object (`ledger.Quantizer`:
 #: it reads back the weights it packed and installs its own activation hooks); the records the
 #: protocol carries live in `payloads`.
-BELOW = ("swtui.core.edits", "swtui.core.ledger", "swtui.core.hooks",
-         "swtui.core.session", "swtui.core.metrics")
-ABOVE = ("swtui.core.quant_session", "swtui.core.protocol",
-         "swtui.core.engine", "swtui.core.handlers")
+BELOW = ("swtui.core.edits.keys", "swtui.core.edits.ledger", "swtui.core.edits.hooks",
+         "swtui.core.edits.session", "swtui.core.evidence.metrics")
+ABOVE = ("swtui.core.quant.session", "swtui.core.engine.protocol",
+         "swtui.core.engine.engine", "swtui.core.engine.handlers")
 
 
 def test_the_edit_layer_imports_no_quantizer_and_no_protocol():

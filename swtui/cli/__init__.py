@@ -37,7 +37,7 @@ def run_inspector(args) -> int:
 
     eval_text = None
     if args.eval_file:  # read here: a bad path fails before the screen opens
-        from swtui.core.metrics import eval_text as read_eval_text
+        from swtui.core.evidence.metrics import eval_text as read_eval_text
 
         eval_text = read_eval_text(args.eval_file)
     return run_app(args.model, load_options(args), prompt=args.prompt, max_new_tokens=args.max_new_tokens,

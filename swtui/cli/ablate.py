@@ -36,7 +36,7 @@ def _control_args(args) -> tuple[int | None, float | None]:
 
 
 def _treatment(args):
-    from swtui.core.ablation import parse_coord, parse_scale
+    from swtui.core.edits.ablation import parse_coord, parse_scale
 
     return ([parse_coord(p) for p in args.prune], [parse_scale(s) for s in args.scale],
             [parse_layer_channel(w) for w in getattr(args, "zero_write", [])])
@@ -44,7 +44,7 @@ def _treatment(args):
 
 def apply_treatment(session, args, notices: list) -> None:
     """The treatment arm: --prune, --scale, --restore-sa, --zero-write, on the session's state."""
-    from swtui.core.ablation import enable_sa_restore
+    from swtui.core.edits.ablation import enable_sa_restore
 
     prunes, scales, writes = _treatment(args)
     for layer, channel in writes:
@@ -66,7 +66,7 @@ def apply_treatment(session, args, notices: list) -> None:
 def control_detection(session, progress=None):
     """Detection for the control to spare: the same rounds and channels as `scan`, without the
     perplexity check (only which weights detection names matters here)."""
-    from swtui.core.detect import DetectOptions, detect
+    from swtui.core.detection.detect import DetectOptions, detect
 
     if progress:
         progress("detecting super weights, groups and channel writers (the control spares them)", None)
@@ -76,7 +76,7 @@ def control_detection(session, progress=None):
 def apply_control(session, args, notices: list, detection=None, progress=None):
     """The control arm: zero the largest non-super weights (a zero mask in the ledger), sparing
     every weight detection names (run here unless given) and the treatment's own weights."""
-    from swtui.core.ablation import detection_exclusions, prune_nonsw
+    from swtui.core.edits.ablation import detection_exclusions, prune_nonsw
 
     k, fraction = _control_args(args)
     if detection is None:
@@ -108,13 +108,13 @@ def _window_sizes(session, text) -> list[int] | None:
     """Targets per measurement window (the cluster bootstrap's units); None for a user's text."""
     if text is not None:
         return None
-    from swtui.core.metrics import measurement_windows
+    from swtui.core.evidence.metrics import measurement_windows
 
     return [int(w.shape[-1]) - 1 for w in measurement_windows(session)]
 
 
 def _ratio(base, arm, windows):
-    from swtui.core import evidence
+    from swtui.core.evidence import stats as evidence
 
     if windows is None:
         return evidence.paired_ratio(base, arm)
@@ -124,10 +124,10 @@ def _ratio(base, arm, windows):
 def run_ablation(session, args, notices: list, progress=None) -> dict:
     """Each arm against the same baseline, on the same tokens: the treatment (--prune, --scale,
     --zero-write, --restore-sa) and the non-SW control, separately, each with its paired ratio."""
-    from swtui.core import evidence, metrics
-    from swtui.core.evidence import perplexity_of
-    from swtui.core.protocol import Metrics
-    from swtui.core.stream.arm_states import ArmPlan, ArmState, generate_arms, measure_arms
+    from swtui.core.evidence import stats as evidence, metrics
+    from swtui.core.evidence.stats import perplexity_of
+    from swtui.core.engine.protocol import Metrics
+    from swtui.core.evidence.arm_states import ArmPlan, ArmState, generate_arms, measure_arms
 
     prunes, scales, writes = _treatment(args)
     k, fraction = _control_args(args)
@@ -225,7 +225,7 @@ def arms_table(report: dict):
 
 
 def cmd_ablate(args) -> int:
-    from swtui.core.edits import weights_hash
+    from swtui.core.edits.keys import weights_hash
     from swtui.cli.render import comparison_table, generation_table, stopword_shift_table
 
     notices: list[str] = []

@@ -139,7 +139,7 @@ def census_markdown(report: dict) -> str:
 def write_model_snapshot(out: Path, snapshot: dict) -> str:
     """The model's snapshot under out/snapshots (reused when this folder already holds it: a
     resumed census rewrites nothing); returns its path relative to `out`."""
-    from swtui.core.snapshot import write_snapshot
+    from swtui.core.snapshot.snapshot import write_snapshot
 
     folder = out / "snapshots"
     for existing in sorted(folder.glob("*/findings.json")):
@@ -153,7 +153,7 @@ def write_model_snapshot(out: Path, snapshot: dict) -> str:
 
 
 def write_report(out: Path, report: dict) -> None:
-    from swtui.core.census import write_text_atomic
+    from swtui.core.snapshot.census import write_text_atomic
 
     write_text_atomic(out / "census.json", json.dumps(report, indent=1, default=float) + "\n")
     write_text_atomic(out / "census.md", census_markdown(report))
@@ -162,7 +162,7 @@ def write_report(out: Path, report: dict) -> None:
 def cmd_census(args) -> int:
     from swtui import __version__
     from swtui.cli.common import detect_options, load_options
-    from swtui.core.census import CensusOptions, discover, options_record, run_census
+    from swtui.core.snapshot.census import CensusOptions, discover, options_record, run_census
 
     if not args.paths and not args.hf_cache:
         raise UserInputError("census needs at least one PATH, or --hf-cache")

@@ -37,7 +37,7 @@ def progress_display(enabled: bool = True):
 
 
 def load_options(args):
-    from swtui.core.loading import LoadOptions, parse_max_memory
+    from swtui.core.model.loading import LoadOptions, parse_max_memory
 
     return LoadOptions(device=args.device, dtype=args.dtype, device_map=args.device_map, revision=args.revision,
                        trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
@@ -46,8 +46,8 @@ def load_options(args):
 
 
 def open_session(args, progress):
-    from swtui.core.loading import load_model
-    from swtui.core.session import Session
+    from swtui.core.model.loading import load_model
+    from swtui.core.edits.session import Session
 
     loaded = load_model(getattr(args, "model", None), load_options(args), progress)
     if loaded.streamed:
@@ -83,12 +83,12 @@ def emit_json(obj: dict) -> None:
 
 
 def detect_options(args):
-    from swtui.core.detect import DEFAULT_PROMPT, DetectOptions
+    from swtui.core.detection.detect import DEFAULT_PROMPT, DetectOptions
 
     if (args.ratio is not None and args.ratio <= 0) or args.max_rounds < 1 or args.z <= 0:
         raise UserInputError("--ratio and --z must be > 0 and --max-rounds ≥ 1")
-    from swtui.core.corpus import WINDOW
-    from swtui.core.evidence import MIN_WINDOWS
+    from swtui.core.evidence.corpus import WINDOW
+    from swtui.core.evidence.stats import MIN_WINDOWS
 
     least = MIN_WINDOWS * (WINDOW - 1)
     if args.eval_tokens is not None and args.eval_tokens < least:
@@ -96,7 +96,7 @@ def detect_options(args):
                              "fewer cannot carry an interval)")
     eval_file = getattr(args, "eval_file", None)
     if eval_file:
-        from swtui.core.metrics import eval_text
+        from swtui.core.evidence.metrics import eval_text
     return DetectOptions(prompt=args.prompt or DEFAULT_PROMPT, z=args.z, ratio=args.ratio, min_abs=args.min_abs,
                          any_token=args.any_token,
                          max_rounds=args.max_rounds, impact=not args.no_impact,

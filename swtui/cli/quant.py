@@ -6,7 +6,7 @@ from rich.table import Table
 
 from swtui.core.defaults import CLIP_Z, PAPER_BITS, SWEEP_BLOCKS
 from swtui.core.errors import UserInputError
-from swtui.core.quant_config import quant_confound
+from swtui.core.quant.config import quant_confound
 
 DEFAULT_SWEEP_BLOCKS = ",".join("tensor" if b is None else str(b) for b in SWEEP_BLOCKS)
 BITS_HELP = (f"RTN bits, 2..8 (default {PAPER_BITS}, the paper's; on a source already quantized to ≤ {PAPER_BITS} "
@@ -38,7 +38,7 @@ def add_quant_options(p, sweep: bool = False) -> None:
 def _session_with_detection(args, progress):
     """Open the model and detect as `scan` does (every round, the channels, the groups' verdicts):
     "keep super weights" holds out every super weight and every member of a super-weight group."""
-    from swtui.core.detect import DetectOptions, adopt, detect
+    from swtui.core.detection.detect import DetectOptions, adopt, detect
     from swtui.cli.common import detect_options, open_session
 
     opts = detect_options(args) if hasattr(args, "max_rounds") else DetectOptions()
@@ -50,7 +50,7 @@ def _session_with_detection(args, progress):
 
 def _held(session) -> tuple[list, list]:
     """(held-out keys as lists, the same with value and verdict) for tables and JSON."""
-    from swtui.core.quant_session import held_out_json, held_out_keys
+    from swtui.core.quant.session import held_out_json, held_out_keys
 
     keys = held_out_keys(session)
     return [list(k) for k in keys], held_out_json(session, keys)
@@ -75,10 +75,10 @@ def _config_from_args(args, session=None) -> dict:
 
 
 def cmd_quant(args) -> int:
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
     from swtui.core.defaults import PROBE_PROMPT
-    from swtui.core.detect import run_probe
-    from swtui.core.quant_session import apply_quant_config, parse_config
+    from swtui.core.detection.detect import run_probe
+    from swtui.core.quant.session import apply_quant_config, parse_config
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
     from swtui.cli.render import comparison_table, generation_table, stopword_shift_table
 
@@ -95,7 +95,7 @@ def cmd_quant(args) -> int:
         applied = session.ledger.quantizer.config.held_out
         apply_quant_config(session, None)
         restored = session.current_hash() == before
-    from swtui.core.quant_session import held_out_json
+    from swtui.core.quant.session import held_out_json
 
     held = [list(k) for k in applied or ()]
     confound = quant_confound(session.loaded.source_quant, config)
@@ -149,9 +149,9 @@ def parse_blocks(text: str) -> list[int | None]:
 
 
 def cmd_quant_sweep(args) -> int:
-    from swtui.core import metrics
-    from swtui.core.quant import check_bits
-    from swtui.core.sweeps import quant_meta, quant_sweep
+    from swtui.core.evidence import metrics
+    from swtui.core.quant.rtn import check_bits
+    from swtui.core.evidence.sweeps import quant_meta, quant_sweep
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
     blocks = parse_blocks(args.blocks)
     check_bits(_bits(args))
@@ -217,8 +217,8 @@ def parse_variant(text: str) -> dict:
 
 
 def cmd_compare(args) -> int:
-    from swtui.core import metrics
-    from swtui.core.variants import Variant, check_variants, compare
+    from swtui.core.evidence import metrics
+    from swtui.core.evidence.variants import Variant, check_variants, compare
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
 
     variants = [Variant.from_dict(parse_variant(v)) for v in args.variant]
@@ -251,9 +251,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_scale_sweep(args) -> int:
-    from swtui.core import metrics
-    from swtui.core.ablation import parse_coord
-    from swtui.core.sweeps import scale_sweep
+    from swtui.core.evidence import metrics
+    from swtui.core.edits.ablation import parse_coord
+    from swtui.core.evidence.sweeps import scale_sweep
     from swtui.cli.common import emit_json, model_info, out_console, progress_display
 
     factors = parse_factors(args.factors)
@@ -288,7 +288,7 @@ def cmd_scale_sweep(args) -> int:
 
 
 def parse_factors(text: str) -> list[float]:
-    from swtui.core.edits import check_factor
+    from swtui.core.edits.keys import check_factor
 
     try:
         return [check_factor(part.strip()) for part in text.split(",") if part.strip()] or _none()

@@ -31,7 +31,7 @@ def prompts_text(c: dict) -> str:
 
 def ci_text(value, ci) -> str:
     """×value [lo, hi], or — when not measured."""
-    from swtui.core.evidence import fmt_ratio
+    from swtui.core.evidence.stats import fmt_ratio
 
     if value is None:
         return "—"

@@ -6,8 +6,8 @@ from swtui.cli.common import detect_options, emit_json, model_info, open_session
 
 
 def scan_report(session, detection) -> dict:
-    from swtui.core.catalog import label_matches
-    from swtui.core.findings import candidate_json, judged_json
+    from swtui.core.detection.catalog import label_matches
+    from swtui.core.detection.findings import candidate_json, judged_json
     from swtui.core.verdicts import GROUP, SUPER
 
     matches = label_matches(session.loaded.name, [c.key for c in detection.candidates])
@@ -45,13 +45,13 @@ def super_experts_report(detection) -> dict:
     """`super_experts` for a model of fused experts (absent for a dense one)."""
     if detection.super_experts is None:
         return {}
-    from swtui.core.experts import super_experts_json
+    from swtui.core.detection.experts import super_experts_json
 
     return {"super_experts": super_experts_json(detection.super_experts)}
 
 
 def cmd_scan(args) -> int:
-    from swtui.core.detect import detect
+    from swtui.core.detection.detect import detect
     from swtui.cli.render import channel_table, controls_table, layer_table, super_weight_table
 
     opts = detect_options(args)
@@ -91,8 +91,8 @@ def cmd_scan(args) -> int:
 
 def super_expert_lines(found: dict | None) -> list[str]:
     """The super experts in words: each with its numbers, its interval and its control's."""
-    from swtui.core.evidence import Ratio
-    from swtui.core.moe import expert_label
+    from swtui.core.evidence.stats import Ratio
+    from swtui.core.model.moe import expert_label
 
     if not found:
         return []

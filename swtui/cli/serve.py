@@ -164,7 +164,7 @@ def cmd_serve(args) -> int:
     if not 0 < args.port < 65536:
         raise UserInputError(f"--port must be 1–65535, not {args.port}")
     if args.eval_file:  # read here: a bad path fails now, not in every tab
-        from swtui.core.metrics import eval_text
+        from swtui.core.evidence.metrics import eval_text
 
         eval_text(args.eval_file)
     if warning := exposure_warning(args.host, args.port):

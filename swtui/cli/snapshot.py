@@ -51,10 +51,10 @@ def render_svg(session, prompt: str, max_new_tokens: int, size=(120, 40), detect
 def cmd_export(args) -> int:
     import json
 
-    from swtui.core.detect import adopt, detect
-    from swtui.core.quant_session import apply_quant_config
-    from swtui.core.snapshot import build_snapshot, write_snapshot
-    from swtui.core import metrics
+    from swtui.core.detection.detect import adopt, detect
+    from swtui.core.quant.session import apply_quant_config
+    from swtui.core.snapshot.snapshot import build_snapshot, write_snapshot
+    from swtui.core.evidence import metrics
     from swtui.cli.ablate import apply_ablation_args
     from swtui.cli.common import detect_options, emit_json, open_session, out_console, progress_display
 
@@ -90,7 +90,7 @@ def cmd_export(args) -> int:
 
 def reopen(args, data):
     """Load the snapshot's model (or --model), check the hash, re-apply; returns (session, notes)."""
-    from swtui.core.snapshot import apply_snapshot, model_source
+    from swtui.core.snapshot.snapshot import apply_snapshot, model_source
     from swtui.cli.common import open_session, progress_display
 
     args.model = args.model or model_source(data)
@@ -101,18 +101,18 @@ def reopen(args, data):
 
 
 def cmd_open(args) -> int:
-    from swtui.core.snapshot import load_snapshot
+    from swtui.core.snapshot.snapshot import load_snapshot
 
     data = load_snapshot(args.snapshot)
     if not args.headless:
         from swtui.cli.common import load_options
-        from swtui.core.snapshot import model_source
+        from swtui.core.snapshot.snapshot import model_source
         from swtui.tui.run import run_snapshot_app
 
         return run_snapshot_app(args.model or model_source(data), load_options(args), data, theme=args.theme,
                                 force=args.force)
-    from swtui.core import metrics
-    from swtui.core.snapshot import OTHER_TEXT, StateMismatch, compare_metrics
+    from swtui.core.evidence import metrics
+    from swtui.core.snapshot.snapshot import OTHER_TEXT, StateMismatch, compare_metrics
     from swtui.cli.common import emit_json, out_console
 
     text = metrics.eval_text(args.eval_file) if args.eval_file else None
@@ -154,8 +154,8 @@ def cmd_open(args) -> int:
 def cmd_report(args) -> int:
     from rich.markdown import Markdown
 
-    from swtui.core.report import markdown_report
-    from swtui.core.snapshot import load_snapshot
+    from swtui.core.snapshot.report import markdown_report
+    from swtui.core.snapshot.snapshot import load_snapshot
     from swtui.cli.common import out_console
 
     data = load_snapshot(args.snapshot)

@@ -9,10 +9,10 @@ import os
 
 from textual.app import App
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 from swtui.core.defaults import GEN_PROMPT
-from swtui.core.engine import Engine
-from swtui.core.quant_config import Variant
+from swtui.core.engine.engine import Engine
+from swtui.core.quant.config import Variant
 from swtui.tui.actions import bindings
 from swtui.tui.commands import SwtuiCommands
 from swtui.tui.messages import CancelWork, EngineEvent, ExportSnapshot, Notice, RunComparison

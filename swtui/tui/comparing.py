@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from swtui.core import protocol as ev
-from swtui.core.presets import paper_pair
-from swtui.core.quant_config import MAX_VARIANTS, QuantConfig, Variant, quant_confound
-from swtui.core.source_quant import SourceQuant
+from swtui.core.engine import protocol as ev
+from swtui.core.quant.presets import paper_pair
+from swtui.core.quant.config import MAX_VARIANTS, QuantConfig, Variant, quant_confound
+from swtui.core.model.source_quant import SourceQuant
 
 
 class Owner(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 
 
 class EngineEvent(Message):

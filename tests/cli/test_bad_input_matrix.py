@@ -15,7 +15,7 @@ def fixtures(tmp_path_factory):
     (root / "empty_dir").mkdir()
     corrupt = root / "corrupt_st"
     corrupt.mkdir()
-    from swtui.core.tiny import build_tiny
+    from swtui.core.model.tiny import build_tiny
 
     model, tok = build_tiny("llama")
     model.config.save_pretrained(corrupt)
@@ -78,7 +78,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def pickled(fixtures):
-    from swtui.core.tiny import build_tiny
+    from swtui.core.model.tiny import build_tiny
 
     model, tok = build_tiny("llama")
     import torch
@@ -132,7 +132,7 @@ def test_allow_pickle_loads_with_weights_only(pickled, capsys):
 
 def test_local_safetensors_directory(fixtures, tmp_path, capsys):
     from swtui.cli import main
-    from swtui.core.tiny import build_tiny
+    from swtui.core.model.tiny import build_tiny
 
     model, tok = build_tiny("gpt2")
     model.save_pretrained(tmp_path / "gpt2-tiny")
@@ -145,7 +145,7 @@ def test_local_safetensors_directory(fixtures, tmp_path, capsys):
 def test_device_map_auto_on_a_local_directory(tmp_path, capsys):
     """accelerate's big-model dispatch path (on this CPU-only machine everything lands on the CPU)."""
     from swtui.cli import main
-    from swtui.core.tiny import build_tiny
+    from swtui.core.model.tiny import build_tiny
 
     model, tok = build_tiny("llama")
     model.save_pretrained(tmp_path / "llama-tiny")

@@ -7,7 +7,7 @@ import pytest
 from swtui.cli import main
 from swtui.cli.quant import parse_variant
 from swtui.core.errors import UserInputError
-from swtui.core.quant_config import QuantConfig, Variant
+from swtui.core.quant.config import QuantConfig, Variant
 
 
 def test_a_json_variant_becomes_a_typed_config_and_a_bad_one_is_refused():

@@ -1,8 +1,8 @@
 import pytest
 
-from swtui.core.adapters import ModelAdapter
+from swtui.core.model.adapters import ModelAdapter
 from swtui.core.errors import UnsupportedArchitecture, UserInputError
-from swtui.core.tiny import TINY_ARCHS, build_tiny
+from swtui.core.model.tiny import TINY_ARCHS, build_tiny
 
 EXPECTED = {
     "llama": ("model.layers.0.mlp.down_proj", False),

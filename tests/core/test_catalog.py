@@ -1,4 +1,4 @@
-from swtui.core import catalog
+from swtui.core.detection import catalog
 
 
 def test_normalize_is_robust():

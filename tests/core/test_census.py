@@ -1,4 +1,4 @@
-"""The census (`swtui.core.census`): discovery, one row per model, errors as rows, models freed,
+"""The census (`swtui.core.snapshot.census`): discovery, one row per model, errors as rows, models freed,
 rows cached by (weights hash, version, options)."""
 
 import gc
@@ -17,9 +17,9 @@ FAST = dict(eval_tokens=4 * 63)  # four windows: one look, the fewest the interv
 
 
 def options(**detect):
-    from swtui.core.census import CensusOptions
-    from swtui.core.detect import DetectOptions
-    from swtui.core.loading import LoadOptions
+    from swtui.core.snapshot.census import CensusOptions
+    from swtui.core.detection.detect import DetectOptions
+    from swtui.core.model.loading import LoadOptions
 
     return CensusOptions(LoadOptions(device="cpu", dtype="float32"), DetectOptions(**{**FAST, **detect}))
 
@@ -34,7 +34,7 @@ def watch_loads(monkeypatch) -> tuple[list, list]:
     """(weakrefs to every model loaded, how many earlier models were alive at each load), by
     wrapping `loading.load_model`; no gc.collect(): what the census left uncollected is what the
     process still holds."""
-    import swtui.core.loading as loading
+    import swtui.core.model.loading as loading
 
     loaded, alive_at_load = [], []
     real_load = loading.load_model
@@ -50,7 +50,7 @@ def watch_loads(monkeypatch) -> tuple[list, list]:
 
 
 def test_discovery_walks_folders_in_name_order(tmp_path):
-    from swtui.core.census import discover
+    from swtui.core.snapshot.census import discover
 
     (tmp_path / "b.gguf").write_bytes(b"GGUF")
     (tmp_path / "nested" / "m").mkdir(parents=True)
@@ -69,7 +69,7 @@ def test_discovery_walks_folders_in_name_order(tmp_path):
 
 
 def test_hf_cache_lists_its_causal_lms(tmp_path, monkeypatch):
-    from swtui.core.census import discover
+    from swtui.core.snapshot.census import discover
 
     def cached(repo: str, archs, ref=True):
         base = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
@@ -92,7 +92,7 @@ def test_census_rows_errors_and_one_model_at_a_time(tmp_path, cache, monkeypatch
     """Two tiny models written to disk, a broken GGUF and a folder with corrupt weights: four rows,
     the planted super weights found with intervals, the broken ones as error rows, and no model
     alive when the next one is loaded (peak memory = the largest model)."""
-    from swtui.core.census import discover, run_census
+    from swtui.core.snapshot.census import discover, run_census
 
     folder = tmp_path / "models"
     folder.mkdir()
@@ -106,7 +106,7 @@ def test_census_rows_errors_and_one_model_at_a_time(tmp_path, cache, monkeypatch
 
     loaded, alive_at_load = watch_loads(monkeypatch)
     # what the catalog says is compared with what was found: a listing of tiny-b's planted weight
-    import swtui.core.catalog as catalog
+    import swtui.core.detection.catalog as catalog
 
     listing = {"name": "tiny-b", "aliases": ["tiny-b"], "findings": [
         {"source": "swtui", "version": "0", "super_weights": [[2, 9, 30]], "channels": [9]},
@@ -142,7 +142,7 @@ def test_census_rows_errors_and_one_model_at_a_time(tmp_path, cache, monkeypatch
 
 
 def test_rows_are_cached_by_hash_version_and_options(tmp_path, cache, monkeypatch):
-    import swtui.core.census as census
+    import swtui.core.snapshot.census as census
 
     write_tiny(tmp_path, "a")
     targets = census.discover([str(tmp_path / "tiny-a")])
@@ -174,10 +174,10 @@ def test_the_cache_key_records_the_resolved_placement_and_library_versions(tmp_p
     import transformers
 
     import swtui
-    from swtui.core import census
-    from swtui.core.census import CensusOptions, cache_key, options_record
-    from swtui.core.detect import DetectOptions
-    from swtui.core.loading import LoadOptions, resolve_device, resolve_dtype
+    from swtui.core.snapshot import census
+    from swtui.core.snapshot.census import CensusOptions, cache_key, options_record
+    from swtui.core.detection.detect import DetectOptions
+    from swtui.core.model.loading import LoadOptions, resolve_device, resolve_dtype
 
     device = resolve_device("auto")
     dtype = str(resolve_dtype("auto", device)).removeprefix("torch.")
@@ -207,7 +207,7 @@ def test_the_cache_key_records_the_resolved_placement_and_library_versions(tmp_p
 
 
 def test_catalog_keeps_sources_side_by_side():
-    from swtui.core import catalog
+    from swtui.core.detection import catalog
 
     for entry in catalog.entries():
         assert entry["findings"], entry["name"]
@@ -240,8 +240,8 @@ def test_out_of_memory_is_a_row_and_the_model_is_freed(tmp_path, cache, monkeypa
 
     import torch
 
-    import swtui.core.detect as detect
-    from swtui.core.census import discover, run_census
+    import swtui.core.detection.detect as detect
+    from swtui.core.snapshot.census import discover, run_census
 
     write_tiny(tmp_path / "m", "a")
     shutil.copytree(tmp_path / "m" / "tiny-a", tmp_path / "m" / "tiny-a2")
@@ -267,8 +267,8 @@ def test_census_of_the_real_models(tmp_path, cache):
     """The acceptance census: the demo GGUF, two tiny models written here and, when
     SWTUI_GEMMA_GGUF names the optional Gemma 3 270M GGUF, that too: one row each with the
     expected findings (the Gemma part is skipped, with a message, when it is absent)."""
-    from swtui.core.census import discover, run_census
-    from swtui.core.demo import demo_model_path
+    from swtui.core.snapshot.census import discover, run_census
+    from swtui.core.model.demo import demo_model_path
 
     folder = tmp_path / "models"
     folder.mkdir()

@@ -1,6 +1,6 @@
 """Channels first, with intervals and controls (issue: answers a researcher can defend).
 
-Intervals: `swtui.core.evidence` against an independent computation. Channels: planted tiny models
+Intervals: `swtui.core.evidence.stats` against an independent computation. Channels: planted tiny models
 of the shapes real models showed — a massive channel no single weight carries, a post-norm channel
 written by every layer with no spiking writer, a cancelling late writer — judged with the defaults.
 """
@@ -10,11 +10,11 @@ import math
 import pytest
 import torch
 
-from swtui.core.channels import find_massive
-from swtui.core.detect import DetectOptions, LogScale, SpikeRule, detect
-from swtui.core.evidence import HURTS, INCONCLUSIVE, NO_EFFECT, Ratio, paired_ratio
+from swtui.core.detection.channels import find_massive
+from swtui.core.detection.detect import DetectOptions, LogScale, SpikeRule, detect
+from swtui.core.evidence.stats import HURTS, INCONCLUSIVE, NO_EFFECT, Ratio, paired_ratio
 from swtui.core.verdicts import ACTIVATION, BELOW, SUPER
-from swtui.core.probe import LayerStats, ProbeResult
+from swtui.core.detection.probe import LayerStats, ProbeResult
 
 from support.builders import tiny_llama_writers
 
@@ -58,7 +58,7 @@ def test_interval_covers_the_truth_and_narrows_with_tokens():
 def test_blocks_widen_the_interval_of_correlated_tokens():
     """Neighbouring tokens' loss differences are correlated (AR(1), rho 0.9): resampling single
     tokens would understate the spread; 16-token blocks must give a wider interval."""
-    from swtui.core import evidence
+    from swtui.core.evidence import stats as evidence
 
     g = torch.Generator().manual_seed(5)
     noise = torch.randn(4096, generator=g, dtype=torch.float64)
@@ -75,7 +75,7 @@ def test_blocks_widen_the_interval_of_correlated_tokens():
 
 def test_too_few_tokens_carry_no_verdict():
     # under MIN_WINDOWS windows the window bootstrap draws no interval: [0, ∞], so no effect is claimed
-    from swtui.core.evidence import MIN_WINDOWS, window_ratio
+    from swtui.core.evidence.stats import MIN_WINDOWS, window_ratio
 
     base = [torch.zeros(63, dtype=torch.float64) for _ in range(MIN_WINDOWS)]
     arm = [b + 2.0 + 0.01 * i for i, b in enumerate(base)]
@@ -158,7 +158,7 @@ def test_a_massive_channel_no_single_weight_carries():
 def test_channel_ablation_covers_every_layer_not_only_the_writers():
     """The same channel, written at layers 1–3 only, is zeroed at every layer: 8 (layer, 5) pairs, in
     the all-token arm and in the massive-positions arm alike."""
-    from swtui.core import impact
+    from swtui.core.detection import impact
 
     seen = []
     original = impact.channel_claims
@@ -199,7 +199,7 @@ def test_a_post_norm_channel_every_layer_writes_without_a_spiking_writer():
     and zeroing those writes matters while a random channel does not."""
     import transformers as tf
 
-    from swtui.core.tiny import byte_tokenizer, damp_head, set_norm_gain
+    from swtui.core.model.tiny import byte_tokenizer, damp_head, set_norm_gain
     from support.builders import session_of
 
     tok = byte_tokenizer()
@@ -236,7 +236,7 @@ class _C:
 class _R:
     """A claim's outcome, as channel_verdict reads it."""
     def __init__(self, outcome, kind="carriers pruned together"):
-        from swtui.core.plan import ClaimKind
+        from swtui.core.evidence.plan import ClaimKind
 
         self.outcome = outcome
         self.claim = type("Claim", (), {"kind": ClaimKind(kind)})()
@@ -255,9 +255,9 @@ class _R:
     ([_C(INCONCLUSIVE)], "undecided", "below", INCONCLUSIVE),
 ])
 def test_channel_verdicts_follow_their_definitions(carriers, together, positions, want):
-    from swtui.core.groups import WriterGroup
-    from swtui.core.impact import channel_verdict
-    from swtui.core.plan import Outcome
+    from swtui.core.detection.groups import WriterGroup
+    from swtui.core.detection.impact import channel_verdict
+    from swtui.core.evidence.plan import Outcome
 
     o = {"clears": Outcome.CLEARS, "not beyond": Outcome.NOT_BEYOND_CONTROLS, "no control": Outcome.NO_CONTROL,
          "below": Outcome.BELOW, "undecided": Outcome.UNDECIDED}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from swtui.core import wire
+from swtui.core.engine import wire
 
 from support.builders import CPU
 from support.engine import Collector
@@ -141,8 +141,8 @@ def carried(request: dict, demo: Facts, tiny: Facts, out_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory):
     """[(recorded step, the request as sent, live events as plain data)], the load step first."""
-    from swtui.core import metrics
-    from swtui.core.engine import Engine
+    from swtui.core.evidence import metrics
+    from swtui.core.engine.engine import Engine
 
     # the measurements shortened (a few stopword prompts, a short evaluation text, also for the
     # detection's impact): seconds, not minutes; what is sent is the same

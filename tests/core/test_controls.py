@@ -13,12 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from swtui.core.ablation import detection_exclusions, prune_nonsw
+from swtui.core.edits.ablation import detection_exclusions, prune_nonsw
 from swtui.core.defaults import PROBE_PROMPT
-from swtui.core.detect import DetectOptions, adopt, detect
-from swtui.core.groups import residual_channel_max
+from swtui.core.detection.detect import DetectOptions, adopt, detect
+from swtui.core.detection.groups import residual_channel_max
 from swtui.core.verdicts import GROUP
-from swtui.core.quant_session import apply_quant_config, held_out_keys
+from swtui.core.quant.session import apply_quant_config, held_out_keys
 
 from support.builders import tiny_llama_writers
 
@@ -109,7 +109,7 @@ def test_ablate_measures_treatment_and_control_as_separate_arms(probed):
 def test_export_records_the_control_as_masks(probed):
     from swtui.cli.ablate import apply_ablation_args
     from swtui.cli.parser import build_parser
-    from swtui.core.snapshot import state_record
+    from swtui.core.snapshot.snapshot import state_record
 
     s, d = probed
     args = build_parser("export").parse_args(["--nonsw-control", "180"])
@@ -198,9 +198,9 @@ def test_quant_json_lists_the_held_out_set(judged, monkeypatch, capsys):
 def test_every_deciding_claim_stands_beside_k_controls():
     """Each weight and channel claim of a detection has `controls.K` controls of its own kind (the
     plan dropping one would let a treatment clear fewer comparisons than the verdict says)."""
-    from swtui.core.controls import K
-    from swtui.core.detect import DetectOptions, detect
-    from swtui.core.plan import ClaimKind
+    from swtui.core.detection.controls import K
+    from swtui.core.detection.detect import DetectOptions, detect
+    from swtui.core.evidence.plan import ClaimKind
 
     from support.builders import tiny_llama_writers
 

@@ -1,7 +1,7 @@
 """The evaluation corpus's windows: tokenized once per tokenizer and text, each window owning its ids."""
 
 from support.builders import tiny_session
-from swtui.core.corpus import build
+from swtui.core.evidence.corpus import build
 
 
 class Counting:

@@ -9,10 +9,10 @@ edits the real weights.
 import pytest
 import torch
 
-from swtui.core import metrics
-from swtui.core.loading import LoadOptions, load_model
-from swtui.core.quant_session import apply_quant_config
-from swtui.core.session import Session
+from swtui.core.evidence import metrics
+from swtui.core.model.loading import LoadOptions, load_model
+from swtui.core.quant.session import apply_quant_config
+from swtui.core.edits.session import Session
 
 pytestmark = [pytest.mark.demo,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

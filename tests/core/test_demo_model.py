@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from swtui.core import metrics
-from swtui.core.ablation import enable_sa_restore
-from swtui.core.edits import weights_hash
+from swtui.core.evidence import metrics
+from swtui.core.edits.ablation import enable_sa_restore
+from swtui.core.edits.keys import weights_hash
 
 SW = (11, 507, 1229)
 #: what keep-SW holds out when nothing is judged, or verdicts rest on too few tokens: every candidate
@@ -147,7 +147,7 @@ def test_ablate_cli_json(capsys, short_eval):
 
 
 def test_nonsw_control_is_mild(demo):
-    from swtui.core.ablation import prune_nonsw
+    from swtui.core.edits.ablation import prune_nonsw
 
     h0 = weights_hash(demo.model)
     ctl = prune_nonsw(demo, 20, keep={SW})
@@ -230,8 +230,8 @@ def test_batched_baseline_is_the_untouched_model_in_low_precision(dtype):
     """On the real model in bf16/fp16: the batched baseline row matches a solo untouched run for
     prune, scales up to ×1000 (whose edited row overflows in fp16) and SA restore. The bound is the
     fidelity issue's: same greedy tokens, perplexity and stopword mass within 1e-4 relative."""
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
 
     s = Session(load_model(None, LoadOptions(device="cpu", dtype=dtype)))
     text = metrics.eval_text()[:600]

@@ -6,9 +6,9 @@ import statistics
 
 import pytest
 
-from swtui.core.detect import DetectOptions, detect
+from swtui.core.detection.detect import DetectOptions, detect
 from swtui.core.verdicts import ACTIVATION, BELOW, GROUP, SUPER
-from swtui.core.tiny import TINY_ARCHS, Plant
+from swtui.core.model.tiny import TINY_ARCHS, Plant
 
 from support.builders import (HEAVY_CHANNEL, POSTNORM_PLANT_ARGS, tiny_llama_writers, tiny_needing_its_sa,
                               tiny_postnorm_gemma)

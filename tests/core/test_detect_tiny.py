@@ -2,8 +2,8 @@
 
 import pytest
 
-from swtui.core.detect import DetectOptions, detect
-from swtui.core.tiny import TINY_ARCHS, Plant
+from swtui.core.detection.detect import DetectOptions, detect
+from swtui.core.model.tiny import TINY_ARCHS, Plant
 
 from support.builders import tiny_session
 
@@ -45,7 +45,7 @@ def test_impact_is_measured_per_candidate(tiny):
 
 
 def test_detection_does_not_read_the_catalog(monkeypatch):
-    import swtui.core.catalog as catalog
+    import swtui.core.detection.catalog as catalog
 
     def boom(*a, **k):
         raise AssertionError("detection consulted the catalog")
@@ -60,7 +60,7 @@ def test_exact_attribution_picks_the_writing_column_not_the_largest_input():
     """A louder input channel (40) that W barely reads must not be named: col = argmax |x·W[row]|."""
     import torch
 
-    from swtui.core.detect import DetectOptions, detect
+    from swtui.core.detection.detect import DetectOptions, detect
 
     s = tiny_session("llama")
     site = s.adapter.site(1)
@@ -78,7 +78,7 @@ def test_exact_attribution_picks_the_writing_column_not_the_largest_input():
 
 
 def test_candidates_are_confirmed_across_prompts():
-    from swtui.core.detect import DetectOptions, confirmation_prompts, detect
+    from swtui.core.detection.detect import DetectOptions, confirmation_prompts, detect
 
     s = tiny_session("llama")
     d = detect(s, DetectOptions(impact=False))
@@ -90,7 +90,7 @@ def test_candidates_are_confirmed_across_prompts():
 
 def test_writers_of_one_channel_are_judged_together():
     """Two layers write channel 5 (a second plant at layer 2, same row): one group, pruned together."""
-    from swtui.core.detect import DetectOptions, detect
+    from swtui.core.detection.detect import DetectOptions, detect
     from support.builders import tiny_llama_with_plants
 
     s = tiny_llama_with_plants(Plant(layer=1, row=5, col=17), Plant(layer=2, row=5, col=40, value=7.0, gain=20.0))
@@ -111,7 +111,7 @@ def test_a_candidate_spiking_on_some_prompts_only():
     pruning the weight barely moves perplexity and the candidate is judged harmless."""
     import torch
 
-    from swtui.core.detect import DetectOptions, confirmation_prompts, detect
+    from swtui.core.detection.detect import DetectOptions, confirmation_prompts, detect
     from swtui.core.verdicts import BELOW as HARMLESS
     from support.builders import tiny_llama_triggered
 
@@ -140,7 +140,7 @@ def test_a_huge_last_layer_output_does_not_hide_an_early_super_weight(monkeypatc
     """Remove-and-repeat's significance floor is 0.1x the largest output of the first round(0.75 x 8)
     = 6 layers (the published rule's restriction): layer 7's planted output, 26x layer 1's, would
     otherwise set a floor above the early super weight. Detection still never reads the catalog."""
-    import swtui.core.catalog as catalog
+    import swtui.core.detection.catalog as catalog
     from support.builders import tiny_llama_with_plants
 
     def boom(*a, **k):

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from swtui.core import protocol as ev
-from swtui.core import wire
-from swtui.core.protocol import CANCELLABLE, SUPERSEDES
+from swtui.core.engine import protocol as ev
+from swtui.core.engine import wire
+from swtui.core.engine.protocol import CANCELLABLE, SUPERSEDES
 
 from support.engine import idle_worker
 from support.builders import tiny_session
@@ -70,7 +70,7 @@ def test_a_new_refresh_supersedes_a_running_one():
 
 
 def test_a_failed_quantization_shows_the_state_it_left(monkeypatch):
-    import swtui.core.quant_session as qs
+    import swtui.core.quant.session as qs
 
     s = tiny_session("llama")
     w, out = idle_worker(s)

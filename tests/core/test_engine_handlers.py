@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 
 from support.engine import idle_worker
 from support.builders import tiny_session
@@ -18,7 +18,7 @@ EVAL_TEXT = "A short text to score, so that each refresh takes a moment on the t
 @pytest.fixture
 def engine(monkeypatch):
     """(engine, collector, session) on a fresh tiny Llama, past its first refresh."""
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
 
     prompts = metrics.stopword_prompts()[:3]  # a shorter stopword measurement: the test is the handler
     monkeypatch.setattr(metrics, "stopword_prompts", lambda: prompts)
@@ -72,7 +72,7 @@ def test_toggle_sa_restores_the_super_activation_and_toggles_back(engine):
 
 
 def test_set_prompt_changes_what_is_generated(engine, monkeypatch):
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
 
     w, _, s = engine
     prompts = []

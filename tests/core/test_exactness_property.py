@@ -25,7 +25,7 @@ from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 
 from swtui.core.errors import SwtuiError
-from swtui.core.quant_session import apply_quant_config, parse_config
+from swtui.core.quant.session import apply_quant_config, parse_config
 from support.oracle import ref_rtn
 from support.builders import tiny_session
 

@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
-from swtui.core import protocol as ev
-from swtui.core.hooks import count_hooks
-from swtui.core.engine import Engine
+from swtui.core.engine import protocol as ev
+from swtui.core.edits.hooks import count_hooks
+from swtui.core.engine.engine import Engine
 
 from support.engine import Collector, idle_worker
 from support.builders import tiny_session
@@ -47,7 +47,7 @@ def test_out_of_memory_during_generation_is_reported_and_state_kept():
 
 
 def test_exception_in_a_hook_leaves_no_hook_behind():
-    import swtui.core.quant_session as qs
+    import swtui.core.quant.session as qs
 
     s = tiny_session("llama")
     s.ledger.prune(1, 5, 17)
@@ -100,7 +100,7 @@ def test_new_request_supersedes_running_generation():
 
 def test_quit_during_model_load(monkeypatch):
     """Stopping while the model loads: stop() returns, the (daemon) thread never blocks exit."""
-    import swtui.core.loading as loading
+    import swtui.core.model.loading as loading
 
     gate = threading.Event()
 
@@ -159,7 +159,7 @@ def test_cancel_drops_queued_refreshes_but_keeps_edits():
 
 
 def test_an_edit_waits_for_a_running_quantization_instead_of_cancelling_it(monkeypatch):
-    import swtui.core.quant_session as qs
+    import swtui.core.quant.session as qs
 
     s = tiny_session("llama")
     w, out = idle_worker(s)
@@ -185,7 +185,7 @@ def test_an_edit_waits_for_a_running_quantization_instead_of_cancelling_it(monke
 
 def test_a_refresh_reuses_the_probe_of_an_unchanged_state(monkeypatch):
     """No work done twice: right after detection (or a regenerate) the chart needs no new forward."""
-    import swtui.core.detect as detect
+    import swtui.core.detection.detect as detect
 
     calls = []
     real = detect.run_probe

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from swtui.core import metrics
-from swtui.core.hooks import count_hooks
-from swtui.core.probe import probe_down_proj
+from swtui.core.evidence import metrics
+from swtui.core.edits.hooks import count_hooks
+from swtui.core.detection.probe import probe_down_proj
 from support.builders import tiny_session
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from swtui.core.errors import Cancelled, QuantizationError, UserInputError
-from swtui.core.edits import weights_hash
-from swtui.core.quant_session import WeightQuantizer, apply_quant_config, parse_config
+from swtui.core.edits.keys import weights_hash
+from swtui.core.quant.session import WeightQuantizer, apply_quant_config, parse_config
 from support.builders import tiny_session
 
 W4 = {"method": "rtn", "bits": 4, "group": "tensor"}
@@ -74,7 +74,7 @@ def test_restore_under_bitsandbytes_keeps_every_original(tiny):
 
 def test_sa_restore_under_bitsandbytes_runs(tiny):
     """Issue case 3: SA restore with a packed module computes W0 − W_now from the packed weight."""
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
 
     tiny.name_super_weight(1, 5, 17)
     apply_quant_config(tiny, {"method": "bnb-nf4", "keep_super_weights": True})
@@ -126,7 +126,7 @@ def test_pristine_copies_are_kept_on_the_cpu(tiny):
 
 
 def test_nonsw_control_is_computed_from_pristine_weights(tiny):
-    from swtui.core.ablation import prune_nonsw
+    from swtui.core.edits.ablation import prune_nonsw
 
     h0 = tiny.current_hash()
     apply_quant_config(tiny, {"method": "rtn", "bits": 2, "group": "tensor"})

@@ -4,10 +4,10 @@ import math
 
 import torch
 
-from swtui.core import metrics
-from swtui.core.loading import LoadedModel
-from swtui.core.session import Session
-from swtui.core.tiny import byte_tokenizer
+from swtui.core.evidence import metrics
+from swtui.core.model.loading import LoadedModel
+from swtui.core.edits.session import Session
+from swtui.core.model.tiny import byte_tokenizer
 
 
 def _bos_tokenizer():
@@ -35,11 +35,11 @@ def _reference_ppl(model, windows):
 
 
 def test_every_window_starts_with_bos():
-    from swtui.core.tiny import build_tiny
+    from swtui.core.model.tiny import build_tiny
 
     model, _ = build_tiny("llama")
     tok = _bos_tokenizer()
-    from swtui.core.corpus import bos_id
+    from swtui.core.evidence.corpus import bos_id
 
     assert bos_id(tok) == tok.bos_token_id
     s = _session(model, tok)

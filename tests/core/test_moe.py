@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from swtui.core.errors import QuantizationError, SwtuiError, UserInputError
-from swtui.core.tiny import MOE_ARCHS, Plant
+from swtui.core.model.tiny import MOE_ARCHS, Plant
 from support.builders import offloaded_session, saved_tiny, tiny_session
 
 PLANT = Plant()
@@ -28,7 +28,7 @@ def _experts_call(s, layer, text="Apple Inc. is a worldwide tech company."):
     seen = {}
 
     def hook(module, args, kwargs, out):
-        from swtui.core.moe import experts_call
+        from swtui.core.model.moe import experts_call
 
         hidden, idx, weights = experts_call(args, kwargs)
         seen.update(hidden=hidden.clone(), idx=idx.clone(), weights=weights.clone(), out=out.clone())
@@ -47,7 +47,7 @@ def _experts_call(s, layer, text="Apple Inc. is a worldwide tech company."):
 def test_the_probe_recomputes_each_routed_expert_as_the_model_does(arch):
     """The experts' outputs the probe recomputes, weighted by the routing and summed, are the experts
     module's own output: what the probe reads is what the model computed."""
-    from swtui.core.moe import expert_io
+    from swtui.core.model.moe import expert_io
 
     s = session(arch)
     site = s.adapter.site(1)
@@ -63,7 +63,7 @@ def test_the_probe_recomputes_each_routed_expert_as_the_model_does(arch):
 @pytest.mark.parametrize("arch", MOE_ARCHS)
 def test_scan_finds_the_planted_expert_weight_and_its_super_expert(arch):
     from swtui.cli.scan import scan_report
-    from swtui.core.detect import DetectOptions, detect
+    from swtui.core.detection.detect import DetectOptions, detect
 
     s = session(arch)
     h0 = s.current_hash()
@@ -99,7 +99,7 @@ def test_scan_cli_json_names_the_expert(capsys):
 
 
 def test_an_expert_weight_edit_touches_that_expert_only_and_restores_bit_exactly():
-    from swtui.core.metrics import perplexity
+    from swtui.core.evidence.metrics import perplexity
 
     s = session("mixtral")
     site = s.adapter.site(1)
@@ -118,7 +118,7 @@ def test_an_expert_weight_edit_touches_that_expert_only_and_restores_bit_exactly
 
 
 def test_pruning_an_expert_is_an_edit_restored_exactly():
-    from swtui.core.metrics import perplexity
+    from swtui.core.evidence.metrics import perplexity
 
     s = session("olmoe")
     site = s.adapter.site(1)
@@ -141,7 +141,7 @@ def test_pruning_an_expert_is_an_edit_restored_exactly():
 
 
 def test_rtn_quantizes_each_expert_and_keeps_the_held_out_expert_weight():
-    from swtui.core.quant_session import apply_quant_config
+    from swtui.core.quant.session import apply_quant_config
 
     s = session("qwen2_moe")
     site = s.adapter.site(1)
@@ -160,7 +160,7 @@ def test_rtn_quantizes_each_expert_and_keeps_the_held_out_expert_weight():
 
 
 def test_what_fused_experts_refuse_leaves_the_state_unchanged():
-    from swtui.core.quant_session import apply_quant_config
+    from swtui.core.quant.session import apply_quant_config
 
     s = session("deepseek_v3")
     h0 = s.current_hash()
@@ -186,7 +186,7 @@ def mixtral_dir(tmp_path_factory):
 
 
 def test_an_offloaded_expert_weight_is_edited_for_real(mixtral_dir, tmp_path):
-    from swtui.core.probe import probe_down_proj
+    from swtui.core.detection.probe import probe_down_proj
 
     s = offloaded_session(mixtral_dir, "mixtral", tmp_path / "offload")
     site = s.adapter.site(1)
@@ -207,7 +207,7 @@ def test_an_offloaded_expert_weight_is_edited_for_real(mixtral_dir, tmp_path):
 
 
 def test_a_snapshot_of_expert_edits_and_a_pruned_expert_reopens_to_the_same_weights(tmp_path):
-    from swtui.core.snapshot import apply_snapshot, build_snapshot, load_snapshot, write_snapshot
+    from swtui.core.snapshot.snapshot import apply_snapshot, build_snapshot, load_snapshot, write_snapshot
 
     s = session("mixtral")
     s.name_super_weight(*SW[:3], expert=SW[3])
@@ -225,7 +225,7 @@ def test_a_snapshot_of_expert_edits_and_a_pruned_expert_reopens_to_the_same_weig
 
 
 def test_the_catalog_labels_a_published_expert_weight_by_its_expert():
-    from swtui.core.catalog import label_matches
+    from swtui.core.detection.catalog import label_matches
 
     labels = label_matches("Qwen/Qwen3-30B-A3B", [(1, 940, 711, 68), (1, 940, 711, 67), (1, 940, 711)])
     assert list(labels) == [(1, 940, 711, 68)] and "super-experts-2025" in labels[(1, 940, 711, 68)]

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from swtui.core import metrics
+from swtui.core.evidence import metrics
 from swtui.core.errors import QuantizationError
-from swtui.core.quant_session import apply_quant_config
+from swtui.core.quant.session import apply_quant_config
 
 from support.builders import offloaded_session, saved_tiny, tiny_bytes
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from swtui.core.arms import PlanRunner
-from swtui.core.corpus import Corpus, Window
-from swtui.core.evidence import t_quantile, window_ratio
-from swtui.core.plan import Arm, Claim, ClaimKind, Edit, Effect, Outcome, Schedule
+from swtui.core.evidence.arms import PlanRunner
+from swtui.core.evidence.corpus import Corpus, Window
+from swtui.core.evidence.stats import t_quantile, window_ratio
+from swtui.core.evidence.plan import Arm, Claim, ClaimKind, Edit, Effect, Outcome, Schedule
 
 from support.builders import tiny_session
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from swtui.core.errors import QuantizationError
-from swtui.core.quant import fake_quant_activation, rtn
-from swtui.core.quant_session import apply_quant_config, parse_config
+from swtui.core.quant.rtn import fake_quant_activation, rtn
+from swtui.core.quant.session import apply_quant_config, parse_config
 
 from support.builders import tiny_session
 
@@ -112,7 +112,7 @@ def test_super_weight_held_out_and_exact_return():
 
 @pytest.mark.parametrize("method", ["bnb-int8", "bnb-nf4", "bnb-fp4"])
 def test_bitsandbytes_on_cpu(method):
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
 
     s = tiny_session("llama")
     s.name_super_weight(1, 5, 17)

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from swtui.core import snapshot as snap
+from swtui.core.snapshot import snapshot as snap
 from swtui.core.errors import SnapshotError
-from swtui.core.snapshot import HashMismatch, apply_snapshot, build_snapshot, load_snapshot, write_snapshot
+from swtui.core.snapshot.snapshot import HashMismatch, apply_snapshot, build_snapshot, load_snapshot, write_snapshot
 
 from support.builders import tiny_session
 
@@ -121,8 +121,8 @@ def test_cli_open_refuses_mismatch_and_report_prints(tmp_path, data, capsys):
 def test_quantize_first_prune_after_reopens_to_the_same_weights_and_metrics(tmp_path, capsys):
     """A session that quantized first and pruned after is reproduced by `swtui open`."""
     from swtui.cli import main
-    from swtui.core import metrics
-    from swtui.core.quant_session import apply_quant_config
+    from swtui.core.evidence import metrics
+    from swtui.core.quant.session import apply_quant_config
 
     s = tiny_session("llama")
     s.name_super_weight(1, 5, 17, label="planted")
@@ -148,7 +148,7 @@ def test_a_perplexity_is_compared_only_on_the_text_it_was_measured_on(tmp_path, 
     """A snapshot measured on --eval-file keeps that text's hash; `open` re-measuring on another
     text says so instead of calling the perplexities different (or equal)."""
     from swtui.cli import main
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
 
     text = metrics.eval_text()[:1500]
     own = tmp_path / "own.txt"
@@ -174,7 +174,7 @@ def test_the_report_gives_each_ratio_its_interval_tokens_and_worst_control():
     tokens it was measured on and the worst of its 5 controls, not the ratio alone."""
     from pathlib import Path
 
-    from swtui.core.report import markdown_report
+    from swtui.core.snapshot.report import markdown_report
 
     (example,) = Path(__file__).resolve().parents[2].glob("snapshots/*/findings.json")
     data = json.loads(example.read_text())

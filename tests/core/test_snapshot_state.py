@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from swtui.core import metrics
-from swtui.core import protocol as ev
-from swtui.core.snapshot import (NOT_SAVED, SCHEMA_VERSION, StateMismatch, apply_snapshot, build_snapshot,
+from swtui.core.evidence import metrics
+from swtui.core.engine import protocol as ev
+from swtui.core.snapshot.snapshot import (NOT_SAVED, SCHEMA_VERSION, StateMismatch, apply_snapshot, build_snapshot,
                                  load_snapshot, validate, write_snapshot)
 from swtui.core.errors import SnapshotError
 
@@ -22,8 +22,8 @@ VARIANTS = [{"name": "naive", "config": {"method": "rtn", "bits": 4, "group": "t
 
 def _whole_state(s):
     """Every kind of element a session can hold."""
-    from swtui.core.ablation import prune_nonsw
-    from swtui.core.quant_session import apply_quant_config
+    from swtui.core.edits.ablation import prune_nonsw
+    from swtui.core.quant.session import apply_quant_config
 
     s.name_super_weight(*SW, label="planted")
     s.ledger.prune(*SW)
@@ -90,7 +90,7 @@ def test_headless_open_matches_everything(exported, capsys):
 
 
 def test_the_engine_reopens_it_and_says_it_matched(exported):
-    from swtui.core.engine import Engine
+    from swtui.core.engine.engine import Engine
 
     folder, data, before, text, _ = exported
     out = Collector()
@@ -146,7 +146,7 @@ def test_masks_or_weights_that_differ_fail_to_apply(exported):
 
 
 def test_the_engine_fails_on_metrics_that_differ(exported):
-    from swtui.core.engine import Engine
+    from swtui.core.engine.engine import Engine
 
     folder, data, _, text, _ = exported
     bad = load_snapshot(folder)
@@ -238,7 +238,7 @@ def test_the_engine_exports_what_it_reopens(tmp_path):
     """`z` then `x` in one app, `swtui open` in another: the zeroed write comes back and the
     metrics match. An export queued right behind an edit (before its refresh) saves no metrics of
     the previous state."""
-    from swtui.core.engine import Engine
+    from swtui.core.engine.engine import Engine
 
     from support.engine import idle_worker
 

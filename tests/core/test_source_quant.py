@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swtui.core import source_quant as sq
+from swtui.core.model import source_quant as sq
 
 
 def _write_gguf(path, tensors: dict):  # name -> (float array, gguf.GGMLQuantizationType)
@@ -94,7 +94,7 @@ def test_the_reproduced_grid_is_what_rtn_really_does_on_gguf_quantized_weights()
     import gguf
     import torch
 
-    from swtui.core.quant import rtn
+    from swtui.core.quant.rtn import rtn
 
     T = gguf.GGMLQuantizationType
     w = np.random.default_rng(0).standard_normal((8, 256)).astype(np.float32)

@@ -8,14 +8,14 @@ import torch
 
 from swtui.cli import ablate as ablate_cli
 from swtui.cli import main
-from swtui.core import metrics
-from swtui.core.detect import DetectOptions, detect
+from swtui.core.evidence import metrics
+from swtui.core.detection.detect import DetectOptions, detect
 from swtui.core.errors import UserInputError
-from swtui.core.loading import LoadOptions, load_model
-from swtui.core.session import Session
-from swtui.core.stream import lockstep
-from swtui.core.stream import plan as stream_plan
-from swtui.core.tiny import MOE_ARCHS, TINY_ARCHS, build_tiny
+from swtui.core.model.loading import LoadOptions, load_model
+from swtui.core.edits.session import Session
+from swtui.core.evidence import lockstep
+from swtui.core.evidence import stream_plan
+from swtui.core.model.tiny import MOE_ARCHS, TINY_ARCHS, build_tiny
 
 TEXT = "The quick brown fox jumps over the lazy dog, and the dog sleeps on. " * 2
 
@@ -192,8 +192,8 @@ def test_a_cancelled_pass_leaves_nothing_behind(folders, how):
 def test_the_census_streams_a_model_that_does_not_fit(folders, monkeypatch):
     """A folder whose weights exceed the memory available is streamed, with a notice; its row is the
     in-memory row (the numbers are the same) marked `streamed`."""
-    from swtui.core import census
-    from swtui.core.stream import opening
+    from swtui.core.snapshot import census
+    from swtui.core.model.stream import opening
 
     folder = folders("llama")
     target = census.Target(str(folder), "dir", folder)
@@ -227,8 +227,8 @@ def test_the_confirmation_probes_ride_one_pass(folders, arch):
     """The cross-prompt confirmation's probes (independent forwards) are one pass over the weights
     when streamed, and every layer's statistics equal the in-memory probes' (gemma3: a norm after
     down_proj; mixtral: fused experts), under the current state's hooks (an SA restore)."""
-    from swtui.core.detect import confirmation_prompts
-    from swtui.core.stream.probes import probe_prompts
+    from swtui.core.detection.detect import confirmation_prompts
+    from swtui.core.detection.stream_probes import probe_prompts
 
     prompts = confirmation_prompts("The capital of France is")
     got = []
@@ -253,7 +253,7 @@ def test_the_channel_search_rides_one_pass(folders, arch):
     """The channel search's activations before and after pruning each channel's carriers
     (independent forwards, the prunes through the ledger) are one pass when streamed, with the
     in-memory values, and the ledger is left as found."""
-    from swtui.core.groups import channel_maxes
+    from swtui.core.detection.groups import channel_maxes
 
     key = (1, 5, 17, 0) if arch == "mixtral" else (1, 5, 17)
     asks = [(5, 1, [key]), (7, 0, []), (5, 2, [key, key[:2] + (3,) + key[3:]])]
@@ -314,9 +314,9 @@ def test_streamed_ablate_is_one_pass_per_look_and_equals_in_memory(folders, arch
     assert got == plain
     assert mem_passes == []  # in memory: ordinary forwards
     assert got["control"] and got["treatment"] and got["baseline"]
-    from swtui.core.detect import confirmation_prompts
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
+    from swtui.core.detection.detect import confirmation_prompts
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
 
     # what the control's detection does by itself, on a fresh streamed session: its layer-major
     # passes (the cross-prompt confirmation's prompts, the channel search's forwards) and its reads
@@ -356,11 +356,11 @@ def test_a_cancelled_ablation_pass_leaves_the_state_it_found(folders, how):
 
     import torch
 
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
     from swtui.core.errors import Cancelled
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
-    from swtui.core.stream.arm_states import ArmPlan, ArmState, measure_arms
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
+    from swtui.core.evidence.arm_states import ArmPlan, ArmState, measure_arms
 
     st = Session(load_model(str(folders("llama")), LoadOptions(device="cpu", dtype="float32", stream=True)))
     stream = st.loaded.stream
@@ -391,10 +391,10 @@ def test_each_arm_is_measured_under_its_own_state(folders):
     the session was in: what the streamed run is compared with is itself right."""
     import torch
 
-    from swtui.core import metrics
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
-    from swtui.core.stream.arm_states import ArmPlan, ArmState, measure_arms
+    from swtui.core.evidence import metrics
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
+    from swtui.core.evidence.arm_states import ArmPlan, ArmState, measure_arms
 
     s = Session(load_model(str(folders("llama")), LoadOptions(device="cpu", dtype="float32")))
     s.ledger.set_zeros({s.adapter.site(2).weight_name: torch.tensor([3, 9, 40])})

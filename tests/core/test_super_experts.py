@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from swtui.core.tiny import Plant
+from swtui.core.model.tiny import Plant
 from support.builders import session_of
 
 LAYERS, EXPERTS = 8, 34
@@ -43,7 +43,7 @@ _SESSION = {}
 
 def planted():
     """tiny qwen2_moe, 8 layers of 34 routed experts and a shared one, with the three plants."""
-    from swtui.core.tiny import build_tiny, plant_expert_super_weight, plant_shared_super_weight
+    from swtui.core.model.tiny import build_tiny, plant_expert_super_weight, plant_shared_super_weight
 
     if "s" not in _SESSION:
         model, tok = build_tiny("qwen2_moe", None, layers=LAYERS, experts=EXPERTS)
@@ -60,7 +60,7 @@ def planted():
 def old_rule(session) -> list[tuple[int, int]]:
     """The rule as swtui had it, written out here: the probe prompt's routed experts of every layer,
     > numpy's 99.5th percentile and > 0.1× the largest."""
-    from swtui.core.detect import DEFAULT_PROMPT, run_probe
+    from swtui.core.detection.detect import DEFAULT_PROMPT, run_probe
 
     rows = [(s.layer, r[0], r[2]) for s in run_probe(session, DEFAULT_PROMPT).layers for r in (s.experts or [])]
     values = np.array([v for _, _, v in rows])
@@ -76,7 +76,7 @@ def test_the_rule_is_the_published_codes_on_synthetic_rows():
     """8 layers × 40 experts: 240 rows in the first round(8 × 0.75) = 6 layers, so the top two can clear
     the 99.5th percentile. 2.2 clears ⌊25/10⌋ = 2 (the code's `max // 10`) though not 0.1 × 25; layer
     7's 1000 is outside the ranked layers (ranked, ⌊1000/10⌋ = 100 would leave only itself)."""
-    from swtui.core.experts import find_super_experts, included_layers, percentile, ranked_rows
+    from swtui.core.detection.experts import find_super_experts, included_layers, percentile, ranked_rows
 
     values = [[0.01 * (1 + (7 * i + 3 * e) % 97) for e in range(40)] for i in range(8)]
     values[1][4], values[4][9], values[7][0] = 25.0, 2.2, 1000.0
@@ -96,10 +96,10 @@ def test_the_published_rule_and_the_old_one_disagree_on_a_planted_model():
     """A scan names layer 0's 'v'-woken expert and layer 3's shared expert; the old rule names layer
     7's expert. Each ingredient matters: every layer ranked, the late expert wins; the probe prompt
     instead of calibration text, the 'v' expert is missed; routed experts only, the shared one is."""
-    from swtui.core.detect import DEFAULT_PROMPT, DetectOptions, detect
-    from swtui.core.expert_profile import calibration_windows, profile_experts
-    from swtui.core.experts import find_super_experts
-    from swtui.core.moe import SHARED
+    from swtui.core.detection.detect import DEFAULT_PROMPT, DetectOptions, detect
+    from swtui.core.detection.expert_profile import calibration_windows, profile_experts
+    from swtui.core.detection.experts import find_super_experts
+    from swtui.core.model.moe import SHARED
 
     s = planted()
     d = detect(s, DetectOptions(impact=False))
@@ -126,9 +126,9 @@ def test_the_published_rule_and_the_old_one_disagree_on_a_planted_model():
 def test_a_pruned_shared_expert_goes_through_the_ledger_and_restores_bit_exactly():
     """Pruning the shared expert zeroes its whole down projection (and nothing of the routed
     experts'); the profile then finds it silent; restore-all gives the weights back bit for bit."""
-    from swtui.core.expert_profile import profile_experts
-    from swtui.core.experts import find_super_experts
-    from swtui.core.moe import SHARED, shared_down_name
+    from swtui.core.detection.expert_profile import profile_experts
+    from swtui.core.detection.experts import find_super_experts
+    from swtui.core.model.moe import SHARED, shared_down_name
 
     s = planted()
     site = s.adapter.site(3)

@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from swtui.core.errors import Cancelled, UserInputError
-from swtui.core.quant_session import apply_quant_config
-from swtui.core.sweeps import quant_sweep, scale_sweep
-from swtui.core.variants import Variant, check_variants, compare, measure
+from swtui.core.quant.session import apply_quant_config
+from swtui.core.evidence.sweeps import quant_sweep, scale_sweep
+from swtui.core.evidence.variants import Variant, check_variants, compare, measure
 
 from support.builders import tiny_needing_its_sa
 
@@ -127,7 +127,7 @@ def test_every_quant_sweep_row_is_a_direct_quantize_and_measure(s):
     """Each figure of each block size (not only per tensor) equals the perplexity of the model
     quantized here, without swtui's quantizer: blocks that divide the tensor, one that leaves a
     shorter last block, and per tensor."""
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
 
     text = "A short text to score, quantized in blocks of every size the sweep was asked for."
     blocks = [None, 64, 1000]

@@ -8,8 +8,8 @@ import typing
 
 import pytest
 
-from swtui.core import protocol as ev
-from swtui.core import wire
+from swtui.core.engine import protocol as ev
+from swtui.core.engine import wire
 
 
 def _sample(hint, depth: int = 0):

@@ -4,9 +4,9 @@ import json
 
 from textual.widgets import Button, Checkbox, Input, Static
 
-from swtui.core import protocol as ev
-from swtui.core.presets import paper_pair
-from swtui.core.variants import compare
+from swtui.core.engine import protocol as ev
+from swtui.core.quant.presets import paper_pair
+from swtui.core.evidence.variants import compare
 from swtui.tui.app import SwtuiApp
 from swtui.tui.evidence_text import printable, sig
 from swtui.tui.screens.compare import CompareScreen

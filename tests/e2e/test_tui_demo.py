@@ -2,7 +2,7 @@
 
 import pytest
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.chart import LayerSpikeChart
 from swtui.tui.widgets.sw_table import SuperWeightTable
@@ -17,7 +17,7 @@ def _last(app, kind):
 
 async def test_demo_end_to_end(demo_session, demo_detection):
     """Detected super weights (detection itself streams in test_tui_progressive) → p → R."""
-    from swtui.core.metrics import eval_text
+    from swtui.core.evidence.metrics import eval_text
 
     # the perplexity on a tenth of the bundled text: this test reads generations and stopwords
     app = SwtuiApp(session=demo_session, max_new_tokens=10, detect_on_load=False, eval_text=eval_text()[:2000])

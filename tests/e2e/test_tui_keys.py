@@ -2,7 +2,7 @@
 activation: z (the activation ablation) and B (the block-size sweep). The mission keys are in
 tests/tui/test_mission_keys.py."""
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 from swtui.tui.screens.sweep import SweepScreen
 from swtui.tui.widgets.status import StatusBar
 from swtui.tui.widgets.sweep_chart import SweepChart

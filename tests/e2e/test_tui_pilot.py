@@ -1,7 +1,7 @@
 """Pilot tests on a tiny planted model: keys, clicks, edits, cancel, errors; state via the ledger."""
 
-from swtui.core import protocol as ev
-from swtui.core.hooks import count_hooks
+from swtui.core.engine import protocol as ev
+from swtui.core.edits.hooks import count_hooks
 from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.chart import LayerSpikeChart
 from swtui.tui.widgets.detail import LayerDetail
@@ -164,7 +164,7 @@ async def test_export_key_writes_a_snapshot(tmp_path, monkeypatch):
         assert exported
     folder = tmp_path / exported[-1].path
     assert {p.name for p in folder.iterdir()} == {"findings.json", "report.md", "screen.svg"}
-    from swtui.core.snapshot import load_snapshot
+    from swtui.core.snapshot.snapshot import load_snapshot
 
     data = load_snapshot(folder)
     assert data["edits"][0]["op"] == "prune" and data["metrics"]["generation"]["current"]
@@ -172,7 +172,7 @@ async def test_export_key_writes_a_snapshot(tmp_path, monkeypatch):
 
 async def test_open_snapshot_with_hash_mismatch_asks_first():
     from support.builders import tiny_session
-    from swtui.core.snapshot import build_snapshot
+    from swtui.core.snapshot.snapshot import build_snapshot
 
     s = tiny_session("llama")
     s.name_super_weight(*SW)
@@ -210,7 +210,7 @@ async def _idle_again(pilot, app, what: str) -> None:
 
 
 async def test_a_n_e_on_the_real_engine_and_the_status_bar_idle_after_each():
-    from swtui.core import metrics
+    from swtui.core.evidence import metrics
     from swtui.tui.screens.ask import AskDialog
     from swtui.tui.widgets.status import StatusBar
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from swtui.core import protocol as ev
-from swtui.core.tiny import Plant
+from swtui.core.engine import protocol as ev
+from swtui.core.model.tiny import Plant
 from swtui.tui.app import SwtuiApp
 from swtui.tui.widgets.sw_table import SuperWeightTable
 from support.builders import CPU, tiny_llama_with_plants
@@ -26,7 +26,7 @@ def two_plant_session():
 @pytest.fixture
 def slow_probe(monkeypatch):
     """Every probe after the first takes 0.4 s longer: detection is slow, the first chart is not."""
-    import swtui.core.detect as detect
+    import swtui.core.detection.detect as detect
 
     real = detect.run_probe
     calls = {"n": 0}

@@ -9,15 +9,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def tiny_session(arch: str = "llama", plant=True, dtype: str = "float32"):
     """A fresh tiny model on the CPU in `dtype` (CPU numerics are what the tests assert)."""
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
 
     source = f"tiny:{arch}" + ("" if plant else ":noplant")
     return Session(load_model(source, LoadOptions(device="cpu", dtype=dtype)))
 
 
 def _cpu_options():
-    from swtui.core.loading import LoadOptions
+    from swtui.core.model.loading import LoadOptions
 
     return LoadOptions(device="cpu", dtype="float32")
 
@@ -31,9 +31,9 @@ def tiny_llama_with_plants(*plants, layers: int = 8):
     import torch
     import transformers as tf
 
-    from swtui.core.loading import LoadedModel
-    from swtui.core.session import Session
-    from swtui.core.tiny import byte_tokenizer, plant_super_weight
+    from swtui.core.model.loading import LoadedModel
+    from swtui.core.edits.session import Session
+    from swtui.core.model.tiny import byte_tokenizer, plant_super_weight
 
     tok = byte_tokenizer()
     cfg = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
@@ -48,8 +48,8 @@ def tiny_llama_with_plants(*plants, layers: int = 8):
 
 def session_of(model, tok, source: str, name: str):
     """A session on a model the test built itself (CPU, float32)."""
-    from swtui.core.loading import LoadedModel
-    from swtui.core.session import Session
+    from swtui.core.model.loading import LoadedModel
+    from swtui.core.edits.session import Session
 
     return Session(LoadedModel(model, tok, source=source, name=name, kind="tiny", device="cpu", dtype="float32"))
 
@@ -57,7 +57,7 @@ def session_of(model, tok, source: str, name: str):
 def tiny_needing_its_sa(arch: str, sharpen: float = 20.0):
     """The standard planted tiny model of `arch`, with a head that depends on the planted super
     activation (`damp_head`): pruning the planted weight must hurt perplexity."""
-    from swtui.core.tiny import Plant, build_tiny, damp_head
+    from swtui.core.model.tiny import Plant, build_tiny, damp_head
 
     model, tok = build_tiny(arch, Plant())
     damp_head(model, Plant().row, sharpen)
@@ -79,7 +79,7 @@ def tiny_postnorm_gemma(layers: int = 8):
     import torch
     import transformers as tf
 
-    from swtui.core.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight, set_norm_gain
+    from swtui.core.model.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight, set_norm_gain
 
     tok = byte_tokenizer()
     v = len(tok)
@@ -111,7 +111,7 @@ def tiny_llama_writers(*writers, layers: int = 8, sharpen: float = 20.0, shift: 
     import torch
     import transformers as tf
 
-    from swtui.core.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight
+    from swtui.core.model.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight
 
     tok = byte_tokenizer()
     cfg = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
@@ -143,7 +143,7 @@ def tiny_llama_triggered(trigger: str = ",", sharpen: float = 20.0, layers: int 
     import torch
     import transformers as tf
 
-    from swtui.core.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight
+    from swtui.core.model.tiny import Plant, byte_tokenizer, damp_head, plant_super_weight
 
     tok = byte_tokenizer()
     cfg = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
@@ -170,7 +170,7 @@ def write_tiny(folder, which: str):
     "a" (4 layers, planted at 1[5,17]) or "b" (8 layers, planted at 2[9,30])."""
     import torch
 
-    from swtui.core.tiny import Plant, damp_head
+    from swtui.core.model.tiny import Plant, damp_head
 
     if which == "a":
         session = tiny_needing_its_sa("llama")
@@ -188,7 +188,7 @@ def write_tiny(folder, which: str):
 
 def saved_tiny(folder, arch: str = "llama"):
     """The standard planted tiny model of `arch`, saved as a Hugging Face folder in `folder`."""
-    from swtui.core.tiny import build_tiny
+    from swtui.core.model.tiny import build_tiny
 
     model, tok = build_tiny(arch)
     model.save_pretrained(folder)
@@ -198,7 +198,7 @@ def saved_tiny(folder, arch: str = "llama"):
 
 def tiny_bytes(arch: str = "llama") -> int:
     """The float32 size of the standard tiny model of `arch` (what an offload budget is cut from)."""
-    from swtui.core.tiny import build_tiny
+    from swtui.core.model.tiny import build_tiny
 
     return sum(p.numel() * 4 for p in build_tiny(arch)[0].parameters())
 
@@ -206,8 +206,8 @@ def tiny_bytes(arch: str = "llama") -> int:
 def offloaded_session(model_dir, arch: str, offload_folder):
     """The tiny model saved in `model_dir` loaded with accelerate's `device_map="auto"` under a CPU
     budget of a third of its float32 size, so that its later layers are offloaded to disk."""
-    from swtui.core.loading import LoadOptions, load_model
-    from swtui.core.session import Session
+    from swtui.core.model.loading import LoadOptions, load_model
+    from swtui.core.edits.session import Session
 
     opts = LoadOptions(device="cpu", dtype="float32", device_map="auto", max_memory={"cpu": tiny_bytes(arch) // 3},
                        offload_folder=str(offload_folder))

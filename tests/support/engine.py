@@ -31,8 +31,8 @@ class Collector:
 
 def idle_worker(session, **kw):
     """A started engine on `session`, past its load-time refresh; returns (engine, collector)."""
-    from swtui.core import protocol as ev
-    from swtui.core.engine import Engine
+    from swtui.core.engine import protocol as ev
+    from swtui.core.engine.engine import Engine
 
     out = Collector()
     w = Engine(out, None, session=session, detect_on_load=False, max_new_tokens=kw.pop("tokens", 8), **kw)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from swtui.core import protocol as ev
-from swtui.core import wire
+from swtui.core.engine import protocol as ev
+from swtui.core.engine import wire
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "tui" / "recordings"
 

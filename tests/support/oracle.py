@@ -51,10 +51,10 @@ def verdict_perplexity(session, windows: int) -> float:
     that stopped after those windows was measured on), by an ordinary forward per window."""
     import torch
 
-    from swtui.core.corpus import build
-    from swtui.core.detect import EVAL_BUDGET
-    from swtui.core.evidence import perplexity_of
-    from swtui.core.metrics import window_losses
+    from swtui.core.evidence.corpus import build
+    from swtui.core.detection.detect import EVAL_BUDGET
+    from swtui.core.evidence.stats import perplexity_of
+    from swtui.core.evidence.metrics import window_losses
 
     corpus = build(session.tokenizer, context_length=session.context_length).first(EVAL_BUDGET)
     losses = [window_losses(session, w.ids, 1)[0] for w in corpus.windows[:windows]]

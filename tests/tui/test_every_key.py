@@ -8,7 +8,7 @@ without a route in support.keys.ROUTES fails `test_every_screen_has_a_route`). T
 messages (compare's run again, export, cancel on leaving) are checked by their effect on the engine.
 """
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 from swtui.tui import messages
 from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.ask import AskDialog

@@ -7,7 +7,7 @@ current generation, restoring brings it back. No torch in this process.
 
 import pytest
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.ask import AskDialog
 from swtui.tui.screens.help import HelpScreen

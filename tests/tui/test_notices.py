@@ -6,7 +6,7 @@ Textual's test harness turns them off by default, which hid them from every snap
 
 from textual.widgets._toast import Toast
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 from swtui.tui.screens.compare import CompareScreen
 from swtui.tui.screens.groups import GroupsScreen
 from swtui.tui.widgets.notice import NoticeLine

@@ -2,8 +2,8 @@
 it points to marked provisional ("super weight?"), never as the verdict (issue 30: "a verdict
 marked provisional while its controls are still running is acceptable only if the table says so")."""
 
-from swtui.core.evidence import Ratio
-from swtui.core.protocol import SuperWeightRow
+from swtui.core.evidence.stats import Ratio
+from swtui.core.engine.protocol import SuperWeightRow
 from swtui.core.verdicts import Verdict
 from swtui.tui.widgets.detail import evidence_lines
 from swtui.tui.widgets.sw_table import FULL, RATIO, cells

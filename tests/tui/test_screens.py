@@ -2,7 +2,7 @@
 
 import pytest
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 from swtui.tui.app import SwtuiApp
 from swtui.tui.screens.ask import AskDialog
 

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from swtui.core.protocol import Metrics
+from swtui.core.engine.protocol import Metrics
 from swtui.tui.evidence_text import printable, sig
 from swtui.tui.messages import CancelWork, ExportSnapshot, RunComparison
 from swtui.tui.widgets.notice import NoticeLine

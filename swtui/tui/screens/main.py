@@ -15,7 +15,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from swtui.core import protocol as ev
+from swtui.core.engine import protocol as ev
 from swtui.core.verdicts import Verdict
 from swtui.tui.actions import NEEDS, bindings, find, why_not
 from swtui.tui.comparing import Comparisons
@@ -67,7 +67,7 @@ class MainScreen(Screen):
     @property
     def source(self):
         """How the model's source stored its weights (`SourceQuant`), float before a load."""
-        from swtui.core.source_quant import FLOAT
+        from swtui.core.model.source_quant import FLOAT
 
         return self.model.source_quant if self.model is not None else FLOAT
 

@@ -10,7 +10,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from swtui.core.defaults import PAPER_BITS
-from swtui.core.presets import presets
+from swtui.core.quant.presets import presets
 
 
 class QuantDialog(ModalScreen[tuple | None]):

@@ -9,8 +9,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from swtui.core.errors import SwtuiError
-from swtui.core.quant_config import METHODS, QuantConfig, parse_config, quant_confound
-from swtui.core.source_quant import FLOAT, SourceQuant
+from swtui.core.quant.config import METHODS, QuantConfig, parse_config, quant_confound
+from swtui.core.model.source_quant import FLOAT, SourceQuant
 
 GROUPINGS = (("per tensor", "tensor"), ("per output channel", "channel"), ("1-D blocks", "block"),
              ("2-D tiles", "tile"))

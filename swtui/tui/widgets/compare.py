@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from swtui.core.protocol import StopwordReport
+from swtui.core.engine.protocol import StopwordReport
 from swtui.tui.evidence_text import printable, sig
 
 

@@ -24,8 +24,8 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
-from swtui.core.evidence import Ratio
-from swtui.core.protocol import SuperWeightRow
+from swtui.core.evidence.stats import Ratio
+from swtui.core.engine.protocol import SuperWeightRow
 from swtui.core.verdicts import Verdict
 from swtui.fmt import fmt
 from swtui.tui.evidence_text import COMPACT, FULL, TIGHT, VALUE, ratio_text

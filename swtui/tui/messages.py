@@ -31,7 +31,7 @@ class EngineEvent(Message):
 class RunComparison(Message):
     """Run the side-by-side comparison of `variants` (again)."""
 
-    def __init__(self, variants: list) -> None:  # quant_config.Variant
+    def __init__(self, variants: list) -> None:  # quant.config.Variant
         super().__init__()
         self.variants = variants
 

@@ -124,7 +124,7 @@ class Session:
         return 2048
 
     def info(self):
-        """The model's one description (`model_info.ModelInfo`, which the protocol carries)."""
+        """The model's one description (`model.info.ModelInfo`, which the protocol carries)."""
         from swtui.core.model.info import ModelInfo
 
         lm = self.loaded

@@ -1,6 +1,6 @@
 """The protocol's payloads: the typed values its events carry (a probe's layer, a super weight's
 row, a channel's writers and verdict; a model's description and measured metrics come from the
-layers that make them, `model_info` and `metric_records`, and are re-exported here). Plain frozen
+layers that make them, `model.info` and `evidence.records`, and are re-exported here). Plain frozen
 dataclasses, no tensors, no torch; `swtui.core.engine.protocol` re-exports them.
 """
 

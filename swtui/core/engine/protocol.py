@@ -219,7 +219,7 @@ class StateChanged(Event):
     quant_mode: str
     batched_ab: bool
     prompt: str
-    held_out: tuple[tuple[int, ...], ...]  # what "keep super weights" holds out now (quant_session.held_out_keys)
+    held_out: tuple[tuple[int, ...], ...]  # what "keep super weights" holds out now (quant.session.held_out_keys)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ class CompareScreen(Screen[None]):
                 Binding("x", "export", "export (with this screen)")]
 
     def __init__(self, variants: list, descriptions: dict[str, str]):
-        """`variants`: `quant_config.Variant`s; `descriptions`: what each is, by name."""
+        """`variants`: `quant.config.Variant`s; `descriptions`: what each is, by name."""
         super().__init__()
         self.names = ["baseline"] + [v.name for v in variants]
         self.variants = variants

@@ -61,7 +61,7 @@ class MainScreen(Screen):
 
     @property
     def variants(self) -> list:
-        """The named quantization variants (`quant_config.Variant`) a comparison measures."""
+        """The named quantization variants (`quant.config.Variant`) a comparison measures."""
         return self.comparisons.variants
 
     @property

@@ -1,4 +1,5 @@
-"""swtui/core never imports Textual; swtui/tui never does torch work itself."""
+"""swtui/core never imports Textual; swtui/tui never does torch work itself; the core's packages import
+only the packages below them."""
 
 import pathlib
 import subprocess
@@ -114,4 +115,45 @@ ABOVE = ("swtui.core.quant.session", "swtui.core.engine.protocol",
 def test_the_edit_layer_imports_no_quantizer_and_no_protocol():
     graph = import_graph()
     bad = sorted(f"{m} imports {t}" for m in BELOW for t in graph[m] if t in ABOVE)
+    assert bad == []
+
+
+#: swtui.core's packages, bottom to top: each imports only the leaves (swtui.core's own modules:
+#: errors, defaults, verdicts, throttle) and the packages before it (docs/ARCHITECTURE.md)
+CORE_ORDER = ("model", "edits", "quant", "evidence", "detection", "snapshot", "engine")
+CORE = ROOT / "swtui" / "core"
+
+
+def _core_rank(module: str) -> int | None:
+    """-1 for a leaf, the package's place in CORE_ORDER, None outside swtui.core's modules."""
+    parts = module.split(".")
+    if parts[:2] != ["swtui", "core"] or len(parts) < 3:
+        return None
+    return CORE_ORDER.index(parts[2]) if parts[2] in CORE_ORDER else -1
+
+
+def test_every_core_package_has_its_place_in_the_order():
+    packages = sorted(p.parent.name for p in CORE.glob("*/__init__.py"))
+    assert packages == sorted(CORE_ORDER)
+
+
+def test_core_packages_import_only_packages_below_them():
+    bad = []
+    for module, imports in import_graph().items():
+        rank = _core_rank(module)
+        if rank is None:
+            continue
+        for target in imports:
+            if (t := _core_rank(target)) is not None and t > rank:
+                bad.append(f"{module} imports {target}")
+    assert sorted(bad) == []
+
+
+def test_core_package_inits_import_nothing():
+    """An __init__ names its package's surface in its docstring and imports nothing: importing
+    swtui.core.engine.protocol (the TUI does) must not bring the engine, hence torch, with it."""
+    import ast
+
+    bad = [str(p.relative_to(ROOT)) for p in CORE.rglob("__init__.py")
+           if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(ast.parse(p.read_text())))]
     assert bad == []

@@ -1,1 +1,1 @@
-"""The Textual inspector. Talks to the model only through swtui.core.engine.engine's protocol (no torch here)."""
+"""The Textual inspector. Talks to the model only through the engine's protocol (swtui.core.engine.protocol; no torch here)."""

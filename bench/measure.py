@@ -103,16 +103,16 @@ def m_probe(repeat=15):
 
 
 def m_ab(repeat=5):
-    from swtui.core.evidence import metrics
+    from swtui.core.evidence import generation
 
     s = load()
     s.ledger.prune(11, 507, 1229)
     prompt, n = "The capital of France is", 32
-    metrics.generate(s, prompt, 4)
-    one = median_time(lambda: metrics.generate(s, prompt, n, variants=("current",)), repeat)
-    both = median_time(lambda: metrics.generate(s, prompt, n), repeat)
+    generation.generate(s, prompt, 4)
+    one = median_time(lambda: generation.generate(s, prompt, n, variants=("current",)), repeat)
+    both = median_time(lambda: generation.generate(s, prompt, n), repeat)
     s.ledger.set_zeros({"model.layers.0.mlp.up_proj.weight": __import__("torch").tensor([0])})
-    two_pass = median_time(lambda: metrics.generate(s, prompt, n), repeat)  # a tensor edit forces two passes
+    two_pass = median_time(lambda: generation.generate(s, prompt, n), repeat)  # a tensor edit forces two passes
     return {"new_tokens": n, "one_s": one, "ab_batched_s": both, "ab_two_pass_s": two_pass,
             "ratio": both / one, "two_pass_ratio": two_pass / one}
 
@@ -162,17 +162,17 @@ def m_memory(mode):
     if mode == "idle":
         out["rss_mb"] = rss_mb()
     elif mode == "quant":
-        from swtui.core.evidence import metrics
+        from swtui.core.evidence import generation, metrics
         from swtui.core.quant.session import apply_quant_config
 
         apply_quant_config(s, {"method": "rtn", "bits": 4, "group": "block", "block": 4096})
         metrics.perplexity(s)
-        metrics.generate(s, "The capital of France is", 16)
+        generation.generate(s, "The capital of France is", 16)
     elif mode == "ab":
-        from swtui.core.evidence import metrics
+        from swtui.core.evidence import generation, metrics
 
         s.ledger.prune(11, 507, 1229)
-        metrics.generate(s, "The capital of France is", 32)
+        generation.generate(s, "The capital of France is", 32)
         metrics.perplexity(s)
     elif mode == "compare":  # the inspector's C: baseline + three variants, one after the other
         from swtui.core.quant.config import QuantConfig, Variant
@@ -209,7 +209,7 @@ def m_startup():
     if DEVICE != "cpu" and torch.cuda.is_available():
         torch.zeros(1, device="cuda")
     mark("importing swtui")
-    from swtui.core.evidence import metrics
+    from swtui.core.evidence import generation, metrics
     from swtui.core.detection.detect import DetectOptions, detect
     from swtui.core.model.loading import load_model
     from swtui.core.edits.session import Session
@@ -222,7 +222,7 @@ def m_startup():
     detection = detect(s, opts, lambda stage, frac: mark("detection: impact checks")
                        if stage.startswith("measuring impact") and frac is None else None)
     mark("metrics: generation (24 tokens, A/B)")
-    metrics.generate(s, "The capital of France is", 24)
+    generation.generate(s, "The capital of France is", 24)
     mark("metrics: stopword mass")
     metrics.stopword_mass(s)
     mark("metrics: perplexity")

@@ -9,7 +9,7 @@ edits the real weights.
 import pytest
 import torch
 
-from swtui.core.evidence import metrics
+from swtui.core.evidence import generation, metrics
 from swtui.core.model.loading import LoadOptions, load_model
 from swtui.core.quant.session import apply_quant_config
 from swtui.core.edits.session import Session
@@ -44,13 +44,13 @@ def test_baseline_equals_a_solo_untouched_run(cuda_demo):
     s = cuda_demo
     text = metrics.eval_text()[:2000]
     solo = metrics.perplexity(s, text, variants=("current",))["current"]
-    gen = metrics.generate(s, "The capital of France is", 12, variants=("current",))["current"]
+    gen = generation.generate(s, "The capital of France is", 12, variants=("current",))["current"]
     for factor in (0.0, 10.0, 1000.0):
         s.ledger.scale(*SW, factor)
         assert s.ab_mode == "two passes"  # GEMM kernels are chosen by shape on the GPU
         ppl = metrics.perplexity(s, text)
         assert ppl["base"] == solo
-        assert metrics.generate(s, "The capital of France is", 12)["base"] == gen
+        assert generation.generate(s, "The capital of France is", 12)["base"] == gen
     s.reset()
     s.ledger.prune(*SW)
     assert metrics.perplexity(s, text, variants=("current",))["current"] > 2 * solo

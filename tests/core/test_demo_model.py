@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from swtui.core.evidence import metrics
+from swtui.core.evidence import generation, metrics
 from swtui.core.edits.ablation import enable_sa_restore
 from swtui.core.edits.keys import weights_hash
 
@@ -101,7 +101,7 @@ def test_ablate_prune_breaks_the_model(demo):
     demo.ledger.prune(*SW)
     ppl = metrics.perplexity(demo, short_text())
     assert ppl["current"] / ppl["base"] >= 3
-    gen = metrics.generate(demo, "The capital of France is", 16)
+    gen = generation.generate(demo, "The capital of France is", 16)
     assert "Paris" in gen["base"] and "Paris" not in gen["current"]
     sw = metrics.stopword_mass(demo)
     assert sw.mass["current"] != pytest.approx(sw.mass["base"], abs=1e-3)
@@ -238,7 +238,7 @@ def test_batched_baseline_is_the_untouched_model_in_low_precision(dtype):
     prompts = metrics.stopword_prompts()[:2]
     solo_ppl = metrics.perplexity(s, text, variants=("current",))["current"]
     solo_sw = metrics.stopword_mass(s, prompts, variants=("current",)).mass["current"]
-    solo_gen = metrics.generate(s, "The capital of France is", 6, variants=("current",))["current"]
+    solo_gen = generation.generate(s, "The capital of France is", 6, variants=("current",))["current"]
     # the tiny-model tests cover 0.5, 2, 10 and 100 in every dtype too
     for edit in ("prune", 1000.0, "sa") if dtype == "bfloat16" else ("prune", 1000.0):
         s.reset()
@@ -252,5 +252,5 @@ def test_batched_baseline_is_the_untouched_model_in_low_precision(dtype):
         ppl = metrics.perplexity(s, text)
         assert abs(ppl["base"] - solo_ppl) <= 1e-4 * solo_ppl, edit
         assert abs(metrics.stopword_mass(s, prompts).mass["base"] - solo_sw) <= 1e-4 * solo_sw, edit
-        assert metrics.generate(s, "The capital of France is", 6)["base"] == solo_gen, edit
+        assert generation.generate(s, "The capital of France is", 6)["base"] == solo_gen, edit
     assert "Paris" in solo_gen

@@ -72,17 +72,17 @@ def test_toggle_sa_restores_the_super_activation_and_toggles_back(engine):
 
 
 def test_set_prompt_changes_what_is_generated(engine, monkeypatch):
-    from swtui.core.evidence import metrics
+    from swtui.core.evidence import generation
 
     w, _, s = engine
     prompts = []
-    real = metrics.generate
+    real = generation.generate
 
     def generate(session, prompt, *a, **k):
         prompts.append(prompt)
         return real(session, prompt, *a, **k)
 
-    monkeypatch.setattr(metrics, "generate", generate)
+    monkeypatch.setattr(generation, "generate", generate)
     events = serve(engine, ev.SetPrompt("The capital of Italy is"))
     assert w.prompt == "The capital of Italy is" and prompts == ["The capital of Italy is"]
     assert last(events, ev.StateChanged).prompt == "The capital of Italy is"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from swtui.core.evidence import metrics
+from swtui.core.evidence import generation, metrics
 from swtui.core.edits.hooks import count_hooks
 from swtui.core.detection.probe import probe_down_proj
 from support.builders import tiny_session
@@ -47,14 +47,14 @@ def test_batched_base_row_equals_a_solo_untouched_run(arch, dtype):
     s = tiny_session(arch, dtype=dtype)
     text = "Apple Inc. is a worldwide tech company. It makes phones."
     prompts = ["The cat sat on", "One of the"]
-    solo_gen = metrics.generate(s, "The capital", 6, variants=("current",))["current"]
+    solo_gen = generation.generate(s, "The capital", 6, variants=("current",))["current"]
     solo_ppl = metrics.perplexity(s, text, variants=("current",))["current"]
     solo_sw = metrics.stopword_mass(s, prompts, variants=("current",)).mass["current"]
     for edit in EDITS:
         s.reset()
         _apply(s, edit)
         assert s.ab_mode == "batched"
-        assert metrics.generate(s, "The capital", 6)["base"] == solo_gen, edit
+        assert generation.generate(s, "The capital", 6)["base"] == solo_gen, edit
         assert _rel(metrics.perplexity(s, text)["base"], solo_ppl) <= REL[dtype], edit
         assert _rel(metrics.stopword_mass(s, prompts).mass["base"], solo_sw) <= max(REL[dtype], 1e-6), edit
     assert count_hooks(s.model) == 0
@@ -178,9 +178,9 @@ def test_hooks_removed_when_forward_raises(tiny):
 
 def test_generation_ab_rows_match_single_runs(tiny):
     tiny.ledger.prune(1, 5, 17)
-    both = metrics.generate(tiny, "The capital", 8)
-    cur = metrics.generate(tiny, "The capital", 8, variants=("current",))
-    base = metrics.generate(tiny, "The capital", 8, variants=("base",))
+    both = generation.generate(tiny, "The capital", 8)
+    cur = generation.generate(tiny, "The capital", 8, variants=("current",))
+    base = generation.generate(tiny, "The capital", 8, variants=("base",))
     assert both == {"base": base["base"], "current": cur["current"]}
 
 
@@ -197,7 +197,7 @@ def test_generation_cancel(tiny):
         ev.set()
 
     with pytest.raises(Cancelled):
-        metrics.generate(tiny, "The capital", 50, cancel=ev, on_token=on_token)
+        generation.generate(tiny, "The capital", 50, cancel=ev, on_token=on_token)
     assert 0 < len(seen) <= 2
     assert count_hooks(tiny.model) == 0
 

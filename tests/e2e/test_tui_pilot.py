@@ -210,7 +210,7 @@ async def _idle_again(pilot, app, what: str) -> None:
 
 
 async def test_a_n_e_on_the_real_engine_and_the_status_bar_idle_after_each():
-    from swtui.core.evidence import metrics
+    from swtui.core.evidence import generation
     from swtui.tui.screens.ask import AskDialog
     from swtui.tui.widgets.status import StatusBar
 
@@ -247,4 +247,4 @@ async def test_a_n_e_on_the_real_engine_and_the_status_bar_idle_after_each():
         assert app.engine.prompt == "The capital of Italy is" != before
         assert "The capital of Italy is" in str(app.query_one("#prompt-line").render())
         done = [e for e in app.events_seen if isinstance(e, ev.GenerationDone)][-1]
-        assert done.texts == metrics.generate(session, "The capital of Italy is", 4)
+        assert done.texts == generation.generate(session, "The capital of Italy is", 4)

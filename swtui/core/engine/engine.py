@@ -306,7 +306,7 @@ class Engine:
 
     def _refresh(self) -> None:
         """Probe (unless this state's probe is known), generate and measure the current state."""
-        from swtui.core.evidence import metrics
+        from swtui.core.evidence import generation, metrics
         from swtui.core.detection.detect import DEFAULT_PROMPT as PROBE_PROMPT, DetectOptions, SpikeRule, run_probe
 
         s, f = self.session, self.findings
@@ -333,7 +333,7 @@ class Engine:
             if not cancelled:
                 f.generation = dict(done)
             base, cur = done.get("base", ""), done.get("current", "")
-            self.emit(ev.GenerationDone(dict(done), metrics.first_divergence(base, cur), s.batchable, cancelled))
+            self.emit(ev.GenerationDone(dict(done), generation.first_divergence(base, cur), s.batchable, cancelled))
 
         try:
             m = metrics.measure(s, self.prompt, self.max_new_tokens, self.eval_text, cancel=self.cancel_token,

@@ -158,7 +158,7 @@ def _keep(store: dict, arm: str, names: tuple, at: int, of: int):
 def generate_arms(session, arms: list[ArmPlan], prompt: str, max_new_tokens: int, cancel=None) -> tuple[dict, int]:
     """({arm name: {variant: greedy continuation of `prompt`}}, passes over the weights): each arm's
     variant runs under its state, every run's next token one job of the step's `run_jobs` (a streamed
-    model: one pass per token for all of them). The steps are `metrics.generate`'s, each run with its
+    model: one pass per token for all of them). The steps are `generation.generate`'s, each run with its
     own KV cache, so the tokens are the same."""
     import inspect
 

@@ -28,21 +28,42 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/swtui $(ARGS)
 
-# Two processes, side by side on the two cores: the TUI suite proves itself torch-free on its
-# own (tests/tui/conftest.py, told by SWTUI_TUI_SUITE that it must: it fails rather than skip, and
-# every test it collected must have run; its output follows the main run's), and everything else
-# (core, CLI, and the TUI end to end on the real engine in tests/e2e). A pytest process that ran
-# no test (exit 5, e.g. PYTEST_ARGS="-k typo") fails the target. The linter runs first (its rules are
-# [tool.ruff] in pyproject.toml); a finding fails the target before any test starts.
+# Three pytest processes, side by side on the two cores, each with one torch thread (torch's threads
+# oversubscribing two cores made the same tests up to 10x slower here; docs/performance.md, "The test
+# suite"):
+#   core  tests/core and the demo's end-to-end TUI test: every test that reads the demo's detection
+#         fixture (one load and one detection per process: splitting them would repeat both);
+#   e2e   the rest of tests/e2e, tests/cli, the top-level checks (docs, import hygiene) and the core
+#         files that load their own models (the census, streaming), which balance the two;
+#   tui   tests/tui, which proves itself torch-free in its own process (tests/tui/conftest.py, told by
+#         SWTUI_TUI_SUITE that it must: it fails rather than skip, and every test it collected must run).
+# The e2e and TUI outputs follow the core run's. A process that ran no test (exit 5) fails the target
+# when PYTEST_ARGS is empty; with PYTEST_ARGS (e.g. -k NAME, -m 'not demo') only when none of the three
+# ran one. The linter runs first (its rules are [tool.ruff] in pyproject.toml); a finding fails the
+# target before any test starts.
+TEST_THREADS ?= 1
+PYTEST := OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -q -p no:cacheprovider
+DEMO_E2E := tests/e2e/test_tui_demo.py
+CORE_ON_E2E := tests/core/test_census.py tests/core/test_stream.py
+
 test: setup
 	$(BIN)/ruff check .
-	@SWTUI_TUI_SUITE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/tui $(PYTEST_ARGS) > .tui-tests.log 2>&1 & tui=$$!; \
-	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/tui $(PYTEST_ARGS); rc=$$?; \
+	@SWTUI_TUI_SUITE=1 $(PYTEST) tests/tui $(PYTEST_ARGS) > .tui-tests.log 2>&1 & tui=$$!; \
+	$(PYTEST) tests/e2e tests/cli tests/test_*.py $(CORE_ON_E2E) --ignore=$(DEMO_E2E) $(PYTEST_ARGS) \
+		> .e2e-tests.log 2>&1 & e2e=$$!; \
+	$(PYTEST) tests/core $(DEMO_E2E) $(addprefix --ignore=,$(CORE_ON_E2E)) $(PYTEST_ARGS); rc=$$?; \
+	wait $$e2e; e2e_rc=$$?; echo "-- tests/e2e, tests/cli, the top-level checks, census and streaming, in their own process:"; \
+	cat .e2e-tests.log; \
 	wait $$tui; tui_rc=$$?; echo "-- tests/tui, torch-free in its own process:"; cat .tui-tests.log; \
-	rm -f .tui-tests.log; \
-	[ $$rc -eq 5 ] && echo "make test: the main pytest process ran no test" >&2; \
-	[ $$tui_rc -eq 5 ] && echo "make test: the TUI pytest process ran no test" >&2; \
-	if [ $$rc -ne 0 ] || [ $$tui_rc -ne 0 ]; then exit 1; fi
+	rm -f .tui-tests.log .e2e-tests.log; \
+	fail=0; ran=0; \
+	for part in "core $$rc" "e2e $$e2e_rc" "tui $$tui_rc"; do set -- $$part; \
+		if [ $$2 -eq 5 ]; then \
+			[ -z "$(PYTEST_ARGS)" ] && { echo "make test: the $$1 pytest process ran no test" >&2; fail=1; }; \
+		elif [ $$2 -ne 0 ]; then fail=1; else ran=1; fi; \
+	done; \
+	[ $$ran -eq 0 ] && [ $$fail -eq 0 ] && { echo "make test: no pytest process ran a test" >&2; fail=1; }; \
+	exit $$fail
 
 bench: setup
 	$(BIN)/python bench/run.py $(ARGS)

@@ -30,6 +30,21 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+@pytest.fixture
+def shared_gguf(tmp_path, monkeypatch):
+    """The census's own cache is the test's, but a GGUF's dequantized weights come from the user's
+    cache (the demo's is made once per machine, not once per test: 23 s cold here)."""
+    from swtui.core.model.gguf_cache import cache_root
+
+    shared = cache_root() / "gguf"  # before the test's own cache replaces the root
+    own = tmp_path / "cache"
+    monkeypatch.setenv("SWTUI_CACHE_DIR", str(own))
+    shared.mkdir(parents=True, exist_ok=True)
+    own.mkdir(parents=True)
+    (own / "gguf").symlink_to(shared, target_is_directory=True)
+    return own
+
+
 def watch_loads(monkeypatch) -> tuple[list, list]:
     """(weakrefs to every model loaded, how many earlier models were alive at each load), by
     wrapping `loading.load_model`; no gc.collect(): what the census left uncollected is what the
@@ -263,7 +278,7 @@ def test_out_of_memory_is_a_row_and_the_model_is_freed(tmp_path, cache, monkeypa
 
 
 @pytest.mark.demo
-def test_census_of_the_real_models(tmp_path, cache):
+def test_census_of_the_real_models(tmp_path, shared_gguf):
     """The acceptance census: the demo GGUF, two tiny models written here and, when
     SWTUI_GEMMA_GGUF names the optional Gemma 3 270M GGUF, that too: one row each with the
     expected findings (the Gemma part is skipped, with a message, when it is absent)."""

@@ -143,3 +143,21 @@ def test_a_row_built_by_name_refuses_a_source_without_one_of_its_fields():
     with pytest.raises(KeyError, match="share"):
         by_name(ev.WriterRow, writer)
     assert by_name(ev.WriterRow, writer, share=0.5).share == 0.5
+
+
+#: each protocol row made from a record, and the test above that holds it to that record
+GUARDED = {"LayerRow": test_a_layer_row_is_the_probes_layer_stats_and_the_weight,
+           "GroupRow": test_every_group_row_field_is_its_groups_field_of_the_same_name,
+           "WriterRow": test_every_writer_row_field_is_its_writers_field_of_the_same_name,
+           "SuperWeightRow": test_every_super_weight_row_field_is_its_super_weights_field_of_the_same_name}
+#: rows made from a claim's JSON (`plan.ClaimResult.to_json`, by `rows.evidence_row`), not from a record
+FROM_JSON = {"ArmRow", "EvidenceRow"}
+
+
+def test_every_protocol_row_is_guarded_here():
+    """A new row in `payloads` comes with its guard (or a word on why it has no source record)."""
+    from swtui.core.engine import payloads
+
+    rows = {name for name, cls in vars(payloads).items()
+            if dataclasses.is_dataclass(cls) and cls.__module__ == payloads.__name__}
+    assert rows == set(GUARDED) | FROM_JSON

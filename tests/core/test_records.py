@@ -19,7 +19,7 @@ def _names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def _shared_fields_agree(row, source) -> list[str]:
+def _disagreements(row, source) -> list[str]:
     """The fields of `row` that `source` also has whose values differ (tuples and lists alike)."""
     def plain(v):
         return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
@@ -39,7 +39,7 @@ def test_a_layer_row_is_the_probes_layer_stats_and_the_weight():
         probe.layers[0].in_max = 0.0
     for stats in probe.layers:
         row = ev.LayerRow.of(stats, weight=0.25)
-        assert _shared_fields_agree(row, stats) == [] and row.weight == 0.25
+        assert _disagreements(row, stats) == [] and row.weight == 0.25
         assert dataclasses.replace(row, weight=None) == ev.LayerRow.of(stats, None)
         # the wire form is unchanged: LayerStats's fields and the weight, flat
         done = ev.ProbeDone([row], 2.5, [], "p")
@@ -95,7 +95,7 @@ def test_every_writer_row_field_is_its_writers_field_of_the_same_name():
 
     for w in _writers():
         row = writer_row(w.to_dict())
-        assert _shared_fields_agree(row, w) == []
+        assert _disagreements(row, w) == []
         assert set(_names(ev.WriterRow)) <= set(w.to_dict())  # role is a Writer property, said there
 
 
@@ -110,7 +110,7 @@ def test_every_group_row_field_is_its_groups_field_of_the_same_name():
     # its claims' JSON, the row whether it is massive (and that channel's figures) and its claims as rows
     group = _distinct(WriterGroup, verdict=Verdict.GROUP, massive=channel.to_dict(), evidence=None)
     row = group_row(group)
-    assert _shared_fields_agree(row, dataclasses.replace(group, massive=True, evidence=())) == []
+    assert _disagreements(row, dataclasses.replace(group, massive=True, evidence=())) == []
     assert row.sa_remaining == group.sa_remaining  # a property of the group, a field of the row
     assert (row.massive, row.peak, row.persist_layers) == (True, channel.peak, channel.persist_layers)
     assert row.writers == [writer_row(w.to_dict()) for w in channel.writers]
@@ -123,14 +123,13 @@ def test_every_super_weight_row_field_is_its_super_weights_field_of_the_same_nam
     from swtui.core.engine.rows import super_weight_rows
 
     s = tiny_session()
-    planted = s.super_weights[0] if s.super_weights else None
-    key = planted.key if planted else (1, 2, 3)
+    key = (1, 2, 3)  # a weight of the tiny model
     # `provisional` and `evidence`: while measuring, the row's verdict-to-be and its claim as a row
     sw = _distinct(SuperWeight, layer=key[0], row=key[1], col=key[2], expert=None, control_key=(1, 2, 3),
                    super_expert=None, provisional=None, evidence=None)
     s.super_weights[:] = [sw]
     row, = super_weight_rows(s)
-    assert _shared_fields_agree(row, sw) == []
+    assert _disagreements(row, sw) == []
     assert (row.current, row.measuring, row.provisional, row.evidence) == (
         s.ledger.current_value(*sw.key), False, None, None)
 

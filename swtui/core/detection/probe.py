@@ -11,39 +11,10 @@ the host, in a few copies.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from swtui.core.detection.layer_stats import LayerStats
 from swtui.core.edits.hooks import HookSet, _first_tensor
-
-
-@dataclass
-class LayerStats:
-    layer: int
-    in_max: float
-    in_channel: int
-    in_token: int
-    out_max: float
-    out_channel: int
-    out_token: int
-    out_value: float  # signed value at the output spike
-    resid_max: float
-    resid_channel: int
-    # exact attribution at the output spike (token t, channel r): the input channel c with the
-    # largest |x[t,c]·W[r,c]| and that term's share of y[t,r] (None for packed weights)
-    attr_col: int | None = None
-    attr_share: float | None = None
-    # the MLP's write into the residual stream at the output spike (t, r): the down_proj output
-    # itself, or the post-FFN norm's output where one follows; the norm's gain on channel r
-    write_value: float | None = None
-    norm_gain: float | None = None
-    # fused experts (`swtui.core.model.moe`): the expert whose down projection wrote the output spike (the
-    # layer's figures are the max over its routed experts), and per routed expert
-    # [expert, routed tokens, max |out|, out channel, out token, max |in|]
-    expert: int | None = None
-    experts: list | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

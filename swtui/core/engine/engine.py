@@ -292,7 +292,7 @@ class Engine:
                 weight = s.ledger.current_value(st.layer, st.out_channel, col, st.expert)
             except SwtuiError:
                 weight = None
-            layers.append(ev.LayerRow(**st.to_dict(), weight=weight))
+            layers.append(ev.LayerRow.of(st, weight))
         return ev.ProbeDone(layers, threshold, probe.tokens, probe.prompt)
 
     def emit_state(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from swtui.core.detection.layer_stats import LayerStats
 from swtui.core.evidence.stats import Ratio
 from swtui.core.evidence.records import Metrics, StopwordReport, TokenShift  # noqa: F401 - the protocol carries them
 from swtui.core.model.info import ModelInfo  # noqa: F401 - the protocol carries it
@@ -15,27 +16,14 @@ from swtui.core.verdicts import Verdict
 
 
 @dataclass(frozen=True)
-class LayerRow:
-    """One decoder layer of a probe, as the chart draws it (`probe.LayerStats` and the weight)."""
-    layer: int
-    in_max: float  # max |down_proj input| and where: channel → the super weight's col
-    in_channel: int
-    in_token: int
-    out_max: float  # max |down_proj output| and where: channel → the super weight's row
-    out_channel: int
-    out_token: int
-    out_value: float
-    resid_max: float  # max |residual stream| after the layer
-    resid_channel: int
-    attr_col: int | None = None
-    attr_share: float | None = None
-    write_value: float | None = None
-    norm_gain: float | None = None
-    weight: float | None = None  # W[out_channel, in_channel] now (None where it cannot be read)
-    # fused experts: the expert whose output spiked (the figures are the max over the routed experts)
-    # and per routed expert [expert, tokens routed, max |out|, out channel, out token, max |in|, col]
-    expert: int | None = None
-    experts: list[list[float]] | None = None
+class LayerRow(LayerStats):
+    """One decoder layer of a probe as the chart draws it: the probe's own record (`LayerStats`,
+    every field of it, said once there) and the weight it points at as it is now."""
+    weight: float | None = None  # W[out_channel, col] now (None where it cannot be read)
+
+    @classmethod
+    def of(cls, stats: LayerStats, weight: float | None) -> "LayerRow":
+        return cls(**stats.to_dict(), weight=weight)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ event that closes a detection (`detection_done`). Their JSON form is `findings`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from swtui.core.engine import protocol as ev
 from swtui.core.evidence.stats import Ratio
 from swtui.core.verdicts import Verdict, is_super_or_member
@@ -24,18 +26,28 @@ def evidence_row(d: dict | None) -> "ev.EvidenceRow | None":
                           arm(d["treatment"]), tuple(arm(c) for c in d.get("controls", [])), d.get("interval_level"))
 
 
+def by_name(cls, source, **given):
+    """A `cls` row whose fields are `given`, or else `source`'s attribute (a dict's key) of the same
+    name: built by name, never by position, so a field added to either cannot shift the others.
+    A field `source` lacks and `given` does not name is an error, not a default."""
+    get = source.__getitem__ if isinstance(source, dict) else lambda name: getattr(source, name)
+    return cls(**{f.name: given[f.name] if f.name in given else get(f.name) for f in dataclasses.fields(cls)})
+
+
+def writer_row(w: dict) -> ev.WriterRow:
+    """One writer of a massive channel (`channels.Writer.to_dict()`, as its group keeps it) as the
+    protocol's row."""
+    return by_name(ev.WriterRow, w)
+
+
 def group_row(g) -> ev.GroupRow:
-    """A channel judged (groups.WriterGroup) as the protocol's row."""
+    """A channel judged (groups.WriterGroup) as the protocol's row: its fields of the same name, and
+    what the row says of its massive channel (`g.massive`, that channel's dict) and of its claims."""
     m = g.massive or {}
-    writers = [ev.WriterRow(w["layer"], w["row"], w["col"], w["share"], w["role"]) for w in m.get("writers", [])]
-    return ev.GroupRow(g.channel, [tuple(k) for k in g.members], g.first_layer, g.sa_before, g.sa_after,
-                       g.sa_remaining, g.verdict, g.ppl_base, g.ppl_pruned_together, g.ppl_pruned_sa_restored,
-                       g.ppl_write_zeroed, massive=bool(m), peak=m.get("peak"), persist_layers=m.get("persist_layers"),
-                       writers=writers, carriers=[tuple(k) for k in g.carriers], pruned_together=g.pruned_together,
-                       together_control=g.together_control, sa_restored=g.sa_restored,
-                       write_zeroed=g.write_zeroed, control=g.control, control_channel=g.control_channel,
-                       positions_zeroed=getattr(g, "positions_zeroed", None), write_control=getattr(g, "write_control", None),
-                       evidence=tuple(evidence_row(e) for e in (getattr(g, "evidence", None) or {}).values()))
+    return by_name(ev.GroupRow, g, members=[tuple(k) for k in g.members], carriers=[tuple(k) for k in g.carriers],
+                   massive=bool(m), peak=m.get("peak"), persist_layers=m.get("persist_layers"),
+                   writers=[writer_row(w) for w in m.get("writers", [])],
+                   evidence=tuple(evidence_row(e) for e in (g.evidence or {}).values()))
 
 
 def detection_done(d) -> ev.DetectionDone:
@@ -54,17 +66,13 @@ def super_weight_rows(session, measuring: bool = False) -> list:
     for sw in session.super_weights:
         busy = measuring and sw.is_super is None
         edit = session.ledger.edit(sw.key)
-        rows.append(ev.SuperWeightRow(
-            sw.layer, sw.row, sw.col, value=sw.value,
+        rows.append(by_name(
+            ev.SuperWeightRow, sw,
             current=sw.value if busy else session.ledger.current_value(*sw.key),
             state="measuring…" if busy else session.state_of(sw.key),
             pruned=edit is not None and edit.op == "prune", sa_restored=sw.key in session.sa_restore,
-            measuring=busy, label=sw.label, source=sw.source, verdict=sw.verdict, is_super=sw.is_super,
-            ppl_base=sw.ppl_base, ppl_pruned=sw.ppl_pruned, zscore=sw.zscore, share=sw.share,
-            prompts_spiking=sw.prompts_spiking, prompts_total=sw.prompts_total,
-            ratio=None if busy and not sw.provisional else sw.ratio, control=None if busy else sw.control,
+            measuring=busy, ratio=None if busy and not sw.provisional else sw.ratio,
+            control=None if busy else sw.control, sa_ratio=None if busy else sw.sa_ratio,
             provisional=Verdict.of(sw.provisional) if busy else None,
-            control_key=sw.control_key, sa_ratio=None if busy else sw.sa_ratio, role=sw.role,
-            expert=sw.expert, contribution=sw.contribution, small_effect=sw.small_effect,
             evidence=None if busy else evidence_row(sw.evidence)))
     return rows

@@ -44,11 +44,21 @@ def run_inspector(args) -> int:
                    theme=args.theme, eval_text=eval_text)
 
 
+def use_threads(n: int) -> None:
+    """torch's intra-op threads: OMP_NUM_THREADS before torch is imported (the TUI imports it on its
+    engine thread; `serve`'s app processes inherit it), set_num_threads where it already is."""
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in COMMANDS else None
     parser = build_parser(command)
     args = parser.parse_args(argv[1:] if command else argv)
+    if getattr(args, "threads", None):
+        use_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from swtui.core.errors import SwtuiError

@@ -20,6 +20,16 @@ class Parser(argparse.ArgumentParser):
 
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of threads, 1 or more, not {text!r}")
+    return n
+
+
 def _model_options(p: argparse.ArgumentParser, model_positional: bool = True) -> None:
     if model_positional:
         p.add_argument("model", nargs="?", default=None, metavar="MODEL",
@@ -36,6 +46,9 @@ def _model_options(p: argparse.ArgumentParser, model_positional: bool = True) ->
     g.add_argument("--stream", action="store_true",
                    help="models larger than memory: read each decoder layer from the safetensors files as it "
                         "runs, every arm of a look in one pass over the weights (docs/performance.md#streaming)")
+    g.add_argument("--threads", type=_positive, default=None, metavar="N",
+                   help="CPU threads for torch's forwards (default: torch's own, every core; OMP_NUM_THREADS "
+                        "also sets it)")
     g.add_argument("--revision", default=None, help="hub revision (resolved from the local cache)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code from the repo (off)")
     g.add_argument("--allow-pickle", action="store_true",

@@ -70,7 +70,7 @@ class SwtuiApp(App):
         if engine is None:
             self.engine = Engine(self._emit, source, load_options, prompt=prompt, max_new_tokens=max_new_tokens,
                                  detect_on_load=detect_on_load, session=session, detection=detection,
-                                 snapshot=snapshot, snapshot_force=snapshot_force, leave_core_for_ui=True,
+                                 snapshot=snapshot, snapshot_force=snapshot_force,
                                  eval_text=eval_text)
         else:
             self.engine = engine(self._emit)

@@ -57,6 +57,8 @@ CASES = [
     ("scale: inf", ["ablate", "tiny:llama", "--scale", "1,5,17=inf"], "finite"),
     ("scale: text", ["ablate", "tiny:llama", "--scale", "1,5,17=double"], "number"),
     ("bits out of range", ["quant", "tiny:llama", "--bits", "12"], "bits"),
+    ("threads: zero", ["scan", "tiny:llama", "--threads", "0"], "1 or more"),
+    ("threads: text", ["scan", "tiny:llama", "--threads", "all"], "1 or more"),
     ("block size that does not fit", ["quant", "tiny:llama", "--group", "tile", "--block", "7"], "tile size"),
     ("sweep block too small", ["quant-sweep", "tiny:llama", "--blocks", "1"], "does not fit"),
     ("empty prompt", ["scan", "tiny:llama", "--prompt", "  "], "prompt is empty"),

@@ -35,3 +35,15 @@ def test_every_headless_call_says_what_it_does_before_importing_torch():
     torch_at = next(i for i, ln in enumerate(lines) if ln.endswith("| torch"))
     assert notice < torch_at
     assert proc.returncode == 2 and lines[-1].startswith("swtui: could not load the model")
+
+
+def test_threads_sets_torchs_threads_whatever_the_environment_says():
+    """--threads wins over OMP_NUM_THREADS, and the plan's cost records the threads its seconds took."""
+    import json
+    import os
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "swtui", "scan", "tiny:llama", "--threads", "2", "--json"],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["plan"]["cost"]["torch_threads"] == 2

@@ -152,8 +152,8 @@ def replay(tmp_path_factory):
         mp.setattr(metrics, "stopword_prompts", lambda: prompts)
         mp.setattr(metrics, "eval_text", lambda path=None: EVAL_TEXT if path is None else real_eval_text(path))
         out = Collector()
-        # leave_core_for_ui as the app does: torch's threads on a busy machine otherwise wait on each other
-        engine = Engine(out, "tiny:llama", CPU, max_new_tokens=8, token_interval=0.05, leave_core_for_ui=True)
+        # one torch thread: torch's threads on a busy machine otherwise wait on each other
+        engine = Engine(out, "tiny:llama", CPU, max_new_tokens=8, token_interval=0.05, threads=1)
         engine.start()
         try:
             assert engine.wait_idle(timeout=120, settle=0.3), "the engine did not settle after loading"

@@ -212,3 +212,17 @@ def test_every_deciding_claim_stands_beside_k_controls():
         if r.claim.kind != ClaimKind.SA_RESTORE:
             assert len(r.claim.controls) == K, (r.claim.name, len(r.claim.controls))
     assert all(len(c.evidence["controls"]) == K for c in d.candidates)
+
+
+def test_nearest_is_a_stable_sorts_first_k_ties_and_infinities_included():
+    import torch
+
+    from swtui.core.detection.controls import nearest
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        n = int(torch.randint(1, 300, (1,), generator=g))
+        dist = torch.randint(0, 6, (n,), generator=g).double()  # many ties
+        dist[torch.rand(n, generator=g) < 0.3] = float("inf")
+        k = int(torch.randint(0, 12, (1,), generator=g))
+        assert nearest(dist, k) == torch.sort(dist, stable=True).indices[:k].tolist(), (trial, n, k)

@@ -23,8 +23,8 @@ def engine(monkeypatch):
     prompts = metrics.stopword_prompts()[:3]  # a shorter stopword measurement: the test is the handler
     monkeypatch.setattr(metrics, "stopword_prompts", lambda: prompts)
     s = tiny_session("llama")
-    # leave_core_for_ui as the app does: torch's threads on a busy machine otherwise wait on each other
-    w, out = idle_worker(s, tokens=4, eval_text=EVAL_TEXT, leave_core_for_ui=True)
+    # one torch thread: torch's threads on a busy machine otherwise wait on each other
+    w, out = idle_worker(s, tokens=4, eval_text=EVAL_TEXT, threads=1)
     yield w, out, s
     assert w.stop(timeout=10)
 

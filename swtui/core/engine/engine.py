@@ -34,7 +34,7 @@ class Engine:
     def __init__(self, emit: Callable[[ev.Event], None], source: str | None, load_options=None,
                  prompt: str = GEN_PROMPT, max_new_tokens: int = 24,
                  detect_on_load: bool = True, session=None, detection=None, snapshot: dict | None = None,
-                 snapshot_force: bool = False, eval_text: str | None = None, leave_core_for_ui: bool = False,
+                 snapshot_force: bool = False, eval_text: str | None = None, threads: int | None = None,
                  token_interval: float = TOKEN_INTERVAL):
         self.emit = emit
         self.source = source
@@ -46,7 +46,8 @@ class Engine:
         self.snapshot = snapshot
         self.snapshot_force = snapshot_force  # open the snapshot even if the weight hash differs
         self.eval_text = eval_text  # the perplexity's text (None: the bundled one)
-        self.leave_core_for_ui = leave_core_for_ui
+        #: torch's intra-op threads while the engine runs (None: torch's own, every core); restored after
+        self.threads = threads
         self.token_interval = token_interval
         #: what was measured last (detection, probe, measurement, comparison, sweeps): export reads it
         self.findings = Findings(detection=detection)
@@ -236,14 +237,13 @@ class Engine:
         return None
 
     def _load(self) -> bool:
-        if self.leave_core_for_ui:
-            import os
-
+        if self.threads:
             import torch
 
-            # torch's intra-op pool would otherwise take every core and starve the UI thread
+            # every core by default: on 2 cores the UI's keys stay within budget with torch on both
+            # (docs/performance.md, "Threads"); a caller may ask for fewer (tests on a busy machine)
             self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+            torch.set_num_threads(self.threads)
         if self.session is None:
             from swtui.core.model.loading import load_model
             from swtui.core.edits.session import Session

@@ -47,12 +47,14 @@ class Cost:
     prefix_layers_skipped: int = 0  # decoder layer computations saved by the shared prefixes
     layer_runs: int = 0  # decoder layer computations done
     seconds: float = 0.0
+    threads: int | None = None  # torch's CPU threads when it last ran (its seconds depend on them)
 
     def to_json(self) -> dict:
         return {"tokens_total": sum(self.tokens.values()), "tokens_per_arm": dict(self.tokens),
                 "tokens_per_look": {str(k): v for k, v in sorted(self.per_look.items())},
                 "forwards": self.forwards, "layer_runs": self.layer_runs,
-                "layer_runs_saved_by_prefix": self.prefix_layers_skipped, "seconds": round(self.seconds, 3)}
+                "layer_runs_saved_by_prefix": self.prefix_layers_skipped, "seconds": round(self.seconds, 3),
+                "torch_threads": self.threads}
 
 
 class PlanRunner:
@@ -81,7 +83,10 @@ class PlanRunner:
     def run(self, claims: list[Claim], on_claim: Callable[[ClaimResult], None] | None = None,
             cancel: threading.Event | None = None, progress: Callable[[float], None] | None = None) -> list[ClaimResult]:
         """Measure `claims` (strongest first) until each is decided; `on_claim` as each one is."""
+        import torch
+
         t0 = time.perf_counter()
+        self.cost.threads = torch.get_num_threads()
         order = sorted(claims, key=lambda c: -c.priority)
         results = [ClaimResult(c, ArmResult(c.treatment), [ArmResult(a) for a in c.controls],
                                threshold=self.threshold, level=self.schedule.level) for c in order]
